@@ -4,4 +4,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod cli;
+pub mod client;
 pub mod core;
+pub mod error;
+pub mod fsutil;
+pub mod net;
+pub mod pki;
+pub mod server;
+pub mod tls;

@@ -1,1 +1,26 @@
-fn main(){}
+//! The `idprov` binary: a thin wrapper around [`idprov::cli`].
+
+use clap::Parser;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = idprov::cli::Cli::parse();
+    let filter = cli.log.clone().unwrap_or_else(|| "info".into());
+    let env_filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("idprov: cannot start the async runtime: {e}");
+            return ExitCode::from(idprov::cli::EXIT_USAGE);
+        }
+    };
+    rt.block_on(idprov::cli::run(cli))
+}

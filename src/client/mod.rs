@@ -1,0 +1,373 @@
+//! The reference device client (PROTOCOL §9): discovery, leap of faith and
+//! CA pinning, signed requests, Waiting retries, every acceptance check, and
+//! atomic writes of `ca.pem`, `cert.pem`, `key.pem`; renewal over mutual TLS.
+
+pub mod discover;
+
+use crate::core::directory::{parse_directory, Directory, DirectoryError};
+use crate::core::messages::{
+    ProvisionRequest, ProvisionResponse, ProvisionStatus, Signed, EXT_CSR,
+};
+use crate::core::sign::{self, KeyVariant};
+use crate::fsutil::{write_all_atomic, MODE_PRIVATE, MODE_PUBLIC};
+use crate::net::{self, NetError};
+use crate::pki::{cert_der_from_pem, verify_chain, CertInfo, Usage};
+use crate::tls::{client_config, ClientIdentity, ServerTrust};
+use http::Method;
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+/// File names a device keeps in its directory.
+pub mod files {
+    /// The pinned CA.
+    pub const CA: &str = "ca.pem";
+    /// The device certificate.
+    pub const CERT: &str = "cert.pem";
+    /// The device private key (mode 0600).
+    pub const KEY: &str = "key.pem";
+}
+
+/// Features the client implements (for the shim's `IDPROV_FEATURE`).
+pub const FEATURES: &[&str] = &["discovery", "csr", "renewal", "pinning", "waiting"];
+
+/// Settings of one provisioning run.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Directory URL; `None` means discover by DNS-SD.
+    pub url: Option<String>,
+    /// Device ID.
+    pub device_id: String,
+    /// OOB secret (not needed for renewal).
+    pub secret: Option<Zeroizing<String>>,
+    /// Output directory.
+    pub dir: PathBuf,
+    /// Pre-provisioned CA PEM file.
+    pub ca: Option<PathBuf>,
+    /// Overall time limit, Waiting retries included.
+    pub timeout: Duration,
+    /// Largest wait between retries, whatever `retrySec` says.
+    pub max_retry: Duration,
+    /// Time limit of each HTTP exchange.
+    pub request_timeout: Duration,
+    /// Time limit of DNS-SD discovery.
+    pub discovery_timeout: Duration,
+}
+
+impl ClientOptions {
+    /// Options with defaults for everything but identity and output.
+    pub fn new(device_id: &str, secret: Option<&str>, dir: &Path) -> Self {
+        ClientOptions {
+            url: None,
+            device_id: device_id.to_string(),
+            secret: secret.map(|s| Zeroizing::new(s.to_string())),
+            dir: dir.to_path_buf(),
+            ca: None,
+            timeout: Duration::from_secs(120),
+            max_retry: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(15),
+            discovery_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why provisioning did not end with a verified certificate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Bad arguments or local files.
+    #[error("{0}")]
+    Usage(String),
+    /// DNS-SD found nothing usable.
+    #[error("discovery failed: {0}")]
+    Discovery(String),
+    /// Network or TLS failure (an untrusted server lands here).
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The directory could not be used.
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
+    /// No CA to pin.
+    #[error("the server offers no CA certificate and none was given (--ca)")]
+    NoCa,
+    /// The server answered an HTTP error.
+    #[error("server answered HTTP {status}: {body}")]
+    Http {
+        /// Status code.
+        status: u16,
+        /// First line of the body.
+        body: String,
+    },
+    /// The server answered Rejected.
+    #[error("server rejected the request (signature did not verify: wrong secret?)")]
+    Rejected,
+    /// Still Waiting when the overall timeout ran out.
+    #[error("server still says Waiting and the {0:?} time limit would pass before the next retry (no OOB secret posted for this device?)")]
+    StillWaiting(Duration),
+    /// The response or certificate failed a check (PROTOCOL §9 rule 3).
+    #[error("refusing the server's answer: {0}")]
+    Refused(String),
+    /// Writing the files failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// Path.
+        path: PathBuf,
+        /// Error.
+        source: std::io::Error,
+    },
+}
+
+/// A successful run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Directory URL used.
+    pub url: String,
+    /// Whether this was a renewal.
+    pub renewed: bool,
+    /// Serial of the new certificate.
+    pub serial: String,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// Number of provisioning requests sent.
+    pub requests: u32,
+}
+
+struct Existing {
+    ca_pem: String,
+    identity: ClientIdentity,
+}
+
+fn read_existing(dir: &Path) -> Result<Option<Existing>, ClientError> {
+    let (c, k, a) = (dir.join(files::CERT), dir.join(files::KEY), dir.join(files::CA));
+    if !c.exists() && !k.exists() {
+        return Ok(None);
+    }
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| ClientError::Usage(format!("{}: {e}", p.display())))
+    };
+    Ok(Some(Existing {
+        ca_pem: read(&a)?,
+        identity: ClientIdentity {
+            cert_pem: read(&c)?,
+            key_pem: read(&k)?,
+        },
+    }))
+}
+
+fn first_line(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// Runs provisioning (or renewal when `dir` holds a set) to completion.
+pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
+    let started = Instant::now();
+    crate::core::validate::check_device_id(&opts.device_id)
+        .map_err(|e| ClientError::Usage(e.to_string()))?;
+    std::fs::create_dir_all(&opts.dir)
+        .map_err(|e| ClientError::Usage(format!("{}: {e}", opts.dir.display())))?;
+    let existing = read_existing(&opts.dir)?;
+    let given_ca = match &opts.ca {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| ClientError::Usage(format!("--ca {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    if existing.is_none() && opts.secret.as_deref().is_none_or(|s| s.is_empty()) {
+        return Err(ClientError::Usage(
+            "a secret is needed for first provisioning (--secret)".into(),
+        ));
+    }
+    let url = match &opts.url {
+        Some(u) if !u.is_empty() => u.clone(),
+        _ => {
+            let t = opts.discovery_timeout;
+            let found = tokio::task::spawn_blocking(move || discover::discover(t))
+                .await
+                .map_err(|e| ClientError::Discovery(e.to_string()))?
+                .map_err(ClientError::Discovery)?;
+            tracing::info!(service = %found.fullname, url = %found.url, "discovered server");
+            found.url
+        }
+    };
+    // Trust before the directory: a given CA, else the CA of the set we
+    // hold, else leap of faith (PROTOCOL §3).
+    let prior_ca = given_ca
+        .clone()
+        .or_else(|| existing.as_ref().map(|e| e.ca_pem.clone()));
+    let dir_trust = match &prior_ca {
+        Some(ca) => ServerTrust::Pinned(ca.clone()),
+        None => ServerTrust::LeapOfFaith,
+    };
+    let cfg = Arc::new(client_config(&dir_trust, None).map_err(|e| ClientError::Usage(e.to_string()))?);
+    let resp = net::request(&url, Method::GET, None, cfg, opts.request_timeout).await?;
+    if resp.status != 200 {
+        return Err(ClientError::Http {
+            status: resp.status,
+            body: first_line(&resp.body),
+        });
+    }
+    let directory: Directory = parse_directory(&resp.body, &url)?;
+    let local_ip = resp.local_addr.ip().to_string();
+    let pinned_pem = match (&prior_ca, &directory.ca_cert_pem) {
+        (Some(ca), _) => ca.clone(),
+        (None, Some(ca)) => ca.clone(),
+        (None, None) => return Err(ClientError::NoCa),
+    };
+    let pinned_der = cert_der_from_pem(&pinned_pem)
+        .map_err(|e| ClientError::Refused(format!("CA to pin: {e}")))?;
+
+    // A new key for every issuance (renewal rotates the key).
+    let key = KeyPair::generate().map_err(|e| ClientError::Usage(e.to_string()))?;
+    let csr_pem = if directory.extensions.iter().any(|e| e == EXT_CSR) {
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, opts.device_id.as_str());
+        p.distinguished_name = dn;
+        Some(
+            p.serialize_request(&key)
+                .and_then(|c| c.pem())
+                .map_err(|e| ClientError::Usage(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let renewing = existing.is_some();
+    let mut msg = ProvisionRequest {
+        device_id: opts.device_id.clone(),
+        ip: local_ip,
+        mac: String::new(),
+        public_key_pem: key.public_key_pem(),
+        csr_pem,
+        signature: String::new(),
+    };
+    // Renewal is authorised by the TLS certificate; the request is signed
+    // with the empty key like the reference's renewal responses.
+    let signing_key: Zeroizing<Vec<u8>> = match (&opts.secret, renewing) {
+        (Some(s), false) => Zeroizing::new(KeyVariant::Raw.key(s)),
+        _ => Zeroizing::new(Vec::new()),
+    };
+    let body = msg.sign_with_key(&signing_key);
+    let identity = existing.as_ref().map(|e| e.identity.clone());
+    let prov_cfg = Arc::new(
+        client_config(&ServerTrust::Pinned(pinned_pem.clone()), identity.as_ref())
+            .map_err(|e| ClientError::Usage(format!("current certificate set: {e}")))?,
+    );
+    let mut requests = 0u32;
+    loop {
+        requests += 1;
+        let resp = net::request(
+            &directory.post_provision_request,
+            Method::POST,
+            Some(body.clone()),
+            prov_cfg.clone(),
+            opts.request_timeout,
+        )
+        .await?;
+        if resp.status != 200 {
+            return Err(ClientError::Http {
+                status: resp.status,
+                body: first_line(&resp.body),
+            });
+        }
+        let parsed: ProvisionResponse = serde_json::from_slice(&resp.body).map_err(|e| {
+            ClientError::Refused(format!("provisioning response is not valid: {e}"))
+        })?;
+        match parsed.status {
+            ProvisionStatus::Rejected => return Err(ClientError::Rejected),
+            ProvisionStatus::Waiting => {
+                // An unsigned hint: bounded by our own limits (PROTOCOL §6).
+                let hinted = if parsed.retry_sec == 0 { 5 } else { parsed.retry_sec };
+                let wait = Duration::from_secs(hinted)
+                    .min(opts.max_retry)
+                    .max(Duration::from_secs(1));
+                if started.elapsed() + wait > opts.timeout {
+                    return Err(ClientError::StillWaiting(opts.timeout));
+                }
+                tracing::info!(wait_s = wait.as_secs(), "server says Waiting; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            ProvisionStatus::Approved => {
+                if !renewing {
+                    sign::verify_raw(&resp.body, &signing_key).map_err(|e| {
+                        ClientError::Refused(format!("response signature: {e}"))
+                    })?;
+                }
+                let now = OffsetDateTime::now_utc();
+                let info = check_certificate(
+                    &parsed,
+                    &pinned_der,
+                    &opts.device_id,
+                    &rcgen::PublicKeyData::subject_public_key_info(&key),
+                    now,
+                )?;
+                let d = &opts.dir;
+                let key_pem = Zeroizing::new(key.serialize_pem());
+                let (kp, cp, ap) = (d.join(files::KEY), d.join(files::CERT), d.join(files::CA));
+                write_all_atomic(&[
+                    (&kp, key_pem.as_bytes(), MODE_PRIVATE),
+                    (&cp, parsed.client_cert.as_bytes(), MODE_PUBLIC),
+                    (&ap, pinned_pem.as_bytes(), MODE_PUBLIC),
+                ])
+                .map_err(|source| ClientError::Write {
+                    path: d.clone(),
+                    source,
+                })?;
+                return Ok(Outcome {
+                    url,
+                    renewed: renewing,
+                    serial: info.serial_hex,
+                    not_after: info.not_after,
+                    requests,
+                });
+            }
+        }
+    }
+}
+
+/// PROTOCOL §9 rule 3: the certificate chains to the pinned CA, names this
+/// device, carries our key and is valid now; a `caCert` sent along must be
+/// the pinned CA.
+pub fn check_certificate(
+    resp: &ProvisionResponse,
+    pinned_ca_der: &[u8],
+    device_id: &str,
+    our_spki_der: &[u8],
+    now: OffsetDateTime,
+) -> Result<CertInfo, ClientError> {
+    let refuse = |m: String| ClientError::Refused(m);
+    if !resp.ca_cert.is_empty() {
+        let offered = cert_der_from_pem(&resp.ca_cert)
+            .map_err(|e| refuse(format!("caCert in response: {e}")))?;
+        if offered != pinned_ca_der {
+            return Err(refuse("caCert in response is not the pinned CA".into()));
+        }
+    }
+    let der = cert_der_from_pem(&resp.client_cert)
+        .map_err(|e| refuse(format!("clientCert: {e}")))?;
+    let info = CertInfo::from_der(&der).map_err(|e| refuse(format!("clientCert: {e}")))?;
+    verify_chain(&der, pinned_ca_der, now, Usage::Client).map_err(|e| refuse(e.to_string()))?;
+    if info.cn.len() != 1 || info.cn[0] != device_id {
+        return Err(refuse(format!(
+            "certificate is for CN {:?}, not {device_id:?}",
+            info.cn
+        )));
+    }
+    if info.spki_der != our_spki_der {
+        return Err(refuse("certificate does not carry our public key".into()));
+    }
+    if !info.valid_at(now) {
+        return Err(refuse("certificate is not valid now".into()));
+    }
+    Ok(info)
+}

@@ -1,0 +1,303 @@
+//! The four endpoints (PROTOCOL §3–§7). Every error becomes a status code
+//! through [`RequestError::status`] only.
+
+use super::Shared;
+use crate::core::decision::{Authority, Decision, PeerCert, Role};
+use crate::core::messages::{
+    ErrorMessage, ProvisionResponse, ProvisionStatus, Signed, StatusMessage, DIRECTORY_PATH,
+    MAX_BODY, OOB_PATH, PROVREQ_PATH, STATUS_PREFIX,
+};
+use crate::core::validate::{self, check_device_id};
+use crate::error::RequestError;
+use crate::pki::{verify_csr, DevicePublicKey};
+use crate::server::store::IssuedRecord;
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Time allowed for a client to send its whole body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Per-connection facts handed to every request on it.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The peer's address.
+    pub peer_addr: SocketAddr,
+    /// The verified client certificate, if any.
+    pub peer_cert: Arc<PeerCert>,
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn error_response(e: &RequestError) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&ErrorMessage {
+        error: validate::one_line(e),
+    })
+    .unwrap_or_default();
+    let mut r = json_response(e.status(), body);
+    if let RequestError::MethodNotAllowed { allow } = e {
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    r
+}
+
+/// Serves one request.
+pub async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    conn: ConnInfo,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let result = route(req, &shared, &conn).await;
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::error!(%method, %path, peer = %conn.peer_addr, error = %e, "request failed");
+            } else {
+                tracing::debug!(%method, %path, peer = %conn.peer_addr, error = %e, "request refused");
+            }
+            error_response(&e)
+        }
+    };
+    Ok(resp)
+}
+
+fn expect_method(req: &Request<Incoming>, m: Method, allow: &'static str) -> Result<(), RequestError> {
+    if req.method() == m {
+        Ok(())
+    } else {
+        Err(RequestError::MethodNotAllowed { allow })
+    }
+}
+
+async fn route(
+    req: Request<Incoming>,
+    shared: &Shared,
+    conn: &ConnInfo,
+) -> Result<Response<Full<Bytes>>, RequestError> {
+    let path = req.uri().path().to_string();
+    match path.as_str() {
+        DIRECTORY_PATH => {
+            expect_method(&req, Method::GET, "GET")?;
+            Ok(json_response(StatusCode::OK, shared.directory_json.clone()))
+        }
+        OOB_PATH => {
+            expect_method(&req, Method::POST, "POST")?;
+            require_admin(conn, OffsetDateTime::now_utc())?;
+            let body = read_body(req).await?;
+            post_oob(shared, &body)
+        }
+        PROVREQ_PATH => {
+            expect_method(&req, Method::POST, "POST")?;
+            let body = read_body(req).await?;
+            provision(shared, conn, body).await
+        }
+        p if p.starts_with(STATUS_PREFIX) => {
+            expect_method(&req, Method::GET, "GET")?;
+            require_admin(conn, OffsetDateTime::now_utc())?;
+            let id = &p[STATUS_PREFIX.len()..];
+            status(shared, id).await
+        }
+        _ => Err(RequestError::NotFound),
+    }
+}
+
+fn require_admin(conn: &ConnInfo, now: OffsetDateTime) -> Result<(), RequestError> {
+    match conn.peer_cert.role(now) {
+        Role::Admin(_) | Role::Plugin(_) => Ok(()),
+        Role::Anonymous => Err(RequestError::Unauthenticated),
+        Role::Device(cn) => Err(RequestError::Forbidden(format!("device `{cn}`"))),
+        Role::Other => Err(RequestError::Forbidden("not admin or plugin".into())),
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, RequestError> {
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > MAX_BODY as u64 {
+            return Err(RequestError::TooLarge { limit: MAX_BODY });
+        }
+    }
+    let limited = Limited::new(req.into_body(), MAX_BODY);
+    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => Err(RequestError::Timeout),
+        Ok(Err(e)) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Err(RequestError::TooLarge { limit: MAX_BODY })
+            } else {
+                Err(RequestError::Invalid(validate::InvalidInput::Json(format!(
+                    "body could not be read: {e}"
+                ))))
+            }
+        }
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+fn post_oob(shared: &Shared, body: &[u8]) -> Result<Response<Full<Bytes>>, RequestError> {
+    let now = OffsetDateTime::now_utc();
+    let post = validate::parse_oob(body, now)?;
+    {
+        let mut secrets = shared.lock_secrets();
+        if secrets.len() >= shared.config.max_secrets {
+            secrets.purge_expired(now);
+        }
+        if secrets.len() >= shared.config.max_secrets && secrets.get(&post.device_id).is_none() {
+            return Err(RequestError::Internal("secret store is full".into()));
+        }
+        secrets.post(&post.device_id, &post.secret, post.valid_until);
+    }
+    tracing::info!(device = %post.device_id, valid_until = %post.valid_until, "OOB secret posted");
+    Ok(json_response(StatusCode::OK, b"{}".to_vec()))
+}
+
+async fn provision(
+    shared: &Shared,
+    conn: &ConnInfo,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, RequestError> {
+    let now = OffsetDateTime::now_utc();
+    let req = validate::parse_provision_request(&body)?;
+    let key = DevicePublicKey::from_pem(&req.public_key_pem).map_err(RequestError::BadKey)?;
+    if let Some(csr) = &req.csr_pem {
+        verify_csr(csr, &key).map_err(RequestError::BadCsr)?;
+    }
+    if req.ip != conn.peer_addr.ip().to_string() {
+        tracing::debug!(device = %req.device_id, claimed = %req.ip, peer = %conn.peer_addr, "ip field differs from peer address");
+    }
+    let (decision, taken) = shared.lock_secrets().decide_and_apply(
+        &req.device_id,
+        &body,
+        &conn.peer_cert,
+        now,
+        shared.config.guess_limit,
+    );
+    let ca_pem = shared.ca.cert_pem().to_string();
+    match decision {
+        Decision::Waiting { reason } => {
+            tracing::info!(device = %req.device_id, ?reason, "provisioning: Waiting");
+            let mut r = ProvisionResponse {
+                retry_sec: shared.config.waiting_retry_sec,
+                status: ProvisionStatus::Waiting,
+                ca_cert: ca_pem,
+                client_cert: String::new(),
+                signature: String::new(),
+            };
+            Ok(json_response(StatusCode::OK, r.unsigned()))
+        }
+        Decision::Rejected {
+            reason,
+            secret_discarded,
+        } => {
+            tracing::warn!(device = %req.device_id, %reason, secret_discarded, "provisioning: Rejected");
+            let mut r = ProvisionResponse {
+                retry_sec: 0,
+                status: ProvisionStatus::Rejected,
+                ca_cert: ca_pem,
+                client_cert: String::new(),
+                signature: String::new(),
+            };
+            Ok(json_response(StatusCode::OK, r.unsigned()))
+        }
+        Decision::Approve {
+            authority,
+            response_key,
+        } => {
+            let issued = shared
+                .ca
+                .issue_device(&req.device_id, &key, shared.config.cert_validity, now)
+                .map_err(|e| RequestError::Internal(e.to_string()));
+            let record = issued.map(|c| IssuedRecord {
+                device_id: req.device_id.clone(),
+                serial: c.serial_hex.clone(),
+                pem: c.pem.clone(),
+                issued_at: now.unix_timestamp(),
+                not_after: c.not_after.unix_timestamp(),
+                authority: match authority {
+                    Authority::Secret => "secret",
+                    Authority::Administrator => "admin",
+                    Authority::Renewal => "renewal",
+                }
+                .into(),
+            });
+            let stored = match record {
+                Ok(rec) => {
+                    let store = shared.store.clone();
+                    let rec2 = rec.clone();
+                    match tokio::task::spawn_blocking(move || store.record(&rec2)).await {
+                        Ok(Ok(())) => Ok(rec),
+                        Ok(Err(e)) => Err(RequestError::Internal(e.to_string())),
+                        Err(e) => Err(RequestError::Internal(e.to_string())),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let rec = match stored {
+                Ok(rec) => rec,
+                Err(e) => {
+                    if let Some(entry) = taken {
+                        shared.lock_secrets().restore(&req.device_id, entry);
+                    }
+                    return Err(e);
+                }
+            };
+            tracing::info!(device = %req.device_id, serial = %rec.serial, authority = %rec.authority, "provisioning: Approved");
+            let mut r = ProvisionResponse {
+                retry_sec: shared.config.renew_retry_sec(),
+                status: ProvisionStatus::Approved,
+                ca_cert: ca_pem,
+                client_cert: rec.pem,
+                signature: String::new(),
+            };
+            Ok(json_response(StatusCode::OK, r.sign_with_key(&response_key)))
+        }
+    }
+}
+
+async fn status(shared: &Shared, id: &str) -> Result<Response<Full<Bytes>>, RequestError> {
+    check_device_id(id)?;
+    let store = shared.store.clone();
+    let key = id.to_string();
+    let latest = tokio::task::spawn_blocking(move || store.latest(&key))
+        .await
+        .map_err(|e| RequestError::Internal(e.to_string()))?
+        .map_err(|e| RequestError::Internal(e.to_string()))?;
+    let msg = StatusMessage {
+        device_id: id.to_string(),
+        status: if latest.is_some() {
+            ProvisionStatus::Approved
+        } else {
+            ProvisionStatus::Waiting
+        },
+        ca_cert: shared.ca.cert_pem().to_string(),
+        client_cert: latest.map(|r| r.pem).unwrap_or_default(),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        crate::core::json::to_go_json(&msg),
+    ))
+}

@@ -1,0 +1,61 @@
+//! DNS-SD advertisement of `_idprov._tcp` with `path=` (PROTOCOL §2).
+
+use crate::core::messages::{DIRECTORY_PATH, SERVICE_TYPE};
+use mdns_sd::{ServiceDaemon, ServiceInfo};
+use std::net::SocketAddr;
+
+/// A running advertisement; unregisters on [`Advertisement::stop`].
+pub struct Advertisement {
+    daemon: ServiceDaemon,
+    fullname: String,
+}
+
+fn host_label() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let clean: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    if clean.is_empty() {
+        "idprov".into()
+    } else {
+        clean
+    }
+}
+
+impl Advertisement {
+    /// Advertises `instance` for a server listening on `addr`.
+    pub fn start(instance: &str, addr: SocketAddr) -> Result<Self, mdns_sd::Error> {
+        let daemon = ServiceDaemon::new()?;
+        let host = format!("{}.local.", host_label());
+        let props = [("path", DIRECTORY_PATH)];
+        let info = if addr.ip().is_unspecified() {
+            ServiceInfo::new(SERVICE_TYPE, instance, &host, "", addr.port(), &props[..])?
+                .enable_addr_auto()
+        } else {
+            ServiceInfo::new(
+                SERVICE_TYPE,
+                instance,
+                &host,
+                addr.ip(),
+                addr.port(),
+                &props[..],
+            )?
+        };
+        let fullname = info.get_fullname().to_string();
+        daemon.register(info)?;
+        tracing::info!(%fullname, %addr, "advertising over DNS-SD");
+        Ok(Advertisement { daemon, fullname })
+    }
+
+    /// Withdraws the advertisement and stops the daemon.
+    pub fn stop(self) {
+        if let Ok(rx) = self.daemon.unregister(&self.fullname) {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
+        }
+        if let Ok(rx) = self.daemon.shutdown() {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The reference IDProv server: HTTPS endpoints over rustls + hyper, an
+//! embedded certificate store, in-memory OOB secrets and DNS-SD.
+
+pub mod datadir;
+pub mod handler;
+pub mod mdns;
+pub mod store;
+
+use crate::core::decision::{
+    PeerCert, SecretStore, DEFAULT_GUESS_LIMIT, DEFAULT_WAITING_RETRY_SEC,
+};
+use crate::core::messages::{
+    DirectoryMessage, Endpoints, DEFAULT_PORT, EXT_CSR, VERSION,
+};
+use crate::pki::{CertAuthority, CertInfo, DEFAULT_CERT_DAYS};
+use datadir::DataDir;
+use handler::ConnInfo;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use store::CertStore;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+/// Server settings (SUITE "idprov server").
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Advertise over DNS-SD.
+    pub mdns: bool,
+    /// Validity of issued device certificates.
+    pub cert_validity: time::Duration,
+    /// Failed signatures per device before its secret is discarded.
+    pub guess_limit: u32,
+    /// `retrySec` sent with Waiting.
+    pub waiting_retry_sec: u64,
+    /// Most concurrent connections; excess ones are closed at once.
+    pub max_connections: usize,
+    /// Most OOB secrets held at once.
+    pub max_secrets: usize,
+    /// Time allowed for a TLS handshake and for request headers.
+    pub header_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+            data_dir: PathBuf::from("idprov-data"),
+            mdns: true,
+            cert_validity: time::Duration::days(DEFAULT_CERT_DAYS as i64),
+            guess_limit: DEFAULT_GUESS_LIMIT,
+            waiting_retry_sec: DEFAULT_WAITING_RETRY_SEC,
+            max_connections: 1024,
+            max_secrets: 100_000,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// `retrySec` for Approved: renew after a third of the validity.
+    pub fn renew_retry_sec(&self) -> u64 {
+        (self.cert_validity.whole_seconds().max(3) / 3) as u64
+    }
+}
+
+/// State shared by all connections.
+pub struct Shared {
+    /// Settings.
+    pub config: ServerConfig,
+    /// The CA.
+    pub ca: CertAuthority,
+    /// Issued certificates.
+    pub store: Arc<CertStore>,
+    secrets: Mutex<SecretStore>,
+    directory_json: Vec<u8>,
+}
+
+impl Shared {
+    /// Locks the secret store (a poisoned lock is recovered: the store has
+    /// no invariant a panic could break half-way).
+    pub fn lock_secrets(&self) -> MutexGuard<'_, SecretStore> {
+        self.secrets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Data directory problem.
+    #[error(transparent)]
+    DataDir(#[from] datadir::DataDirError),
+    /// Store problem.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// TLS configuration problem.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// Could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Error.
+        source: std::io::Error,
+    },
+    /// DNS-SD failed.
+    #[error("DNS-SD advertisement: {0}")]
+    Mdns(String),
+}
+
+/// A server that is running; dropping it does not stop it, call
+/// [`RunningServer::shutdown`].
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// CA certificate PEM.
+    pub ca_pem: String,
+    /// Shared state (for tests and in-process tools).
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The directory URL.
+    pub fn directory_url(&self) -> String {
+        format!("https://{}{}", self.addr, crate::core::messages::DIRECTORY_PATH)
+    }
+
+    /// Stops accepting, lets open requests finish (up to 5 s), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn san_ips(listen: IpAddr) -> Vec<IpAddr> {
+    let mut ips = vec![
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ];
+    if listen.is_unspecified() {
+        if let Ok(ifs) = if_addrs::get_if_addrs() {
+            ips.extend(ifs.into_iter().map(|i| i.ip()));
+        }
+    } else {
+        ips.push(listen);
+    }
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+fn peer_cert(conn: &rustls::ServerConnection) -> PeerCert {
+    let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) else {
+        return PeerCert::None;
+    };
+    match CertInfo::from_der(leaf) {
+        Ok(info) => PeerCert::Verified {
+            cn: info.cn.first().cloned().unwrap_or_default(),
+            ous: info.ou,
+            not_before: info.not_before,
+            not_after: info.not_after,
+        },
+        Err(_) => PeerCert::None,
+    }
+}
+
+/// Starts a server: prepares the data dir, binds, advertises, serves.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let dd = DataDir::open_or_create(
+        &config.data_dir,
+        &["localhost".to_string()],
+        &san_ips(addr.ip()),
+    )?;
+    if dd.created {
+        tracing::info!(dir = %dd.path.display(), "created CA and admin/plugin credentials");
+    }
+    let tls = crate::tls::server_config(
+        dd.ca.cert_pem(),
+        &dd.server_cert_pem,
+        &dd.server_key_pem,
+    )?;
+    let store = Arc::new(CertStore::open(&dd.path.join(datadir::files::DB))?);
+    let directory = DirectoryMessage {
+        endpoints: Endpoints::default(),
+        ca_cert: dd.ca.cert_pem().to_string(),
+        version: VERSION.into(),
+        services: BTreeMap::new(),
+        extensions: vec![EXT_CSR.into()],
+    };
+    let ca_pem = dd.ca.cert_pem().to_string();
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        ca: dd.ca,
+        store,
+        secrets: Mutex::new(SecretStore::new()),
+        directory_json: crate::core::json::to_go_json(&directory),
+    });
+    let advert = if config.mdns {
+        Some(mdns::Advertisement::start("idprov", addr).map_err(|e| StartError::Mdns(e.to_string()))?)
+    } else {
+        None
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(
+        listener,
+        TlsAcceptor::from(Arc::new(tls)),
+        shared.clone(),
+        stop_rx,
+        advert,
+    ));
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "idprov server listening");
+    Ok(RunningServer {
+        addr,
+        data_dir: config.data_dir.clone(),
+        ca_pem,
+        shared,
+        stop,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    advert: Option<mdns::Advertisement>,
+) {
+    let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer_addr) = tokio::select! {
+            _ = stop.changed() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer_addr, "connection cap reached; closing new connection");
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let shared = shared.clone();
+        let timeout = shared.config.header_timeout;
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer_addr, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer_addr, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let info = ConnInfo {
+                peer_addr,
+                peer_cert: Arc::new(peer_cert(tls.get_ref().1)),
+            };
+            let svc = hyper::service::service_fn(move |req| {
+                handler::handle(req, shared.clone(), info.clone())
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(tls), svc);
+            let conn = watcher.watch(conn);
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer_addr, error = %e, "connection ended with error");
+            }
+        });
+    }
+    drop(listener);
+    if let Some(a) = advert {
+        let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+    }
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 5 s; closing them");
+    }
+}
