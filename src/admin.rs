@@ -67,9 +67,12 @@ fn check(resp: HttpsResponse) -> Result<HttpsResponse, AdminError> {
 
 impl AdminClient {
     fn cfg(&self) -> Result<Arc<rustls::ClientConfig>, AdminError> {
-        client_config(&ServerTrust::Pinned(self.ca_pem.clone()), Some(&self.identity))
-            .map(Arc::new)
-            .map_err(|e| AdminError::Usage(e.to_string()))
+        client_config(
+            &ServerTrust::Pinned(self.ca_pem.clone()),
+            Some(&self.identity),
+        )
+        .map(Arc::new)
+        .map_err(|e| AdminError::Usage(e.to_string()))
     }
 
     /// Endpoint URLs from the directory, or the default paths if it cannot

@@ -75,7 +75,11 @@ pub fn write_all_atomic(files: &[(&Path, &[u8], u32)]) -> io::Result<()> {
         s.commit()?;
     }
     if let Some(dir) = dir {
-        if let Ok(d) = File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir }) {
+        if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &dir
+        }) {
             let _ = d.sync_all();
         }
     }

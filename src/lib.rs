@@ -13,4 +13,5 @@ pub mod fsutil;
 pub mod net;
 pub mod pki;
 pub mod server;
+pub mod suite;
 pub mod tls;

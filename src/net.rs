@@ -155,7 +155,10 @@ async fn request_inner(
         .method(method)
         .uri(t.path.as_str())
         .header(header::HOST, t.authority.as_str())
-        .header(header::USER_AGENT, concat!("idprov/", env!("CARGO_PKG_VERSION")));
+        .header(
+            header::USER_AGENT,
+            concat!("idprov/", env!("CARGO_PKG_VERSION")),
+        );
     if body.is_some() {
         builder = builder.header(header::CONTENT_TYPE, "application/json");
     }
@@ -172,7 +175,9 @@ async fn request_inner(
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 NetError::TooLarge
             } else {
                 NetError::Http(e.to_string())
@@ -196,7 +201,10 @@ mod tests {
     #[test]
     fn urls() {
         let t = parse_url("https://[::1]:43776/idprov/directory").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 43776, "/idprov/directory"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("::1", 43776, "/idprov/directory")
+        );
         assert_eq!(t.authority, "[::1]:43776");
         assert!(parse_url("http://x/").is_err());
         assert!(parse_url("nonsense").is_err());

@@ -4,8 +4,8 @@
 
 use crate::core::messages::{OU_ADMIN, OU_DEVICE, OU_PLUGIN};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{
@@ -222,12 +222,7 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn leaf_params(
-    cn: &str,
-    ou: &str,
-    now: OffsetDateTime,
-    validity: Duration,
-) -> CertificateParams {
+fn leaf_params(cn: &str, ou: &str, now: OffsetDateTime, validity: Duration) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "idprov");
@@ -522,10 +517,18 @@ mod tests {
         verify_chain(&c.der, ca.cert_der(), now(), Usage::Client).unwrap();
         let other = CertAuthority::generate("other", now()).unwrap();
         assert!(verify_chain(&c.der, other.cert_der(), now(), Usage::Client).is_err());
-        assert!(verify_chain(&c.der, ca.cert_der(), now() + Duration::days(31), Usage::Client).is_err());
+        assert!(verify_chain(
+            &c.der,
+            ca.cert_der(),
+            now() + Duration::days(31),
+            Usage::Client
+        )
+        .is_err());
         // Reload from PEM and issue again: a different serial.
         let ca2 = CertAuthority::from_pem(ca.cert_pem(), ca.key_pem()).unwrap();
-        let c2 = ca2.issue_device("dev-1", &key, Duration::days(1), now()).unwrap();
+        let c2 = ca2
+            .issue_device("dev-1", &key, Duration::days(1), now())
+            .unwrap();
         assert_ne!(c.serial_hex, c2.serial_hex);
         verify_chain(&c2.der, ca.cert_der(), now(), Usage::Client).unwrap();
     }
@@ -536,7 +539,9 @@ mod tests {
         let kp = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
         let key = DevicePublicKey::from_pem(&kp.public_key_pem()).unwrap();
         assert_eq!(key.kind(), KeyKind::Ed25519);
-        let c = ca.issue_device("e", &key, Duration::days(1), now()).unwrap();
+        let c = ca
+            .issue_device("e", &key, Duration::days(1), now())
+            .unwrap();
         verify_chain(&c.der, ca.cert_der(), now(), Usage::Client).unwrap();
         let mut p = CertificateParams::default();
         p.distinguished_name = DistinguishedName::new();
@@ -556,7 +561,10 @@ mod tests {
             DevicePublicKey::from_pem(&kp.public_key_pem()),
             Err(PkiError::UnsupportedKey(_))
         ));
-        assert!(DevicePublicKey::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err());
+        assert!(DevicePublicKey::from_pem(
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+        )
+        .is_err());
         assert!(DevicePublicKey::from_pem("not pem").is_err());
     }
 }

@@ -97,10 +97,14 @@ impl ClientCertVerifier for ChainOnlyClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        match self.inner.verify_client_cert(end_entity, intermediates, now) {
+        match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
             Err(e) if is_time_error(&e) => {
-                let info = CertInfo::from_der(end_entity)
-                    .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+                let info = CertInfo::from_der(end_entity).map_err(|_| {
+                    rustls::Error::InvalidCertificate(CertificateError::BadEncoding)
+                })?;
                 let inside = (info.not_before.unix_timestamp() + 1).max(0) as u64;
                 let t = UnixTime::since_unix_epoch(std::time::Duration::from_secs(inside));
                 self.inner.verify_client_cert(end_entity, intermediates, t)
@@ -219,8 +223,8 @@ pub fn client_config(
     trust: &ServerTrust,
     identity: Option<&ClientIdentity>,
 ) -> Result<ClientConfig, TlsError> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?;
+    let builder =
+        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match trust {
         ServerTrust::LeapOfFaith => builder
             .dangerous()
@@ -229,8 +233,7 @@ pub fn client_config(
     };
     Ok(match identity {
         None => builder.with_no_client_auth(),
-        Some(id) => {
-            builder.with_client_auth_cert(certs_from_pem(&id.cert_pem)?, key_from_pem(&id.key_pem)?)?
-        }
+        Some(id) => builder
+            .with_client_auth_cert(certs_from_pem(&id.cert_pem)?, key_from_pem(&id.key_pem)?)?,
     })
 }

@@ -34,7 +34,8 @@ pub fn discover(timeout: Duration) -> Result<Found, String> {
         }
         match rx.recv_timeout(left) {
             Ok(ServiceEvent::ServiceResolved(svc)) => {
-                let addrs: Vec<IpAddr> = svc.get_addresses().iter().map(|a| a.to_ip_addr()).collect();
+                let addrs: Vec<IpAddr> =
+                    svc.get_addresses().iter().map(|a| a.to_ip_addr()).collect();
                 let txt: Vec<TxtEntry> = svc
                     .get_properties()
                     .iter()

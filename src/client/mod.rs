@@ -141,13 +141,16 @@ struct Existing {
 }
 
 fn read_existing(dir: &Path) -> Result<Option<Existing>, ClientError> {
-    let (c, k, a) = (dir.join(files::CERT), dir.join(files::KEY), dir.join(files::CA));
+    let (c, k, a) = (
+        dir.join(files::CERT),
+        dir.join(files::KEY),
+        dir.join(files::CA),
+    );
     if !c.exists() && !k.exists() {
         return Ok(None);
     }
     let read = |p: &Path| {
-        std::fs::read_to_string(p)
-            .map_err(|e| ClientError::Usage(format!("{}: {e}", p.display())))
+        std::fs::read_to_string(p).map_err(|e| ClientError::Usage(format!("{}: {e}", p.display())))
     };
     Ok(Some(Existing {
         ca_pem: read(&a)?,
@@ -209,7 +212,8 @@ pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
         Some(ca) => ServerTrust::Pinned(ca.clone()),
         None => ServerTrust::LeapOfFaith,
     };
-    let cfg = Arc::new(client_config(&dir_trust, None).map_err(|e| ClientError::Usage(e.to_string()))?);
+    let cfg =
+        Arc::new(client_config(&dir_trust, None).map_err(|e| ClientError::Usage(e.to_string()))?);
     let resp = net::request(&url, Method::GET, None, cfg, opts.request_timeout).await?;
     if resp.status != 200 {
         return Err(ClientError::Http {
@@ -287,7 +291,11 @@ pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
             ProvisionStatus::Rejected => return Err(ClientError::Rejected),
             ProvisionStatus::Waiting => {
                 // An unsigned hint: bounded by our own limits (PROTOCOL §6).
-                let hinted = if parsed.retry_sec == 0 { 5 } else { parsed.retry_sec };
+                let hinted = if parsed.retry_sec == 0 {
+                    5
+                } else {
+                    parsed.retry_sec
+                };
                 let wait = Duration::from_secs(hinted)
                     .min(opts.max_retry)
                     .max(Duration::from_secs(1));
@@ -299,9 +307,8 @@ pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
             }
             ProvisionStatus::Approved => {
                 if !renewing {
-                    sign::verify_raw(&resp.body, &signing_key).map_err(|e| {
-                        ClientError::Refused(format!("response signature: {e}"))
-                    })?;
+                    sign::verify_raw(&resp.body, &signing_key)
+                        .map_err(|e| ClientError::Refused(format!("response signature: {e}")))?;
                 }
                 let now = OffsetDateTime::now_utc();
                 let info = check_certificate(
@@ -353,8 +360,8 @@ pub fn check_certificate(
             return Err(refuse("caCert in response is not the pinned CA".into()));
         }
     }
-    let der = cert_der_from_pem(&resp.client_cert)
-        .map_err(|e| refuse(format!("clientCert: {e}")))?;
+    let der =
+        cert_der_from_pem(&resp.client_cert).map_err(|e| refuse(format!("clientCert: {e}")))?;
     let info = CertInfo::from_der(&der).map_err(|e| refuse(format!("clientCert: {e}")))?;
     verify_chain(&der, pinned_ca_der, now, Usage::Client).map_err(|e| refuse(e.to_string()))?;
     if info.cn.len() != 1 || info.cn[0] != device_id {

@@ -325,15 +325,32 @@ mod tests {
         let body = request("d1", "s1");
         // No secret → Waiting.
         let (d, _) = s.decide_and_apply("d1", &body, &PeerCert::None, NOW, 5);
-        assert!(matches!(d, Decision::Waiting { reason: WaitReason::NoSecret }));
+        assert!(matches!(
+            d,
+            Decision::Waiting {
+                reason: WaitReason::NoSecret
+            }
+        ));
         // Admin and plugin → approve without secret.
         for ou in ["admin", "plugin"] {
             let (d, _) = s.decide_and_apply("d1", &body, &cert("a", ou, 1), NOW, 5);
-            assert!(matches!(d, Decision::Approve { authority: Authority::Administrator, .. }));
+            assert!(matches!(
+                d,
+                Decision::Approve {
+                    authority: Authority::Administrator,
+                    ..
+                }
+            ));
         }
         // Own device cert → renewal; other device or expired → falls through.
         let (d, _) = s.decide_and_apply("d1", &body, &cert("d1", "iotdevice", 1), NOW, 5);
-        assert!(matches!(d, Decision::Approve { authority: Authority::Renewal, .. }));
+        assert!(matches!(
+            d,
+            Decision::Approve {
+                authority: Authority::Renewal,
+                ..
+            }
+        ));
         let (d, _) = s.decide_and_apply("d1", &body, &cert("d2", "iotdevice", 1), NOW, 5);
         assert!(matches!(d, Decision::Waiting { .. }));
         let (d, _) = s.decide_and_apply("d1", &body, &cert("d1", "iotdevice", -1), NOW, 5);
@@ -341,7 +358,13 @@ mod tests {
         // Secret: right one approves once.
         s.post("d1", "s1", NOW + Duration::hours(1));
         let (d, taken) = s.decide_and_apply("d1", &body, &PeerCert::None, NOW, 5);
-        assert!(matches!(d, Decision::Approve { authority: Authority::Secret, .. }));
+        assert!(matches!(
+            d,
+            Decision::Approve {
+                authority: Authority::Secret,
+                ..
+            }
+        ));
         assert!(taken.is_some());
         let (d, _) = s.decide_and_apply("d1", &body, &PeerCert::None, NOW, 5);
         assert!(matches!(d, Decision::Waiting { .. }), "one-time secret");
@@ -367,7 +390,12 @@ mod tests {
         let mut s = SecretStore::new();
         s.post("d", "s", NOW - Duration::seconds(1));
         let (d, _) = s.decide_and_apply("d", &request("d", "s"), &PeerCert::None, NOW, 5);
-        assert!(matches!(d, Decision::Waiting { reason: WaitReason::Expired }));
+        assert!(matches!(
+            d,
+            Decision::Waiting {
+                reason: WaitReason::Expired
+            }
+        ));
         assert!(s.is_empty());
     }
 }

@@ -186,7 +186,10 @@ mod tests {
     #[test]
     fn go_reference_directory() {
         let d = parse_directory(GO_DIR, "https://127.0.0.1:18880/idprov/directory").unwrap();
-        assert_eq!(d.post_provision_request, "https://127.0.0.1:18880/idprov/provreq");
+        assert_eq!(
+            d.post_provision_request,
+            "https://127.0.0.1:18880/idprov/provreq"
+        );
         assert_eq!(d.ca_encoding, CaEncoding::Absent);
         assert!(!d.endpoints_are_urls);
     }

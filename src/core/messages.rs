@@ -232,7 +232,9 @@ mod tests {
         };
         let bytes = r.sign("s", KeyVariant::Raw);
         let text = String::from_utf8(bytes).unwrap();
-        assert!(text.starts_with(r#"{"deviceID":"d","ip":"127.0.0.1","mac":"","publicKeyPEM":"K","signature":""#));
+        assert!(text.starts_with(
+            r#"{"deviceID":"d","ip":"127.0.0.1","mac":"","publicKeyPEM":"K","signature":""#
+        ));
         assert!(sign::verify_raw(text.as_bytes(), b"s").is_ok());
     }
 
@@ -250,6 +252,8 @@ mod tests {
             br#"{"status":"Waiting","caCert":"","clientCert":"","signature":""}"#.to_vec()
         );
         r.retry_sec = 5;
-        assert!(String::from_utf8(r.unsigned()).unwrap().starts_with(r#"{"retrySec":5,"#));
+        assert!(String::from_utf8(r.unsigned())
+            .unwrap()
+            .starts_with(r#"{"retrySec":5,"#));
     }
 }

@@ -79,8 +79,8 @@ pub fn parse_oob(body: &[u8], now: OffsetDateTime) -> Result<OobPost, InvalidInp
     let valid_until = if msg.valid_until.is_empty() {
         now + DEFAULT_SECRET_LIFE
     } else {
-        let t = OffsetDateTime::parse(&msg.valid_until, &Rfc3339)
-            .map_err(|_| InvalidInput::BadTime)?;
+        let t =
+            OffsetDateTime::parse(&msg.valid_until, &Rfc3339).map_err(|_| InvalidInput::BadTime)?;
         if t <= now {
             return Err(InvalidInput::PastTime);
         }
@@ -111,8 +111,7 @@ pub fn parse_provision_request(body: &[u8]) -> Result<ProvisionRequest, InvalidI
         #[serde(default)]
         signature: String,
     }
-    let m: Lenient =
-        serde_json::from_slice(body).map_err(|e| InvalidInput::Json(one_line(&e)))?;
+    let m: Lenient = serde_json::from_slice(body).map_err(|e| InvalidInput::Json(one_line(&e)))?;
     if m.device_id.is_empty() {
         return Err(InvalidInput::MissingField("deviceID"));
     }
@@ -151,7 +150,17 @@ mod tests {
         for ok in ["dev-1", "a", "A.b_c:d-e", &"x".repeat(128), "..."] {
             assert!(check_device_id(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "../x", "a/b", "a b", "é", "a\0b", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a b",
+            "é",
+            "a\0b",
+            &"x".repeat(129),
+        ] {
             assert!(check_device_id(bad).is_err(), "{bad:?}");
         }
     }
@@ -164,11 +173,17 @@ mod tests {
         let p = parse_oob(br#"{"deviceID":"d","oobSecret":"s"}"#, now).unwrap();
         assert_eq!(p.valid_until, now + DEFAULT_SECRET_LIFE);
         assert_eq!(
-            parse_oob(br#"{"deviceID":"d","oobSecret":"s","validUntil":"2020-01-01T00:00:00Z"}"#, now),
+            parse_oob(
+                br#"{"deviceID":"d","oobSecret":"s","validUntil":"2020-01-01T00:00:00Z"}"#,
+                now
+            ),
             Err(InvalidInput::PastTime)
         );
         assert_eq!(
-            parse_oob(br#"{"deviceID":"d","oobSecret":"s","validUntil":"tomorrow"}"#, now),
+            parse_oob(
+                br#"{"deviceID":"d","oobSecret":"s","validUntil":"tomorrow"}"#,
+                now
+            ),
             Err(InvalidInput::BadTime)
         );
         assert!(matches!(

@@ -97,9 +97,8 @@ impl DataDir {
                 let key = zeroize::Zeroizing::new(
                     fs::read_to_string(&key_path).map_err(io_err(&key_path))?,
                 );
-                let ca = CertAuthority::from_pem(&cert, &key).map_err(|e| {
-                    DataDirError::Corrupt(format!("{}: {e}", path.display()))
-                })?;
+                let ca = CertAuthority::from_pem(&cert, &key)
+                    .map_err(|e| DataDirError::Corrupt(format!("{}: {e}", path.display())))?;
                 (ca, false)
             }
             (false, false) => {

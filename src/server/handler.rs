@@ -82,7 +82,11 @@ pub async fn handle(
     Ok(resp)
 }
 
-fn expect_method(req: &Request<Incoming>, m: Method, allow: &'static str) -> Result<(), RequestError> {
+fn expect_method(
+    req: &Request<Incoming>,
+    m: Method,
+    allow: &'static str,
+) -> Result<(), RequestError> {
     if req.method() == m {
         Ok(())
     } else {
@@ -146,12 +150,14 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, RequestError> {
     match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
         Err(_) => Err(RequestError::Timeout),
         Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(RequestError::TooLarge { limit: MAX_BODY })
             } else {
-                Err(RequestError::Invalid(validate::InvalidInput::Json(format!(
-                    "body could not be read: {e}"
-                ))))
+                Err(RequestError::Invalid(validate::InvalidInput::Json(
+                    format!("body could not be read: {e}"),
+                )))
             }
         }
         Ok(Ok(c)) => Ok(c.to_bytes()),
@@ -273,7 +279,10 @@ async fn provision(
                 client_cert: rec.pem,
                 signature: String::new(),
             };
-            Ok(json_response(StatusCode::OK, r.sign_with_key(&response_key)))
+            Ok(json_response(
+                StatusCode::OK,
+                r.sign_with_key(&response_key),
+            ))
         }
     }
 }

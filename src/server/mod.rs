@@ -9,9 +9,7 @@ pub mod store;
 use crate::core::decision::{
     PeerCert, SecretStore, DEFAULT_GUESS_LIMIT, DEFAULT_WAITING_RETRY_SEC,
 };
-use crate::core::messages::{
-    DirectoryMessage, Endpoints, DEFAULT_PORT, EXT_CSR, VERSION,
-};
+use crate::core::messages::{DirectoryMessage, Endpoints, DEFAULT_PORT, EXT_CSR, VERSION};
 use crate::pki::{CertAuthority, CertInfo, DEFAULT_CERT_DAYS};
 use datadir::DataDir;
 use handler::ConnInfo;
@@ -137,7 +135,11 @@ pub struct RunningServer {
 impl RunningServer {
     /// The directory URL.
     pub fn directory_url(&self) -> String {
-        format!("https://{}{}", self.addr, crate::core::messages::DIRECTORY_PATH)
+        format!(
+            "https://{}{}",
+            self.addr,
+            crate::core::messages::DIRECTORY_PATH
+        )
     }
 
     /// Stops accepting, lets open requests finish (up to 5 s), and returns.
@@ -199,11 +201,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     if dd.created {
         tracing::info!(dir = %dd.path.display(), "created CA and admin/plugin credentials");
     }
-    let tls = crate::tls::server_config(
-        dd.ca.cert_pem(),
-        &dd.server_cert_pem,
-        &dd.server_key_pem,
-    )?;
+    let tls = crate::tls::server_config(dd.ca.cert_pem(), &dd.server_cert_pem, &dd.server_key_pem)?;
     let store = Arc::new(CertStore::open(&dd.path.join(datadir::files::DB))?);
     let directory = DirectoryMessage {
         endpoints: Endpoints::default(),
@@ -221,7 +219,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         directory_json: crate::core::json::to_go_json(&directory),
     });
     let advert = if config.mdns {
-        Some(mdns::Advertisement::start("idprov", addr).map_err(|e| StartError::Mdns(e.to_string()))?)
+        Some(
+            mdns::Advertisement::start("idprov", addr)
+                .map_err(|e| StartError::Mdns(e.to_string()))?,
+        )
     } else {
         None
     };

@@ -62,7 +62,9 @@ impl CertStore {
             if certs.get(rec.serial.as_str()).map_err(e)?.is_some() {
                 return Err(StoreError(format!("duplicate serial {}", rec.serial)));
             }
-            certs.insert(rec.serial.as_str(), json.as_slice()).map_err(e)?;
+            certs
+                .insert(rec.serial.as_str(), json.as_slice())
+                .map_err(e)?;
             let mut latest = tx.open_table(LATEST).map_err(e)?;
             latest
                 .insert(rec.device_id.as_str(), rec.serial.as_str())

@@ -1,0 +1,379 @@
+//! A provisioning server that misbehaves on purpose, one switch per
+//! misbehaviour (in the manner of BoGo's ProtocolBugs), used to check that a
+//! device refuses what PROTOCOL §9 says it must. Built on the protocol core
+//! and PKI of the reference server; records every request it receives.
+
+use crate::core::messages::{
+    DirectoryMessage, Endpoints, ProvisionRequest, ProvisionResponse, ProvisionStatus, Signed,
+    DIRECTORY_PATH, EXT_CSR, PROVREQ_PATH, VERSION,
+};
+use crate::core::sign::KeyVariant;
+use crate::pki::{CertAuthority, DevicePublicKey};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use time::{Duration, OffsetDateTime};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// How the response to an approved request is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignMode {
+    /// With the device's secret, raw key (honest).
+    #[default]
+    Honest,
+    /// With a different secret.
+    OtherSecret,
+    /// With SHA-256 of the secret as key.
+    Sha256Key,
+    /// Empty signature.
+    Unsigned,
+}
+
+/// A field changed after the response was signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    /// `clientCert` replaced by another valid certificate for the device.
+    ClientCert,
+    /// `caCert` replaced by another CA.
+    CaCert,
+    /// `status` changed.
+    Status,
+    /// `retrySec` changed.
+    RetrySec,
+}
+
+/// The misbehaviour switches. `Default` is an honest server.
+#[derive(Debug, Clone, Default)]
+pub struct Bugs {
+    /// How to sign Approved responses.
+    pub sign: SignMode,
+    /// Change a field after signing.
+    pub tamper: Option<Tamper>,
+    /// Issue the certificate for another CN.
+    pub other_cn: bool,
+    /// Issue the certificate for another public key.
+    pub other_key: bool,
+    /// Issue the certificate from a CA other than the advertised one.
+    pub other_ca: bool,
+    /// Issue an already expired certificate.
+    pub expired: bool,
+    /// Answer Rejected (with a certificate attached if `cert_on_rejected`).
+    pub reject: bool,
+    /// Attach a certificate to Rejected.
+    pub cert_on_rejected: bool,
+    /// Answer Waiting this many times first.
+    pub waiting_times: u32,
+    /// `retrySec` with Waiting.
+    pub waiting_retry_sec: u64,
+    /// Present a TLS certificate from another CA than the advertised one.
+    pub tls_other_ca: bool,
+    /// Publish this URL as the provisioning endpoint (a second server).
+    pub provreq_url: Option<String>,
+    /// Advertise the `csr` extension.
+    pub advertise_csr: bool,
+    /// Publish no `caCert` in the directory.
+    pub no_ca_in_directory: bool,
+}
+
+/// One request the device made.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Whether a client certificate was presented.
+    pub client_cert: bool,
+    /// When it arrived, relative to the server's start.
+    pub at: std::time::Duration,
+}
+
+struct State {
+    bugs: Bugs,
+    secret: String,
+    ca: CertAuthority,
+    other_ca: CertAuthority,
+    waiting_left: Mutex<u32>,
+    requests: Mutex<Vec<Recorded>>,
+    started: Instant,
+}
+
+/// A running hostile server.
+pub struct HostileServer {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// PEM of the CA it advertises.
+    pub ca_pem: String,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+}
+
+impl HostileServer {
+    /// Directory URL.
+    pub fn url(&self) -> String {
+        format!("https://{}{}", self.addr, DIRECTORY_PATH)
+    }
+
+    /// Provisioning URL.
+    pub fn provreq_url(&self) -> String {
+        format!("https://{}{}", self.addr, PROVREQ_PATH)
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stops the server.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for HostileServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts a hostile server on `listen` that knows the device's `secret`.
+pub async fn start(
+    listen: SocketAddr,
+    secret: &str,
+    bugs: Bugs,
+) -> Result<HostileServer, Box<dyn std::error::Error + Send + Sync>> {
+    let now = OffsetDateTime::now_utc();
+    let ca = CertAuthority::generate("hostile CA", now)?;
+    let other_ca = CertAuthority::generate("other CA", now)?;
+    let tls_ca = if bugs.tls_other_ca { &other_ca } else { &ca };
+    let server = tls_ca.issue_server(
+        &["localhost".into()],
+        &[listen.ip(), "127.0.0.1".parse()?, "::1".parse()?],
+        now,
+    )?;
+    let cfg = crate::tls::server_config(tls_ca.cert_pem(), &server.cert.pem, &server.key_pem)?;
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let ca_pem = ca.cert_pem().to_string();
+    let state = Arc::new(State {
+        waiting_left: Mutex::new(bugs.waiting_times),
+        bugs,
+        secret: secret.to_string(),
+        ca,
+        other_ca,
+        requests: Mutex::new(Vec::new()),
+        started: Instant::now(),
+    });
+    let (stop, mut stop_rx) = watch::channel(false);
+    let acceptor = TlsAcceptor::from(Arc::new(cfg));
+    let st = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = tokio::select! {
+                _ = stop_rx.changed() => break,
+                r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            };
+            let acceptor = acceptor.clone();
+            let st = st.clone();
+            tokio::spawn(async move {
+                let Ok(Ok(tls)) =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp))
+                        .await
+                else {
+                    return;
+                };
+                let has_cert = tls.get_ref().1.peer_certificates().is_some();
+                let svc = hyper::service::service_fn(move |req| {
+                    let st = st.clone();
+                    async move { Ok::<_, std::convert::Infallible>(serve(req, &st, has_cert).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(HostileServer {
+        addr,
+        ca_pem,
+        state,
+        stop,
+    })
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn serve(req: Request<Incoming>, st: &State, client_cert: bool) -> Response<Full<Bytes>> {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => return json(StatusCode::PAYLOAD_TOO_LARGE, b"{}".to_vec()),
+    };
+    st.requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Recorded {
+            method,
+            path: path.clone(),
+            body: body.clone(),
+            client_cert,
+            at: st.started.elapsed(),
+        });
+    match path.as_str() {
+        DIRECTORY_PATH => json(StatusCode::OK, directory(st)),
+        PROVREQ_PATH => provision(st, &body),
+        _ => json(StatusCode::NOT_FOUND, b"{}".to_vec()),
+    }
+}
+
+fn directory(st: &State) -> Vec<u8> {
+    let mut endpoints = Endpoints::default();
+    if let Some(u) = &st.bugs.provreq_url {
+        endpoints.post_provision_request = u.clone();
+    }
+    crate::core::json::to_go_json(&DirectoryMessage {
+        endpoints,
+        ca_cert: if st.bugs.no_ca_in_directory {
+            String::new()
+        } else {
+            st.ca.cert_pem().to_string()
+        },
+        version: VERSION.into(),
+        services: BTreeMap::new(),
+        extensions: if st.bugs.advertise_csr {
+            vec![EXT_CSR.into()]
+        } else {
+            vec![]
+        },
+    })
+}
+
+fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
+    let b = &st.bugs;
+    let Ok(req) = serde_json::from_slice::<ProvisionRequest>(body) else {
+        return json(StatusCode::BAD_REQUEST, b"{}".to_vec());
+    };
+    {
+        let mut left = st.waiting_left.lock().unwrap_or_else(|p| p.into_inner());
+        if *left > 0 {
+            *left -= 1;
+            let mut r = ProvisionResponse {
+                retry_sec: b.waiting_retry_sec,
+                status: ProvisionStatus::Waiting,
+                ca_cert: st.ca.cert_pem().to_string(),
+                client_cert: String::new(),
+                signature: String::new(),
+            };
+            return json(StatusCode::OK, r.unsigned());
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let issue = |device: &str, key: &DevicePublicKey| -> Option<String> {
+        let ca = if b.other_ca { &st.other_ca } else { &st.ca };
+        let (validity, at) = if b.expired {
+            (Duration::hours(1), now - Duration::days(2))
+        } else {
+            (Duration::days(30), now)
+        };
+        ca.issue_device(device, key, validity, at)
+            .ok()
+            .map(|c| c.pem)
+    };
+    let Ok(dev_key) = DevicePublicKey::from_pem(&req.public_key_pem) else {
+        return json(StatusCode::BAD_REQUEST, b"{}".to_vec());
+    };
+    let other_key = || {
+        rcgen::KeyPair::generate()
+            .ok()
+            .and_then(|k| DevicePublicKey::from_pem(&k.public_key_pem()).ok())
+    };
+    let key = if b.other_key {
+        match other_key() {
+            Some(k) => k,
+            None => return json(StatusCode::INTERNAL_SERVER_ERROR, b"{}".to_vec()),
+        }
+    } else {
+        dev_key.clone()
+    };
+    let cn = if b.other_cn {
+        format!("{}-other", req.device_id)
+    } else {
+        req.device_id.clone()
+    };
+    let cert = issue(&cn, &key).unwrap_or_default();
+    if b.reject {
+        let mut r = ProvisionResponse {
+            retry_sec: 0,
+            status: ProvisionStatus::Rejected,
+            ca_cert: st.ca.cert_pem().to_string(),
+            client_cert: if b.cert_on_rejected {
+                cert
+            } else {
+                String::new()
+            },
+            signature: String::new(),
+        };
+        return json(StatusCode::OK, r.unsigned());
+    }
+    let mut r = ProvisionResponse {
+        retry_sec: 3600,
+        status: ProvisionStatus::Approved,
+        ca_cert: st.ca.cert_pem().to_string(),
+        client_cert: cert,
+        signature: String::new(),
+    };
+    let mut bytes = match b.sign {
+        SignMode::Honest => r.sign(&st.secret, KeyVariant::Raw),
+        SignMode::OtherSecret => r.sign(&format!("{}-not", st.secret), KeyVariant::Raw),
+        SignMode::Sha256Key => r.sign(&st.secret, KeyVariant::Sha256OfSecret),
+        SignMode::Unsigned => r.unsigned(),
+    };
+    if let Some(t) = b.tamper {
+        match t {
+            Tamper::ClientCert => {
+                r.client_cert = issue(&req.device_id, &dev_key).unwrap_or_default()
+            }
+            Tamper::CaCert => r.ca_cert = st.other_ca.cert_pem().to_string(),
+            Tamper::Status => r.status = ProvisionStatus::Approved,
+            Tamper::RetrySec => r.retry_sec = 1,
+        }
+        if t == Tamper::Status {
+            // Flip a signed Waiting into Approved: sign a Waiting body,
+            // then send it as Approved with the certificate.
+            let mut w = r.clone();
+            w.status = ProvisionStatus::Waiting;
+            let signed = w.sign(&st.secret, KeyVariant::Raw);
+            if let Ok(mut v) = serde_json::from_slice::<ProvisionResponse>(&signed) {
+                v.status = ProvisionStatus::Approved;
+                bytes = crate::core::json::to_go_json(&v);
+            }
+        } else {
+            bytes = crate::core::json::to_go_json(&r);
+        }
+    }
+    json(StatusCode::OK, bytes)
+}

@@ -1,0 +1,3 @@
+//! The conformance suite's servers and helpers.
+
+pub mod hostile;

@@ -1,0 +1,316 @@
+//! The `idprov` binary as real processes: server, admin, client, openssl,
+//! exit codes, graceful shutdown, and DNS-SD discovery over real mDNS
+//! packets inside a network namespace the test creates.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_idprov");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct ServerProc {
+    child: Child,
+    url: String,
+}
+
+impl ServerProc {
+    fn start(data: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args([
+                "server",
+                "--no-mdns",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ServerProc {
+            child,
+            url: format!("https://127.0.0.1:{port}/idprov/directory"),
+        }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn admin_oob(url: &str, data: &Path, device: &str, secret: &str) -> Output {
+    let d = data.to_str().unwrap();
+    run(
+        &[
+            "admin",
+            "oob",
+            "--url",
+            url,
+            "--ca",
+            &format!("{d}/ca.pem"),
+            "--cert",
+            &format!("{d}/admin-cert.pem"),
+            "--key",
+            &format!("{d}/admin-key.pem"),
+            "--device-id",
+            device,
+            "--secret",
+            secret,
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn server_admin_client_and_openssl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dev = tmp.path().join("dev");
+    let srv = ServerProc::start(&data);
+    let o = admin_oob(&srv.url, &data, "cli-1", "s3cret");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(
+        &[
+            "client",
+            "--url",
+            &srv.url,
+            "--device-id",
+            "cli-1",
+            "--secret",
+            "s3cret",
+            "--dir",
+            dev.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // openssl (installed by .ci/run) accepts the chain and shows the subject.
+    let v = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(dev.join("ca.pem"))
+        .arg(dev.join("cert.pem"))
+        .output()
+        .expect("openssl must be installed (.ci/run installs it)");
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let s = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(dev.join("cert.pem"))
+        .output()
+        .unwrap();
+    let subject = String::from_utf8_lossy(&s.stdout);
+    assert!(
+        subject.contains("OU = iotdevice") && subject.contains("CN = cli-1"),
+        "{subject}"
+    );
+    // Renew with no secret.
+    let o = run(
+        &[
+            "client",
+            "--url",
+            &srv.url,
+            "--device-id",
+            "cli-1",
+            "--dir",
+            dev.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("renewed"));
+    // Status as admin.
+    let d = data.to_str().unwrap();
+    let o = run(
+        &[
+            "admin",
+            "status",
+            "--url",
+            &srv.url,
+            "--ca",
+            &format!("{d}/ca.pem"),
+            "--cert",
+            &format!("{d}/admin-cert.pem"),
+            "--key",
+            &format!("{d}/admin-key.pem"),
+            "--device-id",
+            "cli-1",
+        ],
+        &[],
+    );
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"status\":\"Approved\""));
+    assert!(srv.terminate().success(), "graceful shutdown exits 0");
+}
+
+#[test]
+fn client_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let srv = ServerProc::start(&data);
+    assert!(admin_oob(&srv.url, &data, "codes", "right")
+        .status
+        .success());
+    let dir = tmp.path().join("dev");
+    let d = dir.to_str().unwrap();
+    // 1: refused (Rejected), one clear line, no files.
+    let o = run(
+        &[
+            "client",
+            "--url",
+            &srv.url,
+            "--device-id",
+            "codes",
+            "--secret",
+            "wrong",
+            "--dir",
+            d,
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("rejected"));
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+    // 2: usage errors.
+    let o = run(
+        &[
+            "client",
+            "--url",
+            &srv.url,
+            "--device-id",
+            "../x",
+            "--secret",
+            "s",
+            "--dir",
+            d,
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["client", "--device-id", "x"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    // 89: the shim convention for an unimplemented feature.
+    let o = run(
+        &[
+            "client",
+            "--url",
+            &srv.url,
+            "--device-id",
+            "codes",
+            "--secret",
+            "s",
+            "--dir",
+            d,
+        ],
+        &[("IDPROV_FEATURE", "__probe__")],
+    );
+    assert_eq!(o.status.code(), Some(89));
+    // Admin with a missing file: usage error, one line.
+    let o = run(
+        &[
+            "admin",
+            "oob",
+            "--url",
+            &srv.url,
+            "--ca",
+            "/nonexistent",
+            "--cert",
+            "x",
+            "--key",
+            "y",
+            "--device-id",
+            "a",
+            "--secret",
+            "s",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim().lines().count(), 1);
+}
+
+/// Discovery with real mDNS packets, in a network namespace made for the
+/// test (only loopback inside, so nothing leaves the machine). Needs
+/// `unshare` and `ip` with the right to create namespaces (root in CI);
+/// without them the test fails rather than skipping.
+#[test]
+fn client_discovers_server_over_mdns_in_a_namespace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    let script = format!(
+        r#"set -eu
+ip link set lo up
+ip link set lo multicast on
+ip route add 224.0.0.0/4 dev lo
+# No server yet: discovery must fail (the check can fail).
+if "{BIN}" client --device-id nobody --secret s --dir "{d}/none" --timeout 5; then
+  echo "discovery succeeded with no server" >&2; exit 3
+fi
+"{BIN}" server --listen 127.0.0.1:43776 --data-dir "{d}/srv" >"{d}/server.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+i=0
+until "{BIN}" admin oob --url https://127.0.0.1:43776/idprov/directory --ca "{d}/srv/ca.pem" \
+    --cert "{d}/srv/admin-cert.pem" --key "{d}/srv/admin-key.pem" --device-id disc-1 --secret s >/dev/null 2>&1; do
+  i=$((i+1)); [ $i -lt 100 ] || {{ echo "server did not come up" >&2; exit 4; }}
+  sleep 0.1
+done
+"{BIN}" client --device-id disc-1 --secret s --dir "{d}/dev" --timeout 30
+"#
+    );
+    let out = Command::new("timeout")
+        .args(["120", "unshare", "--net", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "discovery in a network namespace failed (needs root for unshare --net): {stderr}"
+    );
+    assert!(stderr.contains("discovered server"), "{stderr}");
+    assert!(
+        stderr.contains("no _idprov._tcp.local. service answered"),
+        "{stderr}"
+    );
+    assert!(tmp.path().join("dev/cert.pem").exists());
+}
