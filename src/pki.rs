@@ -178,6 +178,15 @@ pub struct IssuedCert {
     pub not_after: OffsetDateTime,
 }
 
+/// Overrides for issuing a device certificate.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceCertOptions {
+    /// Use this serial instead of a random one.
+    pub serial: Option<Vec<u8>>,
+    /// Leave out EKU clientAuth.
+    pub omit_client_auth: bool,
+}
+
 /// A certificate with its freshly generated private key.
 pub struct Credential {
     /// The certificate.
@@ -298,8 +307,26 @@ impl CertAuthority {
         validity: Duration,
         now: OffsetDateTime,
     ) -> Result<IssuedCert, PkiError> {
+        self.issue_device_with(device_id, key, validity, now, &DeviceCertOptions::default())
+    }
+
+    /// Like [`CertAuthority::issue_device`] with overrides (used by the
+    /// suite's deliberately broken servers).
+    pub fn issue_device_with(
+        &self,
+        device_id: &str,
+        key: &DevicePublicKey,
+        validity: Duration,
+        now: OffsetDateTime,
+        opts: &DeviceCertOptions,
+    ) -> Result<IssuedCert, PkiError> {
         let mut p = leaf_params(device_id, OU_DEVICE, now, validity);
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if !opts.omit_client_auth {
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        if let Some(serial) = &opts.serial {
+            p.serial_number = Some(SerialNumber::from_slice(serial));
+        }
         let cert = p.signed_by(&key.rcgen_key, &self.issuer).map_err(gen_err)?;
         Ok(to_issued(cert, &p))
     }

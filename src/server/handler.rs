@@ -1,6 +1,7 @@
 //! The four endpoints (PROTOCOL §3–§7). Every error becomes a status code
 //! through [`RequestError::status`] only.
 
+use super::faults::Fault;
 use super::Shared;
 use crate::core::decision::{Authority, Decision, PeerCert, Role};
 use crate::core::messages::{
@@ -9,7 +10,7 @@ use crate::core::messages::{
 };
 use crate::core::validate::{self, check_device_id};
 use crate::error::RequestError;
-use crate::pki::{verify_csr, DevicePublicKey};
+use crate::pki::{verify_csr, DeviceCertOptions, DevicePublicKey};
 use crate::server::store::IssuedRecord;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -83,11 +84,12 @@ pub async fn handle(
 }
 
 fn expect_method(
+    shared: &Shared,
     req: &Request<Incoming>,
     m: Method,
     allow: &'static str,
 ) -> Result<(), RequestError> {
-    if req.method() == m {
+    if req.method() == m || shared.faults.has(Fault::AnyMethod) {
         Ok(())
     } else {
         Err(RequestError::MethodNotAllowed { allow })
@@ -102,23 +104,34 @@ async fn route(
     let path = req.uri().path().to_string();
     match path.as_str() {
         DIRECTORY_PATH => {
-            expect_method(&req, Method::GET, "GET")?;
+            expect_method(shared, &req, Method::GET, "GET")?;
             Ok(json_response(StatusCode::OK, shared.directory_json.clone()))
         }
         OOB_PATH => {
-            expect_method(&req, Method::POST, "POST")?;
-            require_admin(conn, OffsetDateTime::now_utc())?;
-            let body = read_body(req).await?;
+            expect_method(shared, &req, Method::POST, "POST")?;
+            if !shared.faults.has(Fault::OobNoAuth) {
+                require_admin(conn, OffsetDateTime::now_utc())?;
+            }
+            let body = read_body(shared, req).await?;
             post_oob(shared, &body)
         }
         PROVREQ_PATH => {
-            expect_method(&req, Method::POST, "POST")?;
-            let body = read_body(req).await?;
+            expect_method(shared, &req, Method::POST, "POST")?;
+            let body = read_body(shared, req).await?;
             provision(shared, conn, body).await
         }
         p if p.starts_with(STATUS_PREFIX) => {
-            expect_method(&req, Method::GET, "GET")?;
-            require_admin(conn, OffsetDateTime::now_utc())?;
+            expect_method(shared, &req, Method::GET, "GET")?;
+            if shared.faults.has(Fault::StatusAnyCert) {
+                if matches!(
+                    conn.peer_cert.role(OffsetDateTime::now_utc()),
+                    Role::Anonymous
+                ) {
+                    return Err(RequestError::Unauthenticated);
+                }
+            } else {
+                require_admin(conn, OffsetDateTime::now_utc())?;
+            }
             let id = &p[STATUS_PREFIX.len()..];
             status(shared, id).await
         }
@@ -135,25 +148,30 @@ fn require_admin(conn: &ConnInfo, now: OffsetDateTime) -> Result<(), RequestErro
     }
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, RequestError> {
+async fn read_body(shared: &Shared, req: Request<Incoming>) -> Result<Bytes, RequestError> {
+    let max = if shared.faults.has(Fault::NoBodyLimit) {
+        16 * 1024 * 1024
+    } else {
+        MAX_BODY
+    };
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
     {
-        if len > MAX_BODY as u64 {
-            return Err(RequestError::TooLarge { limit: MAX_BODY });
+        if len > max as u64 {
+            return Err(RequestError::TooLarge { limit: max });
         }
     }
-    let limited = Limited::new(req.into_body(), MAX_BODY);
+    let limited = Limited::new(req.into_body(), max);
     match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
         Err(_) => Err(RequestError::Timeout),
         Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                Err(RequestError::TooLarge { limit: MAX_BODY })
+                Err(RequestError::TooLarge { limit: max })
             } else {
                 Err(RequestError::Invalid(validate::InvalidInput::Json(
                     format!("body could not be read: {e}"),
@@ -166,7 +184,14 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, RequestError> {
 
 fn post_oob(shared: &Shared, body: &[u8]) -> Result<Response<Full<Bytes>>, RequestError> {
     let now = OffsetDateTime::now_utc();
-    let post = validate::parse_oob(body, now)?;
+    let post = if shared.faults.has(Fault::IgnoreValidUntil)
+        || shared.faults.has(Fault::AcceptEmptySecret)
+        || shared.faults.has(Fault::NoDeviceIdCheck)
+    {
+        faulty_parse_oob(shared, body, now)?
+    } else {
+        validate::parse_oob(body, now)?
+    };
     {
         let mut secrets = shared.lock_secrets();
         if secrets.len() >= shared.config.max_secrets {
@@ -181,33 +206,127 @@ fn post_oob(shared: &Shared, body: &[u8]) -> Result<Response<Full<Bytes>>, Reque
     Ok(json_response(StatusCode::OK, b"{}".to_vec()))
 }
 
+/// The OOB parser of a deliberately broken server.
+fn faulty_parse_oob(
+    shared: &Shared,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<validate::OobPost, RequestError> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| validate::InvalidInput::Json(validate::one_line(&e)))?;
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let (device_id, secret) = (s("deviceID"), s("oobSecret"));
+    if !shared.faults.has(Fault::NoDeviceIdCheck) {
+        check_device_id(&device_id)?;
+    }
+    if secret.is_empty() && !shared.faults.has(Fault::AcceptEmptySecret) {
+        return Err(validate::InvalidInput::MissingField("oobSecret").into());
+    }
+    let valid_until = if shared.faults.has(Fault::IgnoreValidUntil) {
+        now + time::Duration::days(3650)
+    } else {
+        let strict =
+            serde_json::json!({"deviceID": "x", "oobSecret": "x", "validUntil": s("validUntil")});
+        validate::parse_oob(strict.to_string().as_bytes(), now)?.valid_until
+    };
+    Ok(validate::OobPost {
+        device_id,
+        secret,
+        valid_until,
+    })
+}
+
+fn has_nested_object(body: &[u8]) -> bool {
+    crate::core::json::top_level_members(body)
+        .map(|m| m.iter().any(|m| body.get(m.value.start) == Some(&b'{')))
+        .unwrap_or(false)
+}
+
 async fn provision(
     shared: &Shared,
     conn: &ConnInfo,
     body: Bytes,
 ) -> Result<Response<Full<Bytes>>, RequestError> {
     let now = OffsetDateTime::now_utc();
-    let req = validate::parse_provision_request(&body)?;
+    let f = |x| shared.faults.has(x);
+    if f(Fault::PanicOnNestedObject) && has_nested_object(&body) {
+        panic!("deliberate fault: nested object in a provisioning request");
+    }
+    let req = if f(Fault::NoDeviceIdCheck) {
+        let mut lenient: crate::core::messages::ProvisionRequest = serde_json::from_slice(&body)
+            .map_err(|e| validate::InvalidInput::Json(validate::one_line(&e)))?;
+        lenient.csr_pem = lenient.csr_pem.filter(|c| !c.is_empty());
+        lenient
+    } else {
+        validate::parse_provision_request(&body)?
+    };
+    if f(Fault::ErrorOnLongDeviceId) && req.device_id.len() > 64 {
+        return Err(RequestError::Internal(
+            "deliberate fault: long device ID".into(),
+        ));
+    }
     let key = DevicePublicKey::from_pem(&req.public_key_pem).map_err(RequestError::BadKey)?;
     if let Some(csr) = &req.csr_pem {
-        verify_csr(csr, &key).map_err(RequestError::BadCsr)?;
+        if !f(Fault::IgnoreCsr) {
+            verify_csr(csr, &key).map_err(RequestError::BadCsr)?;
+        }
     }
     if req.ip != conn.peer_addr.ip().to_string() {
         tracing::debug!(device = %req.device_id, claimed = %req.ip, peer = %conn.peer_addr, "ip field differs from peer address");
     }
-    let (decision, taken) = shared.lock_secrets().decide_and_apply(
-        &req.device_id,
-        &body,
-        &conn.peer_cert,
-        now,
-        shared.config.guess_limit,
-    );
+    let guess_limit = if f(Fault::NoGuessLimit) {
+        u32::MAX
+    } else {
+        shared.config.guess_limit
+    };
+    let (mut decision, mut taken) = {
+        let mut secrets = shared.lock_secrets();
+        let out =
+            secrets.decide_and_apply(&req.device_id, &body, &conn.peer_cert, now, guess_limit);
+        if let (Decision::Rejected { .. }, true) = (&out.0, f(Fault::AcceptBadSignature)) {
+            match secrets.get(&req.device_id).cloned() {
+                Some(entry) => (
+                    Decision::Approve {
+                        authority: Authority::Secret,
+                        response_key: zeroize::Zeroizing::new(entry.secret.as_bytes().to_vec()),
+                    },
+                    Some(entry),
+                ),
+                None => out,
+            }
+        } else {
+            out
+        }
+    };
+    if let PeerCert::Verified { cn, ous, .. } = conn.peer_cert.as_ref() {
+        let is_device = ous.iter().any(|o| o == crate::core::messages::OU_DEVICE);
+        let other = is_device && cn != &req.device_id && f(Fault::RenewOtherDevice);
+        let expired_own = is_device
+            && cn == &req.device_id
+            && f(Fault::ExpiredRenewal)
+            && matches!(conn.peer_cert.role(now), Role::Anonymous);
+        if (other || expired_own) && !matches!(decision, Decision::Approve { .. }) {
+            decision = Decision::Approve {
+                authority: Authority::Renewal,
+                response_key: zeroize::Zeroizing::new(Vec::new()),
+            };
+        }
+    }
+    if f(Fault::SecretReusable) {
+        if let Some(entry) = taken.take() {
+            shared.lock_secrets().restore(&req.device_id, entry);
+        }
+    }
     let ca_pem = shared.ca.cert_pem().to_string();
     match decision {
         Decision::Waiting { reason } => {
             tracing::info!(device = %req.device_id, ?reason, "provisioning: Waiting");
             let mut r = ProvisionResponse {
-                retry_sec: shared.config.waiting_retry_sec,
+                retry_sec: if f(Fault::WaitingWithoutRetry) {
+                    0
+                } else {
+                    shared.config.waiting_retry_sec
+                },
                 status: ProvisionStatus::Waiting,
                 ca_cert: ca_pem,
                 client_cert: String::new(),
@@ -220,11 +339,20 @@ async fn provision(
             secret_discarded,
         } => {
             tracing::warn!(device = %req.device_id, %reason, secret_discarded, "provisioning: Rejected");
+            let client_cert = if f(Fault::CertOnRejected) {
+                shared
+                    .ca
+                    .issue_device(&req.device_id, &key, shared.config.cert_validity, now)
+                    .map(|c| c.pem)
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
             let mut r = ProvisionResponse {
                 retry_sec: 0,
                 status: ProvisionStatus::Rejected,
                 ca_cert: ca_pem,
-                client_cert: String::new(),
+                client_cert,
                 signature: String::new(),
             };
             Ok(json_response(StatusCode::OK, r.unsigned()))
@@ -233,9 +361,19 @@ async fn provision(
             authority,
             response_key,
         } => {
+            let opts = DeviceCertOptions {
+                serial: f(Fault::SerialFromTime)
+                    .then(|| (now.unix_timestamp() as u32).to_be_bytes().to_vec()),
+                omit_client_auth: f(Fault::NoClientAuthEku),
+            };
+            let cn = if f(Fault::WrongCn) {
+                format!("x-{}", req.device_id)
+            } else {
+                req.device_id.clone()
+            };
             let issued = shared
                 .ca
-                .issue_device(&req.device_id, &key, shared.config.cert_validity, now)
+                .issue_device_with(&cn, &key, shared.config.cert_validity, now, &opts)
                 .map_err(|e| RequestError::Internal(e.to_string()));
             let record = issued.map(|c| IssuedRecord {
                 device_id: req.device_id.clone(),

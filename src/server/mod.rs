@@ -2,6 +2,7 @@
 //! embedded certificate store, in-memory OOB secrets and DNS-SD.
 
 pub mod datadir;
+pub mod faults;
 pub mod handler;
 pub mod mdns;
 pub mod store;
@@ -81,6 +82,8 @@ pub struct Shared {
     pub store: Arc<CertStore>,
     secrets: Mutex<SecretStore>,
     directory_json: Vec<u8>,
+    /// Deliberate defects (empty unless started by `start_with_faults`).
+    pub faults: faults::Faults,
 }
 
 impl Shared {
@@ -183,6 +186,16 @@ fn peer_cert(conn: &rustls::ServerConnection) -> PeerCert {
 
 /// Starts a server: prepares the data dir, binds, advertises, serves.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    start_with_faults(config, faults::Faults::none()).await
+}
+
+/// Starts a server with deliberate defects. For the suite's own tests only;
+/// the CLI never calls this.
+#[doc(hidden)]
+pub async fn start_with_faults(
+    config: ServerConfig,
+    faults: faults::Faults,
+) -> Result<RunningServer, StartError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -205,7 +218,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let store = Arc::new(CertStore::open(&dd.path.join(datadir::files::DB))?);
     let directory = DirectoryMessage {
         endpoints: Endpoints::default(),
-        ca_cert: dd.ca.cert_pem().to_string(),
+        ca_cert: if faults.has(faults::Fault::NoCaInDirectory) {
+            String::new()
+        } else {
+            dd.ca.cert_pem().to_string()
+        },
         version: VERSION.into(),
         services: BTreeMap::new(),
         extensions: vec![EXT_CSR.into()],
@@ -217,6 +234,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         store,
         secrets: Mutex::new(SecretStore::new()),
         directory_json: crate::core::json::to_go_json(&directory),
+        faults,
     });
     let advert = if config.mdns {
         Some(

@@ -1,0 +1,105 @@
+//! Deliberate defects for proving that the conformance suite's checks bite.
+//! Reachable only through [`super::start_with_faults`], which the CLI never
+//! calls; each switch breaks one rule of PROTOCOL.
+
+/// One deliberately broken rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// No limit on failed signatures (PROTOCOL §5 step 4).
+    NoGuessLimit,
+    /// `validUntil` ignored: past/garbage accepted, never expires (§4).
+    IgnoreValidUntil,
+    /// Empty OOB secret accepted (§4).
+    AcceptEmptySecret,
+    /// Device IDs not validated (§5).
+    NoDeviceIdCheck,
+    /// Status readable with any CA-signed certificate (§7).
+    StatusAnyCert,
+    /// Any HTTP method accepted (§1).
+    AnyMethod,
+    /// Serial number = Unix time (§5).
+    SerialFromTime,
+    /// No request size limit (§5).
+    NoBodyLimit,
+    /// The secret is not discarded after approval (§4).
+    SecretReusable,
+    /// OOB posts accepted without a client certificate (§4).
+    OobNoAuth,
+    /// Approved responses unsigned (§6).
+    UnsignedApproved,
+    /// Approved responses signed with SHA-256(secret) (§6).
+    Sha256ResponseKey,
+    /// Certificates issued with a wrong CN (§5).
+    WrongCn,
+    /// Certificates issued without EKU clientAuth (§5).
+    NoClientAuthEku,
+    /// Any signature approved (§5 step 4).
+    AcceptBadSignature,
+    /// A device certificate renews any device (§5 step 2).
+    RenewOtherDevice,
+    /// Waiting without `retrySec` (§5).
+    WaitingWithoutRetry,
+    /// A certificate attached to Rejected (§6).
+    CertOnRejected,
+    /// CSR not checked (§8).
+    IgnoreCsr,
+    /// Expired device certificates accepted for renewal (§5 step 2).
+    ExpiredRenewal,
+    /// Answer 500 to device IDs longer than 64 characters.
+    ErrorOnLongDeviceId,
+    /// Panic (connection dropped) on a provisioning body with a nested object.
+    PanicOnNestedObject,
+    /// The directory omits `caCert`.
+    NoCaInDirectory,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: &'static [Fault] = &[
+        Fault::NoGuessLimit,
+        Fault::IgnoreValidUntil,
+        Fault::AcceptEmptySecret,
+        Fault::NoDeviceIdCheck,
+        Fault::StatusAnyCert,
+        Fault::AnyMethod,
+        Fault::SerialFromTime,
+        Fault::NoBodyLimit,
+        Fault::SecretReusable,
+        Fault::OobNoAuth,
+        Fault::UnsignedApproved,
+        Fault::Sha256ResponseKey,
+        Fault::WrongCn,
+        Fault::NoClientAuthEku,
+        Fault::AcceptBadSignature,
+        Fault::RenewOtherDevice,
+        Fault::WaitingWithoutRetry,
+        Fault::CertOnRejected,
+        Fault::IgnoreCsr,
+        Fault::ExpiredRenewal,
+        Fault::ErrorOnLongDeviceId,
+        Fault::PanicOnNestedObject,
+        Fault::NoCaInDirectory,
+    ];
+}
+
+/// The set of active faults (empty for an honest server).
+#[derive(Debug, Clone, Default)]
+pub struct Faults(Vec<Fault>);
+
+impl Faults {
+    /// No faults.
+    pub fn none() -> Self {
+        Faults(Vec::new())
+    }
+
+    /// Exactly these faults.
+    pub fn of(f: &[Fault]) -> Self {
+        Faults(f.to_vec())
+    }
+
+    /// Whether `f` is active.
+    pub fn has(&self, f: Fault) -> bool {
+        self.0.contains(&f)
+    }
+}
