@@ -38,6 +38,83 @@ pub enum Command {
     /// Administer a server: post OOB secrets, read status.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Check a server (or, bare, the embedded reference) against the spec.
+    Check(CheckArgs),
+}
+
+/// `idprov check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// What to check; bare `check` self-checks the embedded reference.
+    #[command(subcommand)]
+    pub which: Option<CheckWhich>,
+    /// Options common to every check.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `idprov check` targets.
+#[derive(Debug, Subcommand)]
+pub enum CheckWhich {
+    /// Check a provisioning server (default: the embedded reference server).
+    Server(ServerTargetArgs),
+}
+
+/// How to reach a server under test.
+#[derive(Debug, Args)]
+pub struct ServerTargetArgs {
+    /// The server's directory URL (omit to check the embedded server).
+    #[arg(long, requires_all = ["ca_cert", "admin_cert", "admin_key"])]
+    pub url: Option<String>,
+    /// CA certificate of the server (its TLS chain and issued certificates).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Admin (or plugin) client certificate.
+    #[arg(long)]
+    pub admin_cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long)]
+    pub admin_key: Option<PathBuf>,
+    /// The CA's private key, if you have it: enables cases that need
+    /// certificates the server would not issue (expired, other OU).
+    #[arg(long)]
+    pub ca_key: Option<PathBuf>,
+}
+
+/// Options common to every check (SUITE.md).
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Case ids or globs to run (repeatable, comma-separated; `!` excludes).
+    #[arg(long, global = true)]
+    pub cases: Vec<String>,
+    /// Where report.json, junit.xml, report.html and report.md go.
+    #[arg(long, global = true, default_value = "reports")]
+    pub report_dir: PathBuf,
+    /// SHOULD failures fail the run too.
+    #[arg(long, global = true)]
+    pub strict: bool,
+    /// Print the case catalogue and exit.
+    #[arg(long, global = true)]
+    pub list: bool,
+    /// An earlier report.json: fail only on cases that passed there and fail now.
+    #[arg(long, global = true)]
+    pub baseline: Option<PathBuf>,
+    /// File of `case-id  reason` lines: listed failures do not fail the run,
+    /// listed cases that pass do.
+    #[arg(long, global = true)]
+    pub known_failing: Option<PathBuf>,
+    /// Capabilities of the target, comma-separated (e.g. csr,ed25519,rsa,discovery).
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub capabilities: Vec<String>,
+    /// Seed for every random choice (printed in every report).
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
+    /// Cases run at once.
+    #[arg(long, global = true, default_value_t = 4)]
+    pub jobs: usize,
+    /// Per-case time limit in seconds.
+    #[arg(long, global = true, default_value_t = 90)]
+    pub timeout: u64,
 }
 
 /// `idprov server` flags.
@@ -138,6 +215,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Server(a) => run_server(a).await,
         Command::Client(a) => run_client(a).await,
         Command::Admin(a) => run_admin(a).await,
+        Command::Check(a) => run_check(a).await,
     }
 }
 
@@ -244,5 +322,146 @@ async fn run_admin(a: AdminCommand) -> ExitCode {
                 Err(e) => fail(1, e),
             }
         }
+    }
+}
+
+fn list_catalogue(role: Option<crate::check::scenario::Role>) -> ExitCode {
+    match crate::check::scenario::catalogue() {
+        Ok(all) => {
+            for s in all.iter().filter(|s| role.is_none_or(|r| s.role == r)) {
+                println!(
+                    "{:<48} {:<6} {:<14} {}",
+                    s.id,
+                    s.level.as_str(),
+                    s.section,
+                    s.title
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_USAGE, e),
+    }
+}
+
+async fn run_check(a: CheckArgs) -> ExitCode {
+    use crate::check::{self, CheckOptions};
+    let c = &a.common;
+    if c.list {
+        return list_catalogue(match a.which {
+            Some(CheckWhich::Server(_)) => Some(crate::check::scenario::Role::Server),
+            None => None,
+        });
+    }
+    let opts = CheckOptions {
+        cases: c.cases.clone(),
+        report_dir: c.report_dir.clone(),
+        strict: c.strict,
+        baseline: c.baseline.clone(),
+        known_failing: c.known_failing.clone(),
+        capabilities: c.capabilities.clone(),
+        seed: c.seed,
+        jobs: c.jobs.max(1),
+        timeout: Duration::from_secs(c.timeout.max(1)),
+    };
+    let target_args = match a.which {
+        Some(CheckWhich::Server(t)) => t,
+        None => ServerTargetArgs {
+            url: None,
+            ca_cert: None,
+            admin_cert: None,
+            admin_key: None,
+            ca_key: None,
+        },
+    };
+    let mut embedded = None;
+    let target = match &target_args.url {
+        Some(url) => {
+            let need = |p: &Option<PathBuf>, what: &str| match p {
+                Some(p) => read(p, what),
+                None => Err(format!("{what} is required with --url")),
+            };
+            let built = (|| -> Result<check::runner::ServerTarget, String> {
+                Ok(check::runner::ServerTarget {
+                    url: url.clone(),
+                    ca_pem: need(&target_args.ca_cert, "--ca-cert")?,
+                    admin: ClientIdentity {
+                        cert_pem: need(&target_args.admin_cert, "--admin-cert")?,
+                        key_pem: need(&target_args.admin_key, "--admin-key")?,
+                    },
+                    plugin: None,
+                    ca_key_pem: match &target_args.ca_key {
+                        Some(p) => Some(read(p, "--ca-key")?),
+                        None => None,
+                    },
+                    capabilities: Vec::new(),
+                })
+            })();
+            match built {
+                Ok(t) => t,
+                Err(e) => return fail(EXIT_USAGE, e),
+            }
+        }
+        None => {
+            let dir = match tempfile::tempdir() {
+                Ok(d) => d,
+                Err(e) => return fail(EXIT_USAGE, format!("temporary directory: {e}")),
+            };
+            let cfg = ServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                data_dir: dir.path().to_path_buf(),
+                mdns: false,
+                waiting_retry_sec: 1,
+                ..ServerConfig::default()
+            };
+            let srv = match server::start(cfg).await {
+                Ok(s) => s,
+                Err(e) => return fail(EXIT_USAGE, format!("embedded server: {e}")),
+            };
+            let t = match check::embedded_target(&srv) {
+                Ok(t) => t,
+                Err(e) => return fail(EXIT_USAGE, e),
+            };
+            embedded = Some((srv, dir));
+            t
+        }
+    };
+    let result = check::check_server(target, &opts).await;
+    if let Some((srv, dir)) = embedded {
+        srv.shutdown().await;
+        drop(dir);
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    use std::io::IsTerminal;
+    print!("{}", report.table(std::io::stdout().is_terminal()));
+    if let Err(e) = report.write_all(&opts.report_dir) {
+        return fail(
+            EXIT_USAGE,
+            format!("writing reports to {}: {e}", opts.report_dir.display()),
+        );
+    }
+    let o = &report.outcome;
+    if !o.stale_known_failing.is_empty() {
+        println!(
+            "stale known-failing entries (these pass now): {}",
+            o.stale_known_failing.join(", ")
+        );
+    }
+    if !o.regressions.is_empty() {
+        println!(
+            "regressions against the baseline: {}",
+            o.regressions.join(", ")
+        );
+    }
+    println!(
+        "reports: {}/report.json, junit.xml, report.html, report.md",
+        opts.report_dir.display()
+    );
+    if o.failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -6,7 +6,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = idprov::cli::Cli::parse();
-    let filter = cli.log.clone().unwrap_or_else(|| "info".into());
+    // The suite's own output is the report: keep the embedded server quiet.
+    let default = match cli.command {
+        idprov::cli::Command::Check(_) => "warn",
+        _ => "info",
+    };
+    let filter = cli.log.clone().unwrap_or_else(|| default.into());
     let env_filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

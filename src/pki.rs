@@ -406,6 +406,8 @@ pub struct CertInfo {
     pub spki_der: Vec<u8>,
     /// Serial, lower-case hex without leading zero octets.
     pub serial_hex: String,
+    /// Octets of the serial as encoded (a leading 0x00 included).
+    pub serial_len: usize,
     /// Whether EKU includes clientAuth.
     pub client_auth: bool,
     /// Whether basicConstraints says CA.
@@ -443,6 +445,7 @@ impl CertInfo {
             not_after: c.validity().not_after.to_datetime(),
             spki_der: c.public_key().raw.to_vec(),
             serial_hex: hex(trimmed),
+            serial_len: serial.len(),
             client_auth,
             is_ca,
         })

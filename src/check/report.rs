@@ -1,0 +1,478 @@
+//! One results model, rendered as report.json, junit.xml, report.html,
+//! report.md and a terminal table (SUITE.md "Report").
+
+use super::scenario::{Level, Scenario};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Outcome of one case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Held.
+    Pass,
+    /// Did not hold.
+    Fail,
+    /// Not run (capability absent, or unimplemented in a client).
+    Skip,
+    /// An observation.
+    Info,
+}
+
+impl Verdict {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Skip => "skip",
+            Verdict::Info => "info",
+        }
+    }
+}
+
+/// One HTTP exchange (or a note) a case made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Exchange {
+    /// Step number (1-based).
+    pub step: usize,
+    /// Method, or `NOTE`.
+    pub method: String,
+    /// URL.
+    pub url: String,
+    /// Credential used.
+    pub credential: String,
+    /// Request body (secrets masked).
+    pub request_body: String,
+    /// Response status, if any.
+    pub status: Option<u16>,
+    /// Response headers.
+    pub response_headers: Vec<(String, String)>,
+    /// Response body (secrets masked).
+    pub response_body: String,
+    /// Transport error, if no response.
+    pub error: Option<String>,
+    /// Duration.
+    pub ms: u64,
+}
+
+impl Exchange {
+    /// A free-text note in the evidence.
+    pub fn note(step: usize, text: String) -> Self {
+        Exchange {
+            step,
+            method: "NOTE".into(),
+            url: String::new(),
+            credential: String::new(),
+            request_body: text,
+            status: None,
+            response_headers: Vec::new(),
+            response_body: String::new(),
+            error: None,
+            ms: 0,
+        }
+    }
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// Case id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// PROTOCOL section.
+    pub section: String,
+    /// Level.
+    pub level: Level,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Why (failure, skip reason, observation).
+    pub detail: String,
+    /// Duration.
+    pub ms: u64,
+    /// Device IDs the case used.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Exchanges, secrets masked.
+    #[serde(default)]
+    pub evidence: Vec<Exchange>,
+    /// Listed in the known-failing file, with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_failing: Option<String>,
+}
+
+impl CaseResult {
+    /// A not-yet-run result for a scenario.
+    pub fn new(s: &Scenario) -> Self {
+        CaseResult {
+            id: s.id.clone(),
+            title: s.title.clone(),
+            section: s.section.clone(),
+            level: s.level,
+            verdict: Verdict::Skip,
+            detail: String::new(),
+            ms: 0,
+            devices: Vec::new(),
+            evidence: Vec::new(),
+            known_failing: None,
+        }
+    }
+}
+
+/// Verdict counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Passed.
+    pub pass: usize,
+    /// Failed.
+    pub fail: usize,
+    /// Skipped.
+    pub skip: usize,
+    /// Observations.
+    pub info: usize,
+}
+
+/// The whole report (`report.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Always `idprov`.
+    pub suite: String,
+    /// Suite version.
+    pub version: String,
+    /// `server` or `client`.
+    pub role: String,
+    /// What was checked.
+    pub target: String,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Capabilities in effect.
+    pub capabilities: Vec<String>,
+    /// Whether SHOULD failures count.
+    pub strict: bool,
+    /// Start time, RFC 3339.
+    pub started: String,
+    /// Whole-run duration.
+    pub ms: u64,
+    /// Cases in catalogue order.
+    pub cases: Vec<CaseResult>,
+    /// Counts.
+    pub summary: Summary,
+    /// Outcome of the run for CI.
+    pub outcome: Outcome,
+}
+
+/// Why the run passed or failed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Whether the run fails (exit 1).
+    pub failed: bool,
+    /// Cases that count as failures.
+    pub counted_failures: Vec<String>,
+    /// Known-failing entries whose case now passes.
+    pub stale_known_failing: Vec<String>,
+    /// With `--baseline`: cases that passed there and fail now.
+    pub regressions: Vec<String>,
+}
+
+impl Report {
+    /// Recomputes the summary counts.
+    pub fn summarise(&mut self) {
+        let mut s = Summary::default();
+        for c in &self.cases {
+            match c.verdict {
+                Verdict::Pass => s.pass += 1,
+                Verdict::Fail => s.fail += 1,
+                Verdict::Skip => s.skip += 1,
+                Verdict::Info => s.info += 1,
+            }
+        }
+        self.summary = s;
+    }
+
+    /// Writes report.json, junit.xml, report.html and report.md into `dir`.
+    pub fn write_all(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::fsutil::write_atomic(&dir.join("report.json"), &json, crate::fsutil::MODE_PUBLIC)?;
+        crate::fsutil::write_atomic(
+            &dir.join("junit.xml"),
+            self.junit().as_bytes(),
+            crate::fsutil::MODE_PUBLIC,
+        )?;
+        crate::fsutil::write_atomic(
+            &dir.join("report.html"),
+            self.html().as_bytes(),
+            crate::fsutil::MODE_PUBLIC,
+        )?;
+        crate::fsutil::write_atomic(
+            &dir.join("report.md"),
+            self.markdown().as_bytes(),
+            crate::fsutil::MODE_PUBLIC,
+        )?;
+        Ok(())
+    }
+
+    /// JUnit XML: one testcase per case.
+    pub fn junit(&self) -> String {
+        use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+        let mut report = quick_junit::Report::new("idprov");
+        let mut suite = TestSuite::new(format!("idprov {}", self.role));
+        suite.add_property(Property::new("seed", self.seed.to_string()));
+        suite.add_property(Property::new("target", self.target.clone()));
+        for c in &self.cases {
+            let status = match c.verdict {
+                Verdict::Pass | Verdict::Info => TestCaseStatus::success(),
+                Verdict::Skip => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(c.detail.clone());
+                    s
+                }
+                Verdict::Fail => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(format!("[{}] {}", c.level.as_str(), c.detail));
+                    s.set_type(c.level.as_str());
+                    s
+                }
+            };
+            let mut tc = TestCase::new(c.id.clone(), status);
+            tc.set_classname(format!("idprov.{}", c.id.split('.').nth(1).unwrap_or("")));
+            tc.set_time(std::time::Duration::from_millis(c.ms));
+            if c.verdict == Verdict::Info {
+                tc.set_system_out(c.detail.clone());
+            }
+            suite.add_test_case(tc);
+        }
+        report.add_test_suite(suite);
+        report.to_string().unwrap_or_default()
+    }
+
+    /// Markdown summary for a pull-request comment.
+    pub fn markdown(&self) -> String {
+        let s = &self.summary;
+        let mut m = String::new();
+        let _ = writeln!(
+            m,
+            "## idprov check {} — {}\n",
+            self.role,
+            if self.outcome.failed {
+                "❌ failed"
+            } else {
+                "✅ passed"
+            }
+        );
+        let _ = writeln!(
+            m,
+            "Target `{}` · seed `{}` · {} pass, {} fail, {} skip, {} info\n",
+            self.target, self.seed, s.pass, s.fail, s.skip, s.info
+        );
+        let fails: Vec<&CaseResult> = self
+            .cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .collect();
+        if !fails.is_empty() {
+            let _ = writeln!(m, "| case | level | section | detail |\n|---|---|---|---|");
+            for c in fails {
+                let _ = writeln!(
+                    m,
+                    "| `{}`{} | {} | {} | {} |",
+                    c.id,
+                    if c.known_failing.is_some() {
+                        " (known)"
+                    } else {
+                        ""
+                    },
+                    c.level.as_str(),
+                    c.section,
+                    c.detail.replace('|', "\\|")
+                );
+            }
+        }
+        let infos: Vec<&CaseResult> = self
+            .cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Info)
+            .collect();
+        if !infos.is_empty() {
+            let _ = writeln!(m, "\n**Observations**\n");
+            for c in infos {
+                let _ = writeln!(m, "- `{}`: {}", c.id, c.detail);
+            }
+        }
+        for (title, list) in [
+            (
+                "Stale known-failing entries (these pass now)",
+                &self.outcome.stale_known_failing,
+            ),
+            (
+                "Regressions against the baseline",
+                &self.outcome.regressions,
+            ),
+        ] {
+            if !list.is_empty() {
+                let _ = writeln!(m, "\n**{title}**: {}", list.join(", "));
+            }
+        }
+        m
+    }
+
+    /// The terminal table.
+    pub fn table(&self, colour: bool) -> String {
+        let paint = |v: Verdict| -> String {
+            let t = v.as_str().to_uppercase();
+            if !colour {
+                return t;
+            }
+            let code = match v {
+                Verdict::Pass => "32",
+                Verdict::Fail => "31",
+                Verdict::Skip => "33",
+                Verdict::Info => "36",
+            };
+            format!("\x1b[{code}m{t}\x1b[0m")
+        };
+        let w = self.cases.iter().map(|c| c.id.len()).max().unwrap_or(10);
+        let mut out = String::new();
+        for c in &self.cases {
+            let detail: String = c.detail.chars().take(100).collect();
+            let _ = writeln!(
+                out,
+                "{:<w$}  {:<6}  {:<4}  {}{}",
+                c.id,
+                c.level.as_str(),
+                paint(c.verdict),
+                if c.known_failing.is_some() {
+                    "(known) "
+                } else {
+                    ""
+                },
+                detail
+            );
+        }
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "\n{} passed, {} failed, {} skipped, {} info — seed {}",
+            s.pass, s.fail, s.skip, s.info, self.seed
+        );
+        out
+    }
+
+    /// Self-contained HTML with a filterable table and per-case evidence.
+    pub fn html(&self) -> String {
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let s = &self.summary;
+        let mut areas: BTreeMap<String, ()> = BTreeMap::new();
+        for c in &self.cases {
+            areas.insert(c.id.split('.').nth(1).unwrap_or("").to_string(), ());
+        }
+        let mut h = String::new();
+        let _ = write!(
+            h,
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>idprov check {role}</title>
+<style>
+body{{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}}
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}}
+.pass{{color:#176c2c}}.fail{{color:#b00020;font-weight:bold}}.skip{{color:#8a6d00}}.info{{color:#00639b}}
+pre{{background:#f6f6f6;padding:6px;white-space:pre-wrap;word-break:break-all;max-height:20em;overflow:auto}}
+details{{margin:2px 0}}.counts span{{margin-right:1em}}
+</style></head><body>
+<h1>idprov check {role}: {outcome}</h1>
+<p>Target <code>{target}</code> · suite {version} · seed <code>{seed}</code> · started {started} · {ms} ms · capabilities {caps}</p>
+<p class="counts"><span class="pass">{p} pass</span><span class="fail">{f} fail</span><span class="skip">{k} skip</span><span class="info">{i} info</span></p>
+<p>Filter: <select id="fv"><option value="">any verdict</option><option>pass</option><option>fail</option><option>skip</option><option>info</option></select>
+<select id="fl"><option value="">any level</option><option>MUST</option><option>SHOULD</option><option>MAY</option></select>
+<select id="fa"><option value="">any area</option>"#,
+            role = esc(&self.role),
+            outcome = if self.outcome.failed {
+                "FAILED"
+            } else {
+                "passed"
+            },
+            target = esc(&self.target),
+            version = esc(&self.version),
+            seed = self.seed,
+            started = esc(&self.started),
+            ms = self.ms,
+            caps = esc(&self.capabilities.join(", ")),
+            p = s.pass,
+            f = s.fail,
+            k = s.skip,
+            i = s.info
+        );
+        for a in areas.keys() {
+            let _ = write!(h, "<option>{}</option>", esc(a));
+        }
+        h.push_str("</select></p>\n<table id=\"t\"><thead><tr><th>case</th><th>level</th><th>section</th><th>verdict</th><th>detail and evidence</th></tr></thead><tbody>\n");
+        for c in &self.cases {
+            let area = c.id.split('.').nth(1).unwrap_or("");
+            let _ = write!(
+                h,
+                "<tr data-v=\"{v}\" data-l=\"{l}\" data-a=\"{a}\"><td><code>{id}</code><br>{title}</td><td>{l}</td><td>{sec}</td><td class=\"{v}\">{v}{known}</td><td>{detail}",
+                v = c.verdict.as_str(),
+                l = c.level.as_str(),
+                a = esc(area),
+                id = esc(&c.id),
+                title = esc(&c.title),
+                sec = esc(&c.section),
+                known = if c.known_failing.is_some() { " (known)" } else { "" },
+                detail = esc(&c.detail)
+            );
+            if !c.evidence.is_empty() {
+                let _ = write!(
+                    h,
+                    "<details><summary>{} exchanges</summary>",
+                    c.evidence.len()
+                );
+                for e in &c.evidence {
+                    if e.method == "NOTE" {
+                        let _ = write!(h, "<pre>step {}: {}</pre>", e.step, esc(&e.request_body));
+                        continue;
+                    }
+                    let headers: String = e
+                        .response_headers
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}\n"))
+                        .collect();
+                    let _ = write!(
+                        h,
+                        "<pre>step {step} · {m} {url} as {cred} · {ms} ms\n{req}\n→ {status}\n{headers}\n{resp}</pre>",
+                        step = e.step,
+                        m = esc(&e.method),
+                        url = esc(&e.url),
+                        cred = esc(&e.credential),
+                        ms = e.ms,
+                        req = esc(&e.request_body),
+                        status = match (&e.status, &e.error) {
+                            (Some(s), _) => s.to_string(),
+                            (None, Some(err)) => format!("no response: {}", esc(err)),
+                            (None, None) => "no response".into(),
+                        },
+                        headers = esc(&headers),
+                        resp = esc(&e.response_body)
+                    );
+                }
+                h.push_str("</details>");
+            }
+            h.push_str("</td></tr>\n");
+        }
+        h.push_str(
+            r#"</tbody></table>
+<script>
+function f(){var v=document.getElementById('fv').value,l=document.getElementById('fl').value,a=document.getElementById('fa').value;
+document.querySelectorAll('#t tbody tr').forEach(function(r){r.style.display=((!v||r.dataset.v==v)&&(!l||r.dataset.l==l)&&(!a||r.dataset.a==a))?'':'none';});}
+['fv','fl','fa'].forEach(function(i){document.getElementById(i).addEventListener('change',f);});
+</script></body></html>
+"#,
+        );
+        h
+    }
+}

@@ -1,0 +1,276 @@
+//! Conformance cases as data (`scenarios/<role>/<id>.toml`): what a case
+//! checks, which PROTOCOL section it follows, and its steps from a fixed
+//! vocabulary of actions and expectations. The runner interprets them.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+include!(concat!(env!("OUT_DIR"), "/scenarios.rs"));
+
+/// Requirement level (RFC 2119).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Level {
+    /// Failing it fails the run.
+    #[serde(rename = "MUST")]
+    Must,
+    /// Failing it fails the run only with `--strict`.
+    #[serde(rename = "SHOULD")]
+    Should,
+    /// Never fails the run.
+    #[serde(rename = "MAY")]
+    May,
+}
+
+impl Level {
+    /// Upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+        }
+    }
+}
+
+/// Which side a case checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A provisioning server.
+    Server,
+    /// A device client.
+    Client,
+}
+
+/// One conformance case.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Stable id `<role>.<area>.<behaviour>`.
+    pub id: String,
+    /// One-line title.
+    pub title: String,
+    /// PROTOCOL section it follows, e.g. `PROTOCOL §4`.
+    pub section: String,
+    /// Requirement level.
+    pub level: Level,
+    /// Server or client.
+    pub role: Role,
+    /// Capabilities the target must have (else the case is skipped).
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Must run alone (load, bursts).
+    #[serde(default)]
+    pub exclusive: bool,
+    /// Longer explanation.
+    #[serde(default)]
+    pub description: String,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+/// The vocabulary of actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// GET the directory.
+    Directory,
+    /// POST an OOB secret.
+    PostOob,
+    /// POST a provisioning request.
+    Provision,
+    /// GET a device's status.
+    Status,
+    /// Send an arbitrary request.
+    Raw,
+    /// Sleep.
+    Wait,
+    /// Send `count` wrong signatures for a device.
+    Guess,
+    /// Provision `count` devices as admin at once; check serials.
+    Burst,
+    /// Post secrets for and provision `count` devices at once.
+    Concurrent,
+    /// A full honest provisioning (post secret, provision, check).
+    Sanity,
+    /// Record an observation (verdict info).
+    Observe,
+    /// Find the server by DNS-SD.
+    Discover,
+}
+
+/// One step: an action, its parameters, and what must hold after it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The action.
+    #[serde(rename = "do")]
+    pub action: Option<Action>,
+    /// Credential: nobody, admin, plugin, foreign-admin, self-signed-admin,
+    /// other-ou, device:<d>, expired-device:<d>, foreign-device:<d>.
+    #[serde(rename = "as")]
+    pub as_: Option<String>,
+    /// Symbolic device name (a fresh random ID per case).
+    pub device: Option<String>,
+    /// A literal device ID (for malformed-ID cases).
+    pub device_literal: Option<String>,
+    /// Symbolic secret name, or `none`.
+    pub secret: Option<String>,
+    /// A literal secret (e.g. empty).
+    pub secret_literal: Option<String>,
+    /// `default`, `past`, `garbage`, `number`, `in:<seconds>`.
+    pub valid_until: Option<String>,
+    /// `p256`, `ed25519`, `rsa2048`, `rsa1024`, `p384`, `garbage`, `not-pem`.
+    pub key: Option<String>,
+    /// `raw` or `sha256` HMAC key.
+    pub variant: Option<String>,
+    /// `default`, `missing`, `garbage`.
+    pub ip: Option<String>,
+    /// `go` (default), `reordered-raw` (reordered + unknown field, signed
+    /// over the bytes sent), `reordered-canonical` (same bytes, signed over
+    /// Go's canonical form).
+    pub form: Option<String>,
+    /// `none`, `valid`, `bad-signature`, `key-mismatch`.
+    pub csr: Option<String>,
+    /// Resend the last request body sent for this device.
+    pub replay: Option<bool>,
+    /// HTTP method (raw).
+    pub method: Option<String>,
+    /// Path (raw), `{device}` is replaced.
+    pub path: Option<String>,
+    /// Body text (raw/provision override), `{device}` and `{key}` replaced.
+    pub body: Option<String>,
+    /// Body of this many bytes (raw).
+    pub body_size: Option<usize>,
+    /// Count (guess, burst, concurrent).
+    pub count: Option<u32>,
+    /// Milliseconds (wait).
+    pub ms: Option<u64>,
+    /// What to observe.
+    pub what: Option<String>,
+    /// Expectations.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// What must hold after a step. Every field is optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// HTTP status is one of these.
+    pub http: Option<Vec<u16>>,
+    /// HTTP status class, e.g. `4xx`.
+    pub http_class: Option<String>,
+    /// Protocol status: `Approved`, `Waiting`, `Rejected`, `not-Approved`.
+    pub status: Option<String>,
+    /// `true`: a certificate passing every check; `false`: none.
+    pub certificate: Option<bool>,
+    /// Response signature: `secret`, `empty-key`, `none`.
+    pub signature: Option<String>,
+    /// `positive`.
+    pub retry_sec: Option<String>,
+    /// `present`: `caCert` is the target's CA.
+    pub ca_cert: Option<String>,
+    /// `true`: the TLS handshake may be refused instead (counts as refusal).
+    pub tls_refusal_ok: Option<bool>,
+    /// Directory: every field well-formed.
+    pub directory_valid: Option<bool>,
+    /// Directory: the server's TLS chain verifies against `caCert`.
+    pub tls_matches_ca: Option<bool>,
+    /// `Content-Type` starts with this.
+    pub content_type: Option<String>,
+    /// Status: `clientCert` is the latest certificate issued in this case.
+    pub latest_cert: Option<bool>,
+    /// Burst: all serials distinct and ≥ 64 bits.
+    pub unique_serials: Option<bool>,
+    /// Concurrent: every device Approved.
+    pub all_approved: Option<bool>,
+}
+
+/// Why a scenario file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("scenario {file}: {msg}")]
+pub struct ScenarioError {
+    /// File name.
+    pub file: String,
+    /// What is wrong.
+    pub msg: String,
+}
+
+const AREAS: &[&str] = &[
+    "sanity",
+    "discovery",
+    "directory",
+    "oob",
+    "hmac",
+    "provision",
+    "csr",
+    "renewal",
+    "status",
+    "mitm",
+    "input",
+    "limits",
+    "pinning",
+    "waiting",
+];
+
+/// Parses and checks one scenario file.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let err = |msg: String| ScenarioError {
+        file: file.to_string(),
+        msg,
+    };
+    let s: Scenario = toml::from_str(text).map_err(|e| err(e.to_string().replace('\n', " ")))?;
+    let parts: Vec<&str> = s.id.split('.').collect();
+    let role = match s.role {
+        Role::Server => "server",
+        Role::Client => "client",
+    };
+    if parts.len() != 3
+        || parts[0] != role
+        || !AREAS.contains(&parts[1])
+        || parts[2].is_empty()
+        || !s
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return Err(err(format!(
+            "id `{}` is not `{role}.<area>.<behaviour>` in lower case with a known area",
+            s.id
+        )));
+    }
+    if !file.ends_with(&format!("{}.toml", s.id)) {
+        return Err(err(format!("file name must be `{}.toml`", s.id)));
+    }
+    if !s.section.starts_with("PROTOCOL §") {
+        return Err(err("section must cite `PROTOCOL §n`".into()));
+    }
+    if s.steps.is_empty() {
+        return Err(err("no steps".into()));
+    }
+    for (i, st) in s.steps.iter().enumerate() {
+        if st.action.is_none() {
+            return Err(err(format!("step {} has no `do`", i + 1)));
+        }
+    }
+    Ok(s)
+}
+
+/// Every embedded scenario, parsed, sorted by id.
+pub fn catalogue() -> Result<Vec<Scenario>, ScenarioError> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (file, text) in SCENARIOS {
+        let s = parse(file, text)?;
+        if !seen.insert(s.id.clone()) {
+            return Err(ScenarioError {
+                file: file.to_string(),
+                msg: format!("duplicate id {}", s.id),
+            });
+        }
+        out.push(s);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
