@@ -347,10 +347,11 @@ async fn run_check(a: CheckArgs) -> ExitCode {
     use crate::check::{self, CheckOptions};
     let c = &a.common;
     if c.list {
-        return list_catalogue(match a.which {
-            Some(CheckWhich::Server(_)) => Some(crate::check::scenario::Role::Server),
-            None => None,
-        });
+        let role = a
+            .which
+            .as_ref()
+            .map(|CheckWhich::Server(_)| crate::check::scenario::Role::Server);
+        return list_catalogue(role);
     }
     let opts = CheckOptions {
         cases: c.cases.clone(),

@@ -133,9 +133,8 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
     }
     let slug: String = sc
         .id
-        .splitn(2, '.')
-        .nth(1)
-        .unwrap_or(&sc.id)
+        .split_once('.')
+        .map_or(sc.id.as_str(), |(_, rest)| rest)
         .replace('.', "-")
         .chars()
         .take(40)
@@ -769,11 +768,10 @@ impl Case<'_> {
             .to_string();
         match e.status.as_deref() {
             None => {}
-            Some("not-Approved") => {
-                if r.status == 200 && status == "Approved" {
-                    return fail("expected anything but Approved, got Approved");
-                }
+            Some("not-Approved") if r.status == 200 && status == "Approved" => {
+                return fail("expected anything but Approved, got Approved");
             }
+            Some("not-Approved") => {}
             Some(want) => {
                 if r.status != 200 {
                     return fail(format!("expected {want}, got HTTP {}", r.status));
@@ -801,7 +799,8 @@ impl Case<'_> {
                         .ok()
                         .map(|k| k.spki_der().to_vec())
                     });
-                self.check_certificate(&client_cert, &device, spki.as_deref())?;
+                let strict = !st.device.as_deref().unwrap_or("").starts_with("sanity");
+                self.check_certificate(&client_cert, &device, spki.as_deref(), strict)?;
             } else if !client_cert.is_empty() {
                 return fail(format!("a {status} answer carries a certificate"));
             }
@@ -877,6 +876,7 @@ impl Case<'_> {
         pem: &str,
         device: &str,
         spki: Option<&[u8]>,
+        strict: bool,
     ) -> Result<CertInfo, StepError> {
         if pem.is_empty() {
             return fail("no clientCert in an Approved answer");
@@ -890,19 +890,25 @@ impl Case<'_> {
         let now = OffsetDateTime::now_utc();
         verify_chain(&der, &ca, now, Usage::Client)
             .map_err(|e| StepError::Fail(format!("certificate: {e}")))?;
+        // The sanity cases stop at what makes provisioning work at all (an
+        // Approved certificate from the CA); its properties are judged by
+        // their own cases.
+        if !strict {
+            return Ok(info);
+        }
         if info.cn != [device.to_string()] {
             return fail(format!("certificate CN {:?}, expected {device:?}", info.cn));
         }
         if !info.ou.iter().any(|o| o == "iotdevice") {
             return fail(format!("certificate OU {:?} lacks iotdevice", info.ou));
         }
-        if !info.client_auth {
-            return fail("certificate lacks EKU clientAuth");
-        }
         if let Some(spki) = spki {
             if info.spki_der != spki {
                 return fail("certificate is not for the request's public key");
             }
+        }
+        if !info.client_auth {
+            return fail("certificate lacks EKU clientAuth");
         }
         if info.not_after - now < time::Duration::days(1) {
             return fail(format!(

@@ -252,6 +252,17 @@ async fn provision(
     if f(Fault::PanicOnNestedObject) && has_nested_object(&body) {
         panic!("deliberate fault: nested object in a provisioning request");
     }
+    if f(Fault::ErrorOnLongDeviceId) {
+        let id_len = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["deviceID"].as_str().map(str::len))
+            .unwrap_or(0);
+        if id_len > 64 {
+            return Err(RequestError::Internal(
+                "deliberate fault: long device ID".into(),
+            ));
+        }
+    }
     let req = if f(Fault::NoDeviceIdCheck) {
         let mut lenient: crate::core::messages::ProvisionRequest = serde_json::from_slice(&body)
             .map_err(|e| validate::InvalidInput::Json(validate::one_line(&e)))?;
@@ -260,11 +271,6 @@ async fn provision(
     } else {
         validate::parse_provision_request(&body)?
     };
-    if f(Fault::ErrorOnLongDeviceId) && req.device_id.len() > 64 {
-        return Err(RequestError::Internal(
-            "deliberate fault: long device ID".into(),
-        ));
-    }
     let key = DevicePublicKey::from_pem(&req.public_key_pem).map_err(RequestError::BadKey)?;
     if let Some(csr) = &req.csr_pem {
         if !f(Fault::IgnoreCsr) {
@@ -417,10 +423,15 @@ async fn provision(
                 client_cert: rec.pem,
                 signature: String::new(),
             };
-            Ok(json_response(
-                StatusCode::OK,
-                r.sign_with_key(&response_key),
-            ))
+            let body = if f(Fault::UnsignedApproved) {
+                r.unsigned()
+            } else if f(Fault::Sha256ResponseKey) {
+                use sha2::Digest;
+                r.sign_with_key(&sha2::Sha256::digest(&response_key[..]))
+            } else {
+                r.sign_with_key(&response_key)
+            };
+            Ok(json_response(StatusCode::OK, body))
         }
     }
 }

@@ -1,0 +1,152 @@
+//! `idprov check server` against the embedded reference server: the honest
+//! server passes every case, and each deliberately broken server (one fault
+//! switch at a time) is caught by the case written for that rule.
+
+mod common;
+use idprov::check::report::{Report, Verdict};
+use idprov::check::{self, CheckOptions};
+use idprov::server::faults::{Fault, Faults};
+use idprov::server::{self, RunningServer};
+use std::time::Duration;
+
+async fn start(dir: &std::path::Path, faults: &[Fault]) -> RunningServer {
+    server::start_with_faults(common::config(dir), Faults::of(faults))
+        .await
+        .expect("server starts")
+}
+
+fn opts(cases: &[&str]) -> CheckOptions {
+    CheckOptions {
+        cases: cases.iter().map(|s| s.to_string()).collect(),
+        seed: Some(7),
+        jobs: 8,
+        timeout: Duration::from_secs(60),
+        ..CheckOptions::default()
+    }
+}
+
+async fn run(faults: &[Fault], cases: &[&str]) -> Report {
+    let d = tempfile::tempdir().unwrap();
+    let srv = start(d.path(), faults).await;
+    let target = check::embedded_target(&srv).unwrap();
+    let report = check::check_server(target, &opts(cases))
+        .await
+        .expect("check runs");
+    srv.shutdown().await;
+    report
+}
+
+fn failing(r: &Report) -> Vec<String> {
+    r.cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_server_passes_every_case() {
+    let r = run(&[], &[]).await;
+    let fails: Vec<String> = r
+        .cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| format!("{}: {}", c.id, c.detail))
+        .collect();
+    assert!(fails.is_empty(), "honest server failed: {fails:#?}");
+    assert!(!r.outcome.failed);
+    assert!(r.summary.pass >= 70, "{:?}", r.summary);
+    // Only the discovery case is skipped (no --capabilities discovery).
+    let skipped: Vec<&str> = r
+        .cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Skip)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(skipped, ["server.discovery.advertised-directory"]);
+    // Evidence is kept, and no secret appears in it.
+    let c = r
+        .cases
+        .iter()
+        .find(|c| c.id == "server.provision.approved-certificate")
+        .unwrap();
+    assert!(c.evidence.len() >= 2);
+    assert!(c
+        .evidence
+        .iter()
+        .any(|e| e.request_body.contains("«secret»")));
+}
+
+/// Each fault and the case that must catch it.
+const EXPECTED: &[(Fault, &str)] = &[
+    (Fault::NoGuessLimit, "server.provision.guess-limit"),
+    (Fault::IgnoreValidUntil, "server.oob.valid-until-honoured"),
+    (Fault::AcceptEmptySecret, "server.oob.empty-secret-400"),
+    (
+        Fault::NoDeviceIdCheck,
+        "server.input.device-id-traversal-400",
+    ),
+    (Fault::StatusAnyCert, "server.status.device-cert-refused"),
+    (Fault::AnyMethod, "server.limits.wrong-method-directory-405"),
+    (Fault::SerialFromTime, "server.provision.serials-unique"),
+    (Fault::NoBodyLimit, "server.limits.body-1mib-413"),
+    (Fault::SecretReusable, "server.provision.one-time-secret"),
+    (Fault::OobNoAuth, "server.oob.requires-client-cert"),
+    (
+        Fault::UnsignedApproved,
+        "server.hmac.response-signed-with-secret",
+    ),
+    (
+        Fault::Sha256ResponseKey,
+        "server.hmac.response-signed-with-secret",
+    ),
+    (Fault::WrongCn, "server.provision.approved-certificate"),
+    (
+        Fault::NoClientAuthEku,
+        "server.provision.approved-certificate",
+    ),
+    (
+        Fault::AcceptBadSignature,
+        "server.provision.wrong-secret-rejected",
+    ),
+    (
+        Fault::RenewOtherDevice,
+        "server.renewal.other-device-refused",
+    ),
+    (Fault::WaitingWithoutRetry, "server.waiting.retry-sec"),
+    (
+        Fault::CertOnRejected,
+        "server.provision.wrong-secret-rejected",
+    ),
+    (Fault::IgnoreCsr, "server.csr.bad-signature-400"),
+    (Fault::ExpiredRenewal, "server.renewal.expired-refused"),
+    (Fault::ErrorOnLongDeviceId, "server.input.device-id-2kb-400"),
+    (
+        Fault::PanicOnNestedObject,
+        "server.input.nested-object-harmless",
+    ),
+    (Fault::NoCaInDirectory, "server.directory.ca-cert-present"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broken_server_is_caught() {
+    assert_eq!(
+        EXPECTED.len(),
+        Fault::ALL.len(),
+        "every fault has an expected case"
+    );
+    let mut caught = 0;
+    let mut table = String::new();
+    for (fault, case) in EXPECTED {
+        let r = run(&[*fault], &[]).await;
+        let fails = failing(&r);
+        table.push_str(&format!("{fault:?}: {}\n", fails.join(", ")));
+        assert!(
+            fails.iter().any(|f| f == case),
+            "{fault:?} was not caught by {case}; failing: {fails:?}"
+        );
+        caught += 1;
+    }
+    eprintln!("{table}");
+    assert!(caught >= 15);
+}
