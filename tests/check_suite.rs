@@ -126,6 +126,7 @@ const EXPECTED: &[(Fault, &str)] = &[
         "server.input.nested-object-harmless",
     ),
     (Fault::NoCaInDirectory, "server.directory.ca-cert-present"),
+    (Fault::DieUnderConcurrency, "server.limits.concurrent-64"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,4 +150,63 @@ async fn every_broken_server_is_caught() {
     }
     eprintln!("{table}");
     assert!(caught >= 15);
+}
+
+/// The Go reference's wire format alone (PROTOCOL §10) fails no MUST case
+/// but the two about the missing directory CA: its quirks are tolerated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_wire_format_quirks_are_tolerated() {
+    let r = run(&[Fault::GoWireFormat], &[]).await;
+    let must_fails: Vec<&str> = r
+        .cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail && c.level == idprov::check::scenario::Level::Must)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(
+        must_fails,
+        [
+            "server.directory.ca-cert-present",
+            "server.directory.tls-chain-matches-ca-cert"
+        ],
+        "{:#?}",
+        r.cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .map(|c| (&c.id, &c.detail))
+            .collect::<Vec<_>>()
+    );
+    let info = |id: &str| r.cases.iter().find(|c| c.id == id).unwrap().detail.clone();
+    assert!(
+        info("server.hmac.canonical-form").contains("re-serialisation"),
+        "{}",
+        info("server.hmac.canonical-form")
+    );
+    assert!(info("server.directory.form").contains("caCert is absent"));
+}
+
+/// The Go reference as recorded — its wire format plus every defect PROTOCOL
+/// §10 lists: each defect shows up as a failing case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_reference_defects_are_all_reported() {
+    let r = run(Fault::GO_REFERENCE, &[]).await;
+    let fails = failing(&r);
+    for case in [
+        "server.oob.valid-until-honoured",
+        "server.oob.past-valid-until-400",
+        "server.provision.guess-limit",
+        "server.oob.empty-secret-400",
+        "server.input.device-id-traversal-400",
+        "server.status.device-cert-refused",
+        "server.limits.wrong-method-directory-405",
+        "server.provision.serials-unique",
+        "server.limits.body-1mib-413",
+        "server.limits.concurrent-64",
+    ] {
+        assert!(
+            fails.iter().any(|f| f == case),
+            "{case} not reported; failing: {fails:?}"
+        );
+    }
+    assert!(r.outcome.failed);
 }

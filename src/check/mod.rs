@@ -363,3 +363,65 @@ mod tests {
         assert!(c.iter().any(|s| s.id == SANITY_LAST));
     }
 }
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+
+    fn case(id: &str, level: Level, verdict: Verdict) -> CaseResult {
+        CaseResult {
+            id: id.into(),
+            title: String::new(),
+            section: "PROTOCOL §1".into(),
+            level,
+            verdict,
+            detail: String::new(),
+            ms: 0,
+            devices: vec![],
+            evidence: vec![],
+            known_failing: None,
+        }
+    }
+
+    #[test]
+    fn levels_known_failing_and_baseline() {
+        let mut cs = vec![
+            case("a", Level::Must, Verdict::Fail),
+            case("b", Level::Should, Verdict::Fail),
+            case("c", Level::May, Verdict::Fail),
+            case("d", Level::Must, Verdict::Pass),
+        ];
+        let none = BTreeMap::new();
+        let o = decide_outcome(&mut cs.clone(), false, &none, None);
+        assert_eq!(o.counted_failures, ["a"]);
+        assert!(o.failed);
+        let o = decide_outcome(&mut cs.clone(), true, &none, None);
+        assert_eq!(o.counted_failures, ["a", "b"]);
+        // Known failing: listed failure does not count; listed pass is stale.
+        let known: BTreeMap<String, String> = [
+            ("a".to_string(), "r".to_string()),
+            ("d".to_string(), "r".to_string()),
+        ]
+        .into();
+        let o = decide_outcome(&mut cs, false, &known, None);
+        assert!(o.counted_failures.is_empty());
+        assert_eq!(o.stale_known_failing, ["d"]);
+        assert!(o.failed);
+        // Baseline: only cases that passed there and fail now count.
+        let mut cs = vec![
+            case("a", Level::Must, Verdict::Fail),
+            case("e", Level::Must, Verdict::Fail),
+        ];
+        let base: BTreeMap<String, Verdict> = [
+            ("a".to_string(), Verdict::Fail),
+            ("e".to_string(), Verdict::Pass),
+        ]
+        .into();
+        let o = decide_outcome(&mut cs, false, &none, Some(&base));
+        assert!(o.counted_failures.is_empty());
+        assert_eq!(o.regressions, ["e"]);
+        let mut cs = vec![case("a", Level::Must, Verdict::Fail)];
+        let base: BTreeMap<String, Verdict> = [("a".to_string(), Verdict::Fail)].into();
+        assert!(!decide_outcome(&mut cs, false, &none, Some(&base)).failed);
+    }
+}

@@ -13,6 +13,35 @@ pub const DEFAULT_GUESS_LIMIT: u32 = 5;
 /// Seconds a Waiting device is told to wait.
 pub const DEFAULT_WAITING_RETRY_SEC: u64 = 5;
 
+/// How a request's signature is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyMethod {
+    /// Raw blanking of the received bytes (normative, PROTOCOL §6).
+    #[default]
+    RawBlanking,
+    /// Re-serialisation in Go's field order (the reference's method; used
+    /// only to emulate it).
+    Reserialize,
+}
+
+/// The knobs of the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Failed signatures per device before its secret is discarded.
+    pub guess_limit: u32,
+    /// Signature verification method.
+    pub verify: VerifyMethod,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            guess_limit: DEFAULT_GUESS_LIMIT,
+            verify: VerifyMethod::RawBlanking,
+        }
+    }
+}
+
 /// What the TLS layer established about the peer's client certificate. The
 /// chain to the server's CA has already been verified when this is not
 /// `None`; validity times are checked here.
@@ -151,7 +180,7 @@ pub fn decide(
     peer: &PeerCert,
     secret: Option<&SecretEntry>,
     now: OffsetDateTime,
-    guess_limit: u32,
+    policy: &Policy,
 ) -> Decision {
     match peer.role(now) {
         Role::Admin(_) | Role::Plugin(_) => {
@@ -178,14 +207,20 @@ pub fn decide(
             reason: WaitReason::Expired,
         };
     }
-    match sign::verify_raw(raw_body, entry.secret.as_bytes()) {
+    let verified = match policy.verify {
+        VerifyMethod::RawBlanking => sign::verify_raw(raw_body, entry.secret.as_bytes()),
+        VerifyMethod::Reserialize => {
+            sign::verify_reserialized_request(raw_body, entry.secret.as_bytes())
+        }
+    };
+    match verified {
         Ok(()) => Decision::Approve {
             authority: Authority::Secret,
             response_key: Zeroizing::new(entry.secret.as_bytes().to_vec()),
         },
         Err(reason) => Decision::Rejected {
             reason,
-            secret_discarded: entry.failures + 1 >= guess_limit,
+            secret_discarded: entry.failures.saturating_add(1) >= policy.guess_limit,
         },
     }
 }
@@ -239,7 +274,7 @@ impl SecretStore {
         raw_body: &[u8],
         peer: &PeerCert,
         now: OffsetDateTime,
-        guess_limit: u32,
+        policy: &Policy,
     ) -> (Decision, Option<SecretEntry>) {
         let decision = decide(
             device_id,
@@ -247,7 +282,7 @@ impl SecretStore {
             peer,
             self.entries.get(device_id),
             now,
-            guess_limit,
+            policy,
         );
         let mut taken = None;
         match &decision {
@@ -266,7 +301,7 @@ impl SecretStore {
                 if *secret_discarded {
                     self.entries.remove(device_id);
                 } else if let Some(e) = self.entries.get_mut(device_id) {
-                    e.failures += 1;
+                    e.failures = e.failures.saturating_add(1);
                 }
             }
             _ => {}
@@ -324,7 +359,7 @@ mod tests {
         let mut s = SecretStore::new();
         let body = request("d1", "s1");
         // No secret → Waiting.
-        let (d, _) = s.decide_and_apply("d1", &body, &PeerCert::None, NOW, 5);
+        let (d, _) = s.decide_and_apply("d1", &body, &PeerCert::None, NOW, &Policy::default());
         assert!(matches!(
             d,
             Decision::Waiting {
@@ -333,7 +368,8 @@ mod tests {
         ));
         // Admin and plugin → approve without secret.
         for ou in ["admin", "plugin"] {
-            let (d, _) = s.decide_and_apply("d1", &body, &cert("a", ou, 1), NOW, 5);
+            let (d, _) =
+                s.decide_and_apply("d1", &body, &cert("a", ou, 1), NOW, &Policy::default());
             assert!(matches!(
                 d,
                 Decision::Approve {
@@ -343,7 +379,13 @@ mod tests {
             ));
         }
         // Own device cert → renewal; other device or expired → falls through.
-        let (d, _) = s.decide_and_apply("d1", &body, &cert("d1", "iotdevice", 1), NOW, 5);
+        let (d, _) = s.decide_and_apply(
+            "d1",
+            &body,
+            &cert("d1", "iotdevice", 1),
+            NOW,
+            &Policy::default(),
+        );
         assert!(matches!(
             d,
             Decision::Approve {
@@ -351,13 +393,25 @@ mod tests {
                 ..
             }
         ));
-        let (d, _) = s.decide_and_apply("d1", &body, &cert("d2", "iotdevice", 1), NOW, 5);
+        let (d, _) = s.decide_and_apply(
+            "d1",
+            &body,
+            &cert("d2", "iotdevice", 1),
+            NOW,
+            &Policy::default(),
+        );
         assert!(matches!(d, Decision::Waiting { .. }));
-        let (d, _) = s.decide_and_apply("d1", &body, &cert("d1", "iotdevice", -1), NOW, 5);
+        let (d, _) = s.decide_and_apply(
+            "d1",
+            &body,
+            &cert("d1", "iotdevice", -1),
+            NOW,
+            &Policy::default(),
+        );
         assert!(matches!(d, Decision::Waiting { .. }));
         // Secret: right one approves once.
         s.post("d1", "s1", NOW + Duration::hours(1));
-        let (d, taken) = s.decide_and_apply("d1", &body, &PeerCert::None, NOW, 5);
+        let (d, taken) = s.decide_and_apply("d1", &body, &PeerCert::None, NOW, &Policy::default());
         assert!(matches!(
             d,
             Decision::Approve {
@@ -366,7 +420,7 @@ mod tests {
             }
         ));
         assert!(taken.is_some());
-        let (d, _) = s.decide_and_apply("d1", &body, &PeerCert::None, NOW, 5);
+        let (d, _) = s.decide_and_apply("d1", &body, &PeerCert::None, NOW, &Policy::default());
         assert!(matches!(d, Decision::Waiting { .. }), "one-time secret");
     }
 
@@ -376,12 +430,18 @@ mod tests {
         s.post("d", "right", NOW + Duration::hours(1));
         let wrong = request("d", "wrong");
         for i in 0..5 {
-            let (d, _) = s.decide_and_apply("d", &wrong, &PeerCert::None, NOW, 5);
+            let (d, _) = s.decide_and_apply("d", &wrong, &PeerCert::None, NOW, &Policy::default());
             assert!(
                 matches!(d, Decision::Rejected { secret_discarded, .. } if secret_discarded == (i == 4))
             );
         }
-        let (d, _) = s.decide_and_apply("d", &request("d", "right"), &PeerCert::None, NOW, 5);
+        let (d, _) = s.decide_and_apply(
+            "d",
+            &request("d", "right"),
+            &PeerCert::None,
+            NOW,
+            &Policy::default(),
+        );
         assert!(matches!(d, Decision::Waiting { .. }));
     }
 
@@ -389,7 +449,13 @@ mod tests {
     fn expired_secret_waits() {
         let mut s = SecretStore::new();
         s.post("d", "s", NOW - Duration::seconds(1));
-        let (d, _) = s.decide_and_apply("d", &request("d", "s"), &PeerCert::None, NOW, 5);
+        let (d, _) = s.decide_and_apply(
+            "d",
+            &request("d", "s"),
+            &PeerCert::None,
+            NOW,
+            &Policy::default(),
+        );
         assert!(matches!(
             d,
             Decision::Waiting {

@@ -52,6 +52,14 @@ pub enum Fault {
     PanicOnNestedObject,
     /// The directory omits `caCert`.
     NoCaInDirectory,
+    /// The Go reference's wire format (PROTOCOL §10): text/plain, `caCert`
+    /// null in the directory and "" in answers, no `retrySec`, empty OOB
+    /// answer, 401/403 swapped, base64 `clientCert` in status, and
+    /// verification by re-serialisation.
+    GoWireFormat,
+    /// The process stops serving when many provisioning requests arrive at
+    /// once (the Go reference's unlocked secret map).
+    DieUnderConcurrency,
 }
 
 impl Fault {
@@ -80,6 +88,22 @@ impl Fault {
         Fault::ErrorOnLongDeviceId,
         Fault::PanicOnNestedObject,
         Fault::NoCaInDirectory,
+        Fault::DieUnderConcurrency,
+    ];
+
+    /// The Go reference as recorded (PROTOCOL §10): its wire format plus
+    /// every defect listed there.
+    pub const GO_REFERENCE: &'static [Fault] = &[
+        Fault::GoWireFormat,
+        Fault::IgnoreValidUntil,
+        Fault::NoGuessLimit,
+        Fault::AcceptEmptySecret,
+        Fault::NoDeviceIdCheck,
+        Fault::StatusAnyCert,
+        Fault::AnyMethod,
+        Fault::SerialFromTime,
+        Fault::NoBodyLimit,
+        Fault::DieUnderConcurrency,
     ];
 }
 

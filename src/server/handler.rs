@@ -69,7 +69,7 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let result = route(req, &shared, &conn).await;
-    let resp = match result {
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
             if e.status().is_server_error() {
@@ -80,6 +80,12 @@ pub async fn handle(
             error_response(&e)
         }
     };
+    if shared.faults.has(Fault::GoWireFormat) {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
     Ok(resp)
 }
 
@@ -110,7 +116,21 @@ async fn route(
         OOB_PATH => {
             expect_method(shared, &req, Method::POST, "POST")?;
             if !shared.faults.has(Fault::OobNoAuth) {
-                require_admin(conn, OffsetDateTime::now_utc())?;
+                let checked = require_admin(conn, OffsetDateTime::now_utc());
+                if shared.faults.has(Fault::GoWireFormat) {
+                    // The reference swaps 401 and 403 here.
+                    match checked {
+                        Err(RequestError::Unauthenticated) => {
+                            return Err(RequestError::Forbidden("no client certificate".into()))
+                        }
+                        Err(RequestError::Forbidden(_)) => {
+                            return Err(RequestError::Unauthenticated)
+                        }
+                        other => other?,
+                    }
+                } else {
+                    checked?;
+                }
             }
             let body = read_body(shared, req).await?;
             post_oob(shared, &body)
@@ -203,7 +223,34 @@ fn post_oob(shared: &Shared, body: &[u8]) -> Result<Response<Full<Bytes>>, Reque
         secrets.post(&post.device_id, &post.secret, post.valid_until);
     }
     tracing::info!(device = %post.device_id, valid_until = %post.valid_until, "OOB secret posted");
-    Ok(json_response(StatusCode::OK, b"{}".to_vec()))
+    let body = if shared.faults.has(Fault::GoWireFormat) {
+        Vec::new()
+    } else {
+        b"{}".to_vec()
+    };
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// Counts provisioning requests in flight.
+struct Inflight<'a> {
+    shared: &'a Shared,
+    count: usize,
+}
+
+impl<'a> Inflight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        use std::sync::atomic::Ordering;
+        let count = shared.inflight.fetch_add(1, Ordering::SeqCst) + 1;
+        Inflight { shared, count }
+    }
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .inflight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The OOB parser of a deliberately broken server.
@@ -249,6 +296,11 @@ async fn provision(
 ) -> Result<Response<Full<Bytes>>, RequestError> {
     let now = OffsetDateTime::now_utc();
     let f = |x| shared.faults.has(x);
+    let _inflight = Inflight::enter(shared);
+    if f(Fault::DieUnderConcurrency) && _inflight.count > 12 {
+        shared.die.notify_one();
+        panic!("deliberate fault: concurrent provisioning corrupted the secret map");
+    }
     if f(Fault::PanicOnNestedObject) && has_nested_object(&body) {
         panic!("deliberate fault: nested object in a provisioning request");
     }
@@ -280,15 +332,21 @@ async fn provision(
     if req.ip != conn.peer_addr.ip().to_string() {
         tracing::debug!(device = %req.device_id, claimed = %req.ip, peer = %conn.peer_addr, "ip field differs from peer address");
     }
-    let guess_limit = if f(Fault::NoGuessLimit) {
-        u32::MAX
-    } else {
-        shared.config.guess_limit
+    let policy = crate::core::decision::Policy {
+        guess_limit: if f(Fault::NoGuessLimit) {
+            u32::MAX
+        } else {
+            shared.config.guess_limit
+        },
+        verify: if f(Fault::GoWireFormat) {
+            crate::core::decision::VerifyMethod::Reserialize
+        } else {
+            crate::core::decision::VerifyMethod::RawBlanking
+        },
     };
     let (mut decision, mut taken) = {
         let mut secrets = shared.lock_secrets();
-        let out =
-            secrets.decide_and_apply(&req.device_id, &body, &conn.peer_cert, now, guess_limit);
+        let out = secrets.decide_and_apply(&req.device_id, &body, &conn.peer_cert, now, &policy);
         if let (Decision::Rejected { .. }, true) = (&out.0, f(Fault::AcceptBadSignature)) {
             match secrets.get(&req.device_id).cloned() {
                 Some(entry) => (
@@ -323,12 +381,17 @@ async fn provision(
             shared.lock_secrets().restore(&req.device_id, entry);
         }
     }
-    let ca_pem = shared.ca.cert_pem().to_string();
+    let go = f(Fault::GoWireFormat);
+    let ca_pem = if go {
+        String::new()
+    } else {
+        shared.ca.cert_pem().to_string()
+    };
     match decision {
         Decision::Waiting { reason } => {
             tracing::info!(device = %req.device_id, ?reason, "provisioning: Waiting");
             let mut r = ProvisionResponse {
-                retry_sec: if f(Fault::WaitingWithoutRetry) {
+                retry_sec: if f(Fault::WaitingWithoutRetry) || go {
                     0
                 } else {
                     shared.config.waiting_retry_sec
@@ -383,7 +446,12 @@ async fn provision(
                 .map_err(|e| RequestError::Internal(e.to_string()));
             let record = issued.map(|c| IssuedRecord {
                 device_id: req.device_id.clone(),
-                serial: c.serial_hex.clone(),
+                // Time-based serials repeat; the reference stores them anyway.
+                serial: if f(Fault::SerialFromTime) {
+                    format!("{}-{:08x}", c.serial_hex, rand::random::<u32>())
+                } else {
+                    c.serial_hex.clone()
+                },
                 pem: c.pem.clone(),
                 issued_at: now.unix_timestamp(),
                 not_after: c.not_after.unix_timestamp(),
@@ -417,7 +485,11 @@ async fn provision(
             };
             tracing::info!(device = %req.device_id, serial = %rec.serial, authority = %rec.authority, "provisioning: Approved");
             let mut r = ProvisionResponse {
-                retry_sec: shared.config.renew_retry_sec(),
+                retry_sec: if go {
+                    0
+                } else {
+                    shared.config.renew_retry_sec()
+                },
                 status: ProvisionStatus::Approved,
                 ca_cert: ca_pem,
                 client_cert: rec.pem,
@@ -444,6 +516,24 @@ async fn status(shared: &Shared, id: &str) -> Result<Response<Full<Bytes>>, Requ
         .await
         .map_err(|e| RequestError::Internal(e.to_string()))?
         .map_err(|e| RequestError::Internal(e.to_string()))?;
+    if shared.faults.has(Fault::GoWireFormat) {
+        use base64::Engine;
+        let (status, cert) = match &latest {
+            Some(r) => (
+                "Approved",
+                serde_json::Value::String(
+                    base64::engine::general_purpose::STANDARD.encode(r.pem.as_bytes()),
+                ),
+            ),
+            None => ("Waiting", serde_json::Value::Null),
+        };
+        let mut body = b"{\"deviceID\":".to_vec();
+        body.extend(crate::core::json::to_go_json(id));
+        body.extend(format!(",\"status\":\"{status}\",\"caCert\":\"\",\"clientCert\":").as_bytes());
+        body.extend(crate::core::json::to_go_json(&cert));
+        body.push(b'}');
+        return Ok(json_response(StatusCode::OK, body));
+    }
     let msg = StatusMessage {
         device_id: id.to_string(),
         status: if latest.is_some() {

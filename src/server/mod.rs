@@ -84,6 +84,10 @@ pub struct Shared {
     directory_json: Vec<u8>,
     /// Deliberate defects (empty unless started by `start_with_faults`).
     pub faults: faults::Faults,
+    /// Provisioning requests being handled (for `DieUnderConcurrency`).
+    pub inflight: std::sync::atomic::AtomicUsize,
+    /// Signalled to stop serving at once (for `DieUnderConcurrency`).
+    pub die: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -233,8 +237,15 @@ pub async fn start_with_faults(
         ca: dd.ca,
         store,
         secrets: Mutex::new(SecretStore::new()),
-        directory_json: crate::core::json::to_go_json(&directory),
+        directory_json: if faults.has(faults::Fault::GoWireFormat) {
+            // Byte for byte what the Go reference serves (capture 01).
+            br#"{"endpoints":{"directory":"/idprov/directory","status":"/idprov/status/{deviceID}","postOobSecret":"/idprov/oobsecret","postProvisionRequest":"/idprov/provreq"},"caCert":null,"version":"1","services":{}}"#.to_vec()
+        } else {
+            crate::core::json::to_go_json(&directory)
+        },
         faults,
+        inflight: std::sync::atomic::AtomicUsize::new(0),
+        die: tokio::sync::Notify::new(),
     });
     let advert = if config.mdns {
         Some(
@@ -275,6 +286,10 @@ async fn accept_loop(
     loop {
         let (tcp, peer_addr) = tokio::select! {
             _ = stop.changed() => break,
+            _ = shared.die.notified() => {
+                tracing::error!("deliberate fault: stopped serving under concurrent load");
+                break;
+            }
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
