@@ -269,6 +269,32 @@ impl CertAuthority {
         Self::from_pem(&cert.pem(), &key.serialize_pem())
     }
 
+    /// Builds a CA deterministically from a given key, serial and time (for
+    /// reproducible test vectors; use Ed25519 keys for byte-stable output).
+    pub fn generate_from(
+        key: KeyPair,
+        cn: &str,
+        serial: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Self, PkiError> {
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "idprov");
+        dn.push(DnType::CommonName, cn);
+        p.distinguished_name = dn;
+        p.not_before = now - Duration::days(1);
+        p.not_after = now + Duration::days(3650);
+        p.serial_number = Some(SerialNumber::from_slice(serial));
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = p.self_signed(&key).map_err(gen_err)?;
+        Self::from_pem(&cert.pem(), &key.serialize_pem())
+    }
+
     /// Loads a CA from its certificate and PKCS#8 key PEM.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let der = CertificateDer::from_pem_slice(cert_pem.as_bytes())

@@ -5,7 +5,6 @@ use super::report::{CaseResult, Exchange, Verdict};
 use super::scenario::{Action, Scenario, Step};
 use crate::client::discover;
 use crate::core::directory::{decode_ca, parse_directory, split_https_url, Directory};
-use crate::core::json::to_go_json;
 use crate::core::messages::{OOB_PATH, PROVREQ_PATH, STATUS_TEMPLATE};
 use crate::core::sign::{self, KeyVariant};
 use crate::net::{self, HttpsResponse};
@@ -1341,19 +1340,8 @@ impl Case<'_> {
     }
 }
 
-/// Serialises ordered members compactly with Go's escaping.
 fn encode_object(fields: &[(&str, Value)]) -> Vec<u8> {
-    let mut out = b"{".to_vec();
-    for (i, (k, v)) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend(to_go_json(k));
-        out.push(b':');
-        out.extend(to_go_json(v));
-    }
-    out.push(b'}');
-    out
+    crate::core::json::encode_members(fields)
 }
 
 fn pem_encode(label: &str, der: &[u8]) -> String {

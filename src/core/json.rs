@@ -84,6 +84,21 @@ pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
+/// Serialises ordered members as a compact object with Go's escaping.
+pub fn encode_members(members: &[(&str, serde_json::Value)]) -> Vec<u8> {
+    let mut out = b"{".to_vec();
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend(to_go_json(k));
+        out.push(b':');
+        out.extend(to_go_json(v));
+    }
+    out.push(b'}');
+    out
+}
+
 /// Why a document could not be scanned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

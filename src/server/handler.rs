@@ -14,7 +14,7 @@ use crate::pki::{verify_csr, DeviceCertOptions, DevicePublicKey};
 use crate::server::store::IssuedRecord;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -168,37 +168,59 @@ fn require_admin(conn: &ConnInfo, now: OffsetDateTime) -> Result<(), RequestErro
     }
 }
 
+/// An oversized body up to this size is read and discarded before the 413
+/// goes out, so a client still writing it gets the answer instead of a reset.
+const DRAIN_LIMIT: u64 = 4 * 1024 * 1024;
+
 async fn read_body(shared: &Shared, req: Request<Incoming>) -> Result<Bytes, RequestError> {
     let max = if shared.faults.has(Fault::NoBodyLimit) {
         16 * 1024 * 1024
     } else {
         MAX_BODY
     };
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max as u64 {
-            return Err(RequestError::TooLarge { limit: max });
-        }
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > DRAIN_LIMIT.max(max as u64)) {
+        return Err(RequestError::TooLarge { limit: max });
     }
-    let limited = Limited::new(req.into_body(), max);
-    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
-        Err(_) => Err(RequestError::Timeout),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(RequestError::TooLarge { limit: max })
-            } else {
-                Err(RequestError::Invalid(validate::InvalidInput::Json(
-                    format!("body could not be read: {e}"),
+    let mut body = req.into_body();
+    let read = async {
+        let mut buf = bytes::BytesMut::new();
+        let mut total: u64 = 0;
+        let mut too_large = declared.is_some_and(|len| len > max as u64);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                RequestError::Invalid(validate::InvalidInput::Json(format!(
+                    "body could not be read: {e}"
                 )))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                total += data.len() as u64;
+                if total > max as u64 {
+                    too_large = true;
+                    buf.clear();
+                }
+                if too_large {
+                    if total > DRAIN_LIMIT {
+                        break;
+                    }
+                } else {
+                    buf.extend_from_slice(&data);
+                }
             }
         }
-        Ok(Ok(c)) => Ok(c.to_bytes()),
+        if too_large {
+            Err(RequestError::TooLarge { limit: max })
+        } else {
+            Ok(buf.freeze())
+        }
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Err(_) => Err(RequestError::Timeout),
+        Ok(r) => r,
     }
 }
 
