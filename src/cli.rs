@@ -40,6 +40,26 @@ pub enum Command {
     Admin(AdminCommand),
     /// Check a server (or, bare, the embedded reference) against the spec.
     Check(CheckArgs),
+    /// Generate or verify the test vectors.
+    #[command(subcommand)]
+    Vectors(VectorsCommand),
+}
+
+/// `idprov vectors` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VectorsCommand {
+    /// Write every vector file (deterministic: same bytes every time).
+    Generate {
+        /// Target folder.
+        #[arg(long, default_value = "vectors")]
+        dir: PathBuf,
+    },
+    /// Check this implementation against every vector file.
+    Verify {
+        /// Folder with the vector files.
+        #[arg(long, default_value = "vectors")]
+        dir: PathBuf,
+    },
 }
 
 /// `idprov check` flags.
@@ -216,6 +236,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Client(a) => run_client(a).await,
         Command::Admin(a) => run_admin(a).await,
         Command::Check(a) => run_check(a).await,
+        Command::Vectors(v) => run_vectors(v),
     }
 }
 
@@ -464,5 +485,28 @@ async fn run_check(a: CheckArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn run_vectors(v: VectorsCommand) -> ExitCode {
+    match v {
+        VectorsCommand::Generate { dir } => match crate::vectors::generate(&dir) {
+            Ok(files) => {
+                println!("wrote {} files to {}", files.len(), dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(EXIT_USAGE, e),
+        },
+        VectorsCommand::Verify { dir } => match crate::vectors::verify(&dir) {
+            Ok(summary) => {
+                print!("{}", crate::vectors::summary_text(&summary));
+                if summary.iter().all(|f| f.mismatches.is_empty()) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => fail(EXIT_USAGE, e),
+        },
     }
 }

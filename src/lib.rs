@@ -16,3 +16,4 @@ pub mod pki;
 pub mod server;
 pub mod suite;
 pub mod tls;
+pub mod vectors;

@@ -376,6 +376,24 @@ impl CertAuthority {
         })
     }
 
+    /// Issues a client certificate (EKU clientAuth) with the given CN and
+    /// OU for an existing key, with a fixed serial (reproducible vectors).
+    pub fn issue_client_with_key(
+        &self,
+        cn: &str,
+        ou: &str,
+        key: &DevicePublicKey,
+        validity: Duration,
+        now: OffsetDateTime,
+        serial: &[u8],
+    ) -> Result<IssuedCert, PkiError> {
+        let mut p = leaf_params(cn, ou, now, validity);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        p.serial_number = Some(SerialNumber::from_slice(serial));
+        let cert = p.signed_by(&key.rcgen_key, &self.issuer).map_err(gen_err)?;
+        Ok(to_issued(cert, &p))
+    }
+
     /// Issues an admin credential.
     pub fn issue_admin(&self, now: OffsetDateTime) -> Result<Credential, PkiError> {
         self.issue_client("admin", OU_ADMIN, Duration::days(3650), now)
