@@ -78,6 +78,17 @@ pub struct CheckArgs {
 pub enum CheckWhich {
     /// Check a provisioning server (default: the embedded reference server).
     Server(ServerTargetArgs),
+    /// Check a device through its shim (default: this binary's own client).
+    Client(ClientTargetArgs),
+}
+
+/// How to run a device under test.
+#[derive(Debug, Args)]
+pub struct ClientTargetArgs {
+    /// Command template run once per case, with {url} {device_id} {secret}
+    /// {dir} {ca}; split like a shell, run without one (SUITE.md).
+    #[arg(long)]
+    pub cmd: Option<String>,
 }
 
 /// How to reach a server under test.
@@ -169,9 +180,10 @@ pub struct ClientArgs {
     /// Where ca.pem, cert.pem and key.pem are kept.
     #[arg(long)]
     pub dir: PathBuf,
-    /// A pre-provisioned CA to trust instead of the leap of faith (empty = none).
-    #[arg(long)]
-    pub ca: Option<PathBuf>,
+    /// A pre-provisioned CA to trust instead of the leap of faith (empty =
+    /// none); `IDPROV_CA` from the shim contract is read when absent.
+    #[arg(long, env = "IDPROV_CA")]
+    pub ca: Option<String>,
     /// Overall time limit in seconds, Waiting retries included.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
@@ -278,7 +290,7 @@ async fn run_client(a: ClientArgs) -> ExitCode {
     }
     let mut opts = ClientOptions::new(&a.device_id, a.secret.as_deref(), &a.dir);
     opts.url = a.url.filter(|u| !u.is_empty());
-    opts.ca = a.ca.filter(|p| !p.as_os_str().is_empty());
+    opts.ca = a.ca.filter(|p| !p.is_empty()).map(PathBuf::from);
     opts.timeout = Duration::from_secs(a.timeout);
     match client::run(&opts).await {
         Ok(o) => {
@@ -368,10 +380,10 @@ async fn run_check(a: CheckArgs) -> ExitCode {
     use crate::check::{self, CheckOptions};
     let c = &a.common;
     if c.list {
-        let role = a
-            .which
-            .as_ref()
-            .map(|CheckWhich::Server(_)| crate::check::scenario::Role::Server);
+        let role = a.which.as_ref().map(|w| match w {
+            CheckWhich::Server(_) => crate::check::scenario::Role::Server,
+            CheckWhich::Client(_) => crate::check::scenario::Role::Client,
+        });
         return list_catalogue(role);
     }
     let opts = CheckOptions {
@@ -385,16 +397,37 @@ async fn run_check(a: CheckArgs) -> ExitCode {
         jobs: c.jobs.max(1),
         timeout: Duration::from_secs(c.timeout.max(1)),
     };
-    let target_args = match a.which {
-        Some(CheckWhich::Server(t)) => t,
-        None => ServerTargetArgs {
-            url: None,
-            ca_cert: None,
-            admin_cert: None,
-            admin_key: None,
-            ca_key: None,
-        },
+    let (target_args, run_server_side, client_cmd) = match a.which {
+        Some(CheckWhich::Server(t)) => (t, true, None),
+        Some(CheckWhich::Client(c)) => (empty_server_target(), false, Some(c.cmd)),
+        None => (empty_server_target(), true, Some(None)),
     };
+    let client_report = match client_cmd {
+        None => None,
+        Some(cmd) => {
+            let template = match cmd {
+                Some(t) => t,
+                None => match crate::check::client::own_client_template() {
+                    Ok(t) => t,
+                    Err(e) => return fail(EXIT_USAGE, e),
+                },
+            };
+            let target = match crate::check::client::ClientTarget::parse(&template) {
+                Ok(t) => t,
+                Err(e) => return fail(EXIT_USAGE, e),
+            };
+            match check::check_client(target, &opts).await {
+                Ok(r) => Some(r),
+                Err(e) => return fail(EXIT_USAGE, e),
+            }
+        }
+    };
+    if !run_server_side {
+        let Some(report) = client_report else {
+            return fail(EXIT_USAGE, "nothing to check");
+        };
+        return finish_report(report, &opts);
+    }
     let mut embedded = None;
     let target = match &target_args.url {
         Some(url) => {
@@ -456,6 +489,27 @@ async fn run_check(a: CheckArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(EXIT_USAGE, e),
     };
+    let report = match client_report {
+        Some(c) => check::combine(report, c),
+        None => report,
+    };
+    finish_report(report, &opts)
+}
+
+fn empty_server_target() -> ServerTargetArgs {
+    ServerTargetArgs {
+        url: None,
+        ca_cert: None,
+        admin_cert: None,
+        admin_key: None,
+        ca_key: None,
+    }
+}
+
+fn finish_report(
+    report: crate::check::report::Report,
+    opts: &crate::check::CheckOptions,
+) -> ExitCode {
     use std::io::IsTerminal;
     print!("{}", report.table(std::io::stdout().is_terminal()));
     if let Err(e) = report.write_all(&opts.report_dir) {

@@ -1,6 +1,7 @@
 //! `idprov check`: the conformance suite. Loads the case catalogue
 //! (`scenarios/`), runs it against a target, and writes the reports.
 
+pub mod client;
 pub mod report;
 pub mod runner;
 pub mod scenario;
@@ -424,4 +425,112 @@ mod outcome_tests {
         let base: BTreeMap<String, Verdict> = [("a".to_string(), Verdict::Fail)].into();
         assert!(!decide_outcome(&mut cs, false, &none, Some(&base)).failed);
     }
+}
+
+/// Runs the client cases against a device shim and returns the report.
+pub async fn check_client(
+    target: client::ClientTarget,
+    opts: &CheckOptions,
+) -> Result<Report, SetupError> {
+    let started_at = OffsetDateTime::now_utc();
+    let t0 = Instant::now();
+    let known = match &opts.known_failing {
+        Some(p) => parse_known_failing(&read(p, "--known-failing")?)?,
+        None => BTreeMap::new(),
+    };
+    let baseline = match &opts.baseline {
+        Some(p) => Some(parse_baseline(&read(p, "--baseline")?)?),
+        None => None,
+    };
+    let selected = select(Role::Client, &opts.cases)?;
+    let seed = opts.seed.unwrap_or_else(rand::random);
+    let capabilities: BTreeSet<String> = opts.capabilities.iter().cloned().collect();
+    eprintln!(
+        "idprov check client: shim `{}` · seed {seed}",
+        target.template
+    );
+    client::probe(&target, opts.timeout.min(Duration::from_secs(30))).await?;
+    let (exclusive, parallel): (Vec<&Scenario>, Vec<&Scenario>) =
+        selected.iter().partition(|s| s.exclusive);
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
+    let target = Arc::new(target);
+    let caps = Arc::new(capabilities.clone());
+    let mut tasks = Vec::new();
+    for s in parallel {
+        let (s, t, sem, caps, timeout) = (
+            s.clone(),
+            target.clone(),
+            sem.clone(),
+            caps.clone(),
+            opts.timeout,
+        );
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire_owned().await;
+            client::run_client_case(&s, &t, seed, &caps, timeout).await
+        }));
+    }
+    let mut results: BTreeMap<String, CaseResult> = BTreeMap::new();
+    for t in tasks {
+        let r = t
+            .await
+            .map_err(|e| SetupError(format!("a case task crashed: {e}")))?;
+        results.insert(r.id.clone(), r);
+    }
+    for s in exclusive {
+        let r = client::run_client_case(s, &target, seed, &caps, opts.timeout).await;
+        results.insert(r.id.clone(), r);
+    }
+    let mut cases: Vec<CaseResult> = results.into_values().collect();
+    let outcome = decide_outcome(&mut cases, opts.strict, &known, baseline.as_ref());
+    let mut report = Report {
+        suite: "idprov".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        role: "client".into(),
+        target: target.template.clone(),
+        seed,
+        capabilities: capabilities.into_iter().collect(),
+        strict: opts.strict,
+        started: started_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        ms: t0.elapsed().as_millis() as u64,
+        cases,
+        summary: Default::default(),
+        outcome,
+    };
+    report.summarise();
+    Ok(report)
+}
+
+/// Joins a server and a client report into one (bare `idprov check`).
+pub fn combine(server: Report, client: Report) -> Report {
+    let mut cases = server.cases;
+    cases.extend(client.cases);
+    let mut outcome = server.outcome;
+    outcome.failed |= client.outcome.failed;
+    outcome
+        .counted_failures
+        .extend(client.outcome.counted_failures);
+    outcome
+        .stale_known_failing
+        .extend(client.outcome.stale_known_failing);
+    outcome.regressions.extend(client.outcome.regressions);
+    let mut caps: BTreeSet<String> = server.capabilities.into_iter().collect();
+    caps.extend(client.capabilities);
+    let mut r = Report {
+        suite: server.suite,
+        version: server.version,
+        role: "server+client".into(),
+        target: format!("{} | {}", server.target, client.target),
+        seed: server.seed,
+        capabilities: caps.into_iter().collect(),
+        strict: server.strict,
+        started: server.started,
+        ms: server.ms + client.ms,
+        cases,
+        summary: Default::default(),
+        outcome,
+    };
+    r.summarise();
+    r
 }

@@ -475,6 +475,9 @@ impl Case<'_> {
             Action::Sanity => self.do_sanity().await,
             Action::Observe => self.do_observe(st).await,
             Action::Discover => self.do_discover().await,
+            Action::Serve | Action::GiveCertificate | Action::RunDevice => {
+                fail("a client-case action in a server case")
+            }
         }
     }
 

@@ -97,6 +97,61 @@ pub enum Action {
     Observe,
     /// Find the server by DNS-SD.
     Discover,
+    /// Client cases: start the suite's (possibly hostile) server.
+    Serve,
+    /// Client cases: give the device a certificate set from the server.
+    GiveCertificate,
+    /// Client cases: run the device shim once.
+    RunDevice,
+}
+
+/// Misbehaviour switches of the suite's server (client cases).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BugsSpec {
+    /// `honest`, `other-secret`, `sha256-key`, `unsigned`.
+    pub sign: Option<String>,
+    /// `client-cert`, `ca-cert`, `status`, `retry-sec`.
+    pub tamper: Option<String>,
+    /// Certificate for another CN.
+    #[serde(default)]
+    pub other_cn: bool,
+    /// Certificate for another key.
+    #[serde(default)]
+    pub other_key: bool,
+    /// Certificate from another CA.
+    #[serde(default)]
+    pub other_ca: bool,
+    /// Expired certificate.
+    #[serde(default)]
+    pub expired: bool,
+    /// Answer Rejected.
+    #[serde(default)]
+    pub reject: bool,
+    /// Certificate attached to Rejected.
+    #[serde(default)]
+    pub cert_on_rejected: bool,
+    /// Answer Waiting this many times first.
+    #[serde(default)]
+    pub waiting_times: u32,
+    /// `retrySec` with Waiting.
+    #[serde(default)]
+    pub waiting_retry_sec: u64,
+    /// TLS certificate from another CA.
+    #[serde(default)]
+    pub tls_other_ca: bool,
+    /// Advertise the `csr` extension.
+    #[serde(default)]
+    pub advertise_csr: bool,
+    /// No `caCert` in the directory.
+    #[serde(default)]
+    pub no_ca_in_directory: bool,
+    /// Provisioning endpoint on a second server with another CA.
+    #[serde(default)]
+    pub second_server: bool,
+    /// Advertise over DNS-SD.
+    #[serde(default)]
+    pub advertise: bool,
 }
 
 /// One step: an action, its parameters, and what must hold after it.
@@ -148,6 +203,14 @@ pub struct Step {
     pub ms: Option<u64>,
     /// What to observe.
     pub what: Option<String>,
+    /// Client cases: server misbehaviour.
+    pub bugs: Option<BugsSpec>,
+    /// Client cases: `directory` (the URL) or `none` (discover by DNS-SD).
+    pub url: Option<String>,
+    /// Client cases: pre-provisioned CA: `none`, `server`, `other`.
+    pub ca: Option<String>,
+    /// Client cases: `IDPROV_FEATURE` for this run.
+    pub feature: Option<String>,
     /// Expectations.
     #[serde(default)]
     pub expect: Expect,
@@ -185,6 +248,28 @@ pub struct Expect {
     pub unique_serials: Option<bool>,
     /// Concurrent: every device Approved.
     pub all_approved: Option<bool>,
+    /// Device run: `success` (exit 0) or `failure` (any other, not 89).
+    pub exit: Option<String>,
+    /// Device run: `written` (a verified set of its own), `none`,
+    /// `unchanged` (as before the run), `replaced` (a new verified set).
+    pub files: Option<String>,
+    /// Device run: key.pem has mode 0600.
+    pub key_mode_600: Option<bool>,
+    /// Device run: no request contains the secret.
+    pub secret_not_sent: Option<bool>,
+    /// Device run: its provisioning request verifies with the secret.
+    pub request_signed: Option<bool>,
+    /// Device run: at least this many provisioning requests.
+    pub provreq_count_min: Option<u32>,
+    /// Device run: provisioning requests at least this far apart.
+    pub retry_spacing_ms_min: Option<u64>,
+    /// Device run: its provisioning requests came with a client certificate.
+    pub mtls: Option<bool>,
+    /// Device run: no HTTP request reached the given server (`primary`,
+    /// `second`).
+    pub nothing_reached: Option<String>,
+    /// Device run: a csrPEM, if sent, is valid for the request's key.
+    pub csr_valid_if_sent: Option<bool>,
 }
 
 /// Why a scenario file was refused.

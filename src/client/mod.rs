@@ -3,6 +3,9 @@
 //! atomic writes of `ca.pem`, `cert.pem`, `key.pem`; renewal over mutual TLS.
 
 pub mod discover;
+pub mod faults;
+
+use faults::ClientFault;
 
 use crate::core::directory::{parse_directory, Directory, DirectoryError};
 use crate::core::messages::{
@@ -173,6 +176,16 @@ fn first_line(b: &[u8]) -> String {
 
 /// Runs provisioning (or renewal when `dir` holds a set) to completion.
 pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
+    run_with_faults(opts, &[]).await
+}
+
+/// Like [`run`], with deliberate defects. For the suite's own tests only.
+#[doc(hidden)]
+pub async fn run_with_faults(
+    opts: &ClientOptions,
+    faults: &[ClientFault],
+) -> Result<Outcome, ClientError> {
+    let f = |x: ClientFault| faults.contains(&x);
     let started = Instant::now();
     crate::core::validate::check_device_id(&opts.device_id)
         .map_err(|e| ClientError::Usage(e.to_string()))?;
@@ -207,6 +220,7 @@ pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
     // hold, else leap of faith (PROTOCOL §3).
     let prior_ca = given_ca
         .clone()
+        .filter(|_| !f(ClientFault::IgnorePreprovisionedCa))
         .or_else(|| existing.as_ref().map(|e| e.ca_pem.clone()));
     let dir_trust = match &prior_ca {
         Some(ca) => ServerTrust::Pinned(ca.clone()),
@@ -246,7 +260,7 @@ pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
     } else {
         None
     };
-    let renewing = existing.is_some();
+    let renewing = existing.is_some() && !f(ClientFault::RenewWithoutMtls);
     let mut msg = ProvisionRequest {
         device_id: opts.device_id.clone(),
         ip: local_ip,
@@ -257,14 +271,42 @@ pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
     };
     // Renewal is authorised by the TLS certificate; the request is signed
     // with the empty key like the reference's renewal responses.
+    let variant = if f(ClientFault::Sha256Key) {
+        KeyVariant::Sha256OfSecret
+    } else {
+        KeyVariant::Raw
+    };
     let signing_key: Zeroizing<Vec<u8>> = match (&opts.secret, renewing) {
-        (Some(s), false) => Zeroizing::new(KeyVariant::Raw.key(s)),
+        (Some(s), false) => Zeroizing::new(variant.key(s)),
         _ => Zeroizing::new(Vec::new()),
     };
-    let body = msg.sign_with_key(&signing_key);
-    let identity = existing.as_ref().map(|e| e.identity.clone());
+    let mut body = msg.sign_with_key(&signing_key);
+    if f(ClientFault::SignPrettyJson) {
+        msg.signature.clear();
+        let pretty = serde_json::to_vec_pretty(&msg).unwrap_or_default();
+        msg.signature = sign::tag_b64(&signing_key, &pretty);
+        body = crate::core::json::to_go_json(&msg);
+    }
+    if f(ClientFault::SendSecret) {
+        if let Some(s) = &opts.secret {
+            let field = format!(
+                "{{\"oobSecret\":{},",
+                serde_json::to_string(s.as_str()).unwrap_or_default()
+            );
+            body = [field.as_bytes(), &body[1..]].concat();
+        }
+    }
+    let identity = existing
+        .as_ref()
+        .filter(|_| renewing)
+        .map(|e| e.identity.clone());
+    let prov_trust = if f(ClientFault::SkipPinning) {
+        ServerTrust::LeapOfFaith
+    } else {
+        ServerTrust::Pinned(pinned_pem.clone())
+    };
     let prov_cfg = Arc::new(
-        client_config(&ServerTrust::Pinned(pinned_pem.clone()), identity.as_ref())
+        client_config(&prov_trust, identity.as_ref())
             .map_err(|e| ClientError::Usage(format!("current certificate set: {e}")))?,
     );
     let mut requests = 0u32;
@@ -288,6 +330,31 @@ pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
             ClientError::Refused(format!("provisioning response is not valid: {e}"))
         })?;
         match parsed.status {
+            ProvisionStatus::Rejected
+                if f(ClientFault::SaveOnRejected) && !parsed.client_cert.is_empty() =>
+            {
+                let d = &opts.dir;
+                let key_pem = Zeroizing::new(key.serialize_pem());
+                let (kp, cp, ap) = (d.join(files::KEY), d.join(files::CERT), d.join(files::CA));
+                write_all_atomic(&[
+                    (&kp, key_pem.as_bytes(), MODE_PRIVATE),
+                    (&cp, parsed.client_cert.as_bytes(), MODE_PUBLIC),
+                    (&ap, pinned_pem.as_bytes(), MODE_PUBLIC),
+                ])
+                .map_err(|source| ClientError::Write {
+                    path: d.clone(),
+                    source,
+                })?;
+                let info = CertInfo::from_pem(&parsed.client_cert)
+                    .map_err(|e| ClientError::Refused(e.to_string()))?;
+                return Ok(Outcome {
+                    url,
+                    renewed: renewing,
+                    serial: info.serial_hex,
+                    not_after: info.not_after,
+                    requests,
+                });
+            }
             ProvisionStatus::Rejected => return Err(ClientError::Rejected),
             ProvisionStatus::Waiting => {
                 // An unsigned hint: bounded by our own limits (PROTOCOL §6).
@@ -296,9 +363,13 @@ pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
                 } else {
                     parsed.retry_sec
                 };
-                let wait = Duration::from_secs(hinted)
-                    .min(opts.max_retry)
-                    .max(Duration::from_secs(1));
+                let wait = if f(ClientFault::IgnoreRetrySec) {
+                    Duration::from_millis(50)
+                } else {
+                    Duration::from_secs(hinted)
+                        .min(opts.max_retry)
+                        .max(Duration::from_secs(1))
+                };
                 if started.elapsed() + wait > opts.timeout {
                     return Err(ClientError::StillWaiting(opts.timeout));
                 }
@@ -306,17 +377,34 @@ pub async fn run(opts: &ClientOptions) -> Result<Outcome, ClientError> {
                 tokio::time::sleep(wait).await;
             }
             ProvisionStatus::Approved => {
-                if !renewing {
-                    sign::verify_raw(&resp.body, &signing_key)
+                if !renewing && !f(ClientFault::SkipSignatureCheck) {
+                    let raw_key = opts
+                        .secret
+                        .as_deref()
+                        .map(|s| KeyVariant::Raw.key(s))
+                        .unwrap_or_default();
+                    let key_used = if f(ClientFault::Sha256Key) {
+                        signing_key.to_vec()
+                    } else {
+                        raw_key
+                    };
+                    sign::verify_raw(&resp.body, &key_used)
                         .map_err(|e| ClientError::Refused(format!("response signature: {e}")))?;
                 }
                 let now = OffsetDateTime::now_utc();
-                let info = check_certificate(
+                let relax = Relax {
+                    cn: f(ClientFault::AcceptOtherCn),
+                    key: f(ClientFault::AcceptOtherKey),
+                    ca: f(ClientFault::AcceptOtherCa),
+                    expiry: f(ClientFault::AcceptExpired),
+                };
+                let info = check_certificate_relaxed(
                     &parsed,
                     &pinned_der,
                     &opts.device_id,
                     &rcgen::PublicKeyData::subject_public_key_info(&key),
                     now,
+                    relax,
                 )?;
                 let d = &opts.dir;
                 let key_pem = Zeroizing::new(key.serialize_pem());
@@ -352,8 +440,35 @@ pub fn check_certificate(
     our_spki_der: &[u8],
     now: OffsetDateTime,
 ) -> Result<CertInfo, ClientError> {
+    check_certificate_relaxed(
+        resp,
+        pinned_ca_der,
+        device_id,
+        our_spki_der,
+        now,
+        Relax::default(),
+    )
+}
+
+/// Checks a deliberately broken client leaves out.
+#[derive(Debug, Clone, Copy, Default)]
+struct Relax {
+    cn: bool,
+    key: bool,
+    ca: bool,
+    expiry: bool,
+}
+
+fn check_certificate_relaxed(
+    resp: &ProvisionResponse,
+    pinned_ca_der: &[u8],
+    device_id: &str,
+    our_spki_der: &[u8],
+    now: OffsetDateTime,
+    relax: Relax,
+) -> Result<CertInfo, ClientError> {
     let refuse = |m: String| ClientError::Refused(m);
-    if !resp.ca_cert.is_empty() {
+    if !resp.ca_cert.is_empty() && !relax.ca {
         let offered = cert_der_from_pem(&resp.ca_cert)
             .map_err(|e| refuse(format!("caCert in response: {e}")))?;
         if offered != pinned_ca_der {
@@ -363,17 +478,24 @@ pub fn check_certificate(
     let der =
         cert_der_from_pem(&resp.client_cert).map_err(|e| refuse(format!("clientCert: {e}")))?;
     let info = CertInfo::from_der(&der).map_err(|e| refuse(format!("clientCert: {e}")))?;
-    verify_chain(&der, pinned_ca_der, now, Usage::Client).map_err(|e| refuse(e.to_string()))?;
-    if info.cn.len() != 1 || info.cn[0] != device_id {
+    let at = if relax.expiry {
+        info.not_before + time::Duration::seconds(1)
+    } else {
+        now
+    };
+    if !relax.ca {
+        verify_chain(&der, pinned_ca_der, at, Usage::Client).map_err(|e| refuse(e.to_string()))?;
+    }
+    if !relax.cn && (info.cn.len() != 1 || info.cn[0] != device_id) {
         return Err(refuse(format!(
             "certificate is for CN {:?}, not {device_id:?}",
             info.cn
         )));
     }
-    if info.spki_der != our_spki_der {
+    if !relax.key && info.spki_der != our_spki_der {
         return Err(refuse("certificate does not carry our public key".into()));
     }
-    if !info.valid_at(now) {
+    if !relax.expiry && !info.valid_at(now) {
         return Err(refuse("certificate is not valid now".into()));
     }
     Ok(info)

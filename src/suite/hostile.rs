@@ -117,6 +117,7 @@ pub struct HostileServer {
     pub ca_pem: String,
     state: Arc<State>,
     stop: watch::Sender<bool>,
+    advert: Option<crate::server::mdns::Advertisement>,
 }
 
 impl HostileServer {
@@ -143,11 +144,38 @@ impl HostileServer {
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
+
+    /// Issues a device certificate from the server's CA (to give a device a
+    /// certificate set before a renewal case).
+    pub fn issue_device(&self, device_id: &str, key: &DevicePublicKey) -> Result<String, String> {
+        self.state
+            .ca
+            .issue_device(
+                device_id,
+                key,
+                Duration::days(30),
+                OffsetDateTime::now_utc(),
+            )
+            .map(|c| c.pem)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Advertises this server over DNS-SD (`_idprov._tcp`, TXT `path`).
+    pub fn advertise(&mut self) -> Result<(), String> {
+        let name = format!("idprov-suite-{}", self.addr.port());
+        let a = crate::server::mdns::Advertisement::start(&name, self.addr)
+            .map_err(|e| e.to_string())?;
+        self.advert = Some(a);
+        Ok(())
+    }
 }
 
 impl Drop for HostileServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(a) = self.advert.take() {
+            a.stop();
+        }
     }
 }
 
@@ -213,6 +241,7 @@ pub async fn start(
         ca_pem,
         state,
         stop,
+        advert: None,
     })
 }
 

@@ -1,0 +1,62 @@
+//! Deliberate defects of the device client, for proving that the suite's
+//! client cases bite. Reachable only through [`super::run_with_faults`] and
+//! the test-only `faulty_client` example, never from the `idprov` CLI.
+
+/// One broken rule of PROTOCOL §9.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClientFault {
+    /// Accepts an Approved answer whatever its signature.
+    SkipSignatureCheck,
+    /// Does not pin the directory's CA for later requests.
+    SkipPinning,
+    /// Keeps a certificate attached to Rejected.
+    SaveOnRejected,
+    /// Accepts a certificate for another CN.
+    AcceptOtherCn,
+    /// Accepts a certificate for another key.
+    AcceptOtherKey,
+    /// Accepts a certificate from another CA.
+    AcceptOtherCa,
+    /// Accepts an expired certificate.
+    AcceptExpired,
+    /// Retries Waiting at once, ignoring `retrySec`.
+    IgnoreRetrySec,
+    /// Signs pretty-printed JSON but sends it compact.
+    SignPrettyJson,
+    /// Sends the OOB secret in the request.
+    SendSecret,
+    /// Renews without mutual TLS (signs with the secret instead).
+    RenewWithoutMtls,
+    /// Signs with SHA-256(secret).
+    Sha256Key,
+    /// Ignores a pre-provisioned CA (leap of faith instead).
+    IgnorePreprovisionedCa,
+}
+
+impl ClientFault {
+    /// Every fault, with its command-line name.
+    pub const ALL: &'static [(ClientFault, &'static str)] = &[
+        (ClientFault::SkipSignatureCheck, "skip-signature-check"),
+        (ClientFault::SkipPinning, "skip-pinning"),
+        (ClientFault::SaveOnRejected, "save-on-rejected"),
+        (ClientFault::AcceptOtherCn, "accept-other-cn"),
+        (ClientFault::AcceptOtherKey, "accept-other-key"),
+        (ClientFault::AcceptOtherCa, "accept-other-ca"),
+        (ClientFault::AcceptExpired, "accept-expired"),
+        (ClientFault::IgnoreRetrySec, "ignore-retry-sec"),
+        (ClientFault::SignPrettyJson, "sign-pretty-json"),
+        (ClientFault::SendSecret, "send-secret"),
+        (ClientFault::RenewWithoutMtls, "renew-without-mtls"),
+        (ClientFault::Sha256Key, "sha256-key"),
+        (
+            ClientFault::IgnorePreprovisionedCa,
+            "ignore-preprovisioned-ca",
+        ),
+    ];
+
+    /// Looks a fault up by name.
+    pub fn by_name(name: &str) -> Option<ClientFault> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+    }
+}

@@ -1,0 +1,168 @@
+//! `idprov check client`: the project's own client, run through the shim as
+//! an external process, passes every case; each deliberately broken client
+//! (examples/faulty_client.rs, one rule broken) is caught by its case; and
+//! discovery runs on real mDNS packets in a network namespace.
+
+use idprov::check::client::ClientTarget;
+use idprov::check::report::Verdict;
+use idprov::check::{self, CheckOptions};
+use idprov::client::faults::ClientFault;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_idprov");
+
+fn faulty_client() -> PathBuf {
+    // Examples are built by `cargo test` next to the test binaries.
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/faulty_client");
+    assert!(
+        p.exists(),
+        "{} missing (cargo test builds examples)",
+        p.display()
+    );
+    p
+}
+
+fn opts() -> CheckOptions {
+    CheckOptions {
+        seed: Some(3),
+        jobs: 4,
+        timeout: Duration::from_secs(60),
+        ..CheckOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_client_as_a_process_passes_every_case() {
+    let t = format!(
+        "{BIN} client --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}}"
+    );
+    let r = check::check_client(ClientTarget::parse(&t).unwrap(), &opts())
+        .await
+        .unwrap();
+    let fails: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| (&c.id, &c.detail))
+        .collect();
+    assert!(fails.is_empty(), "{fails:#?}");
+    assert!(!r.outcome.failed);
+    // Only the discovery case is skipped here (it needs a namespace).
+    let skipped: Vec<&str> = r
+        .cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Skip)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(skipped, ["client.discovery.finds-server"]);
+    assert!(r.summary.pass >= 20);
+}
+
+const EXPECTED: &[(&str, &str)] = &[
+    ("skip-signature-check", "client.mitm.response-other-secret"),
+    ("skip-pinning", "client.pinning.second-server"),
+    ("save-on-rejected", "client.mitm.rejected-with-certificate"),
+    ("accept-other-cn", "client.mitm.certificate-other-cn"),
+    ("accept-other-key", "client.mitm.certificate-other-key"),
+    ("accept-other-ca", "client.mitm.certificate-other-ca"),
+    ("accept-expired", "client.mitm.certificate-expired"),
+    ("ignore-retry-sec", "client.waiting.honours-retry-sec"),
+    ("sign-pretty-json", "client.hmac.request-signed"),
+    ("send-secret", "client.hmac.request-signed"),
+    ("renew-without-mtls", "client.renewal.mutual-tls"),
+    ("sha256-key", "client.hmac.request-signed"),
+    (
+        "ignore-preprovisioned-ca",
+        "client.pinning.preprovisioned-ca",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broken_client_is_caught() {
+    assert_eq!(EXPECTED.len(), ClientFault::ALL.len());
+    let exe = faulty_client();
+    let mut table = String::new();
+    for (fault, case) in EXPECTED {
+        let t = format!(
+            "{} --fault {fault} --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca {{ca}}",
+            exe.display()
+        );
+        let r = check::check_client(ClientTarget::parse(&t).unwrap(), &opts())
+            .await
+            .unwrap();
+        let fails: Vec<&str> = r
+            .cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .map(|c| c.id.as_str())
+            .collect();
+        table.push_str(&format!("{fault}: {}\n", fails.join(", ")));
+        assert!(
+            fails.contains(case),
+            "{fault} not caught by {case}; failing: {fails:?}"
+        );
+    }
+    eprintln!("{table}");
+}
+
+#[tokio::test]
+async fn a_shim_without_the_89_convention_is_a_setup_error() {
+    let err = check::check_client(ClientTarget::parse("true").unwrap(), &opts())
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("89"), "{}", err.0);
+    assert!(ClientTarget::parse("").is_err());
+    assert!(ClientTarget::parse("'unterminated").is_err());
+}
+
+/// Real DNS-SD in a network namespace made for the test (only loopback
+/// inside). Needs root for `unshare --net`; fails rather than skips.
+#[test]
+fn discovery_case_runs_on_real_mdns_in_a_namespace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rep = tmp.path().join("rep");
+    let script = format!(
+        "set -eu\nip link set lo up\nip link set lo multicast on\nip route add 224.0.0.0/4 dev lo\n\
+         exec {BIN} check client --capabilities discovery --cases 'client.discovery.*' --report-dir {}\n",
+        rep.display()
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["120", "unshare", "--net", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rep.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["cases"][0]["id"], "client.discovery.finds-server");
+    assert_eq!(v["cases"][0]["verdict"], "pass", "{stdout}");
+}
+
+/// The README's example shim (environment variables only) passes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_shell_shim_passes() {
+    let shim =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shim/idprov-client-shim.sh");
+    let t = format!("env IDPROV_BIN={BIN} sh {}", shim.display());
+    let r = check::check_client(ClientTarget::parse(&t).unwrap(), &opts())
+        .await
+        .unwrap();
+    let fails: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| (&c.id, &c.detail))
+        .collect();
+    assert!(fails.is_empty(), "{fails:#?}");
+}
