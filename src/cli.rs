@@ -43,6 +43,40 @@ pub enum Command {
     /// Generate or verify the test vectors.
     #[command(subcommand)]
     Vectors(VectorsCommand),
+    /// Fuzz a live server, or replay a finding.
+    #[command(subcommand)]
+    Fuzz(FuzzCommand),
+}
+
+/// `idprov fuzz` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FuzzCommand {
+    /// Send mutated requests to every endpoint (default: the embedded server).
+    Server {
+        /// Target.
+        #[command(flatten)]
+        target: ServerTargetArgs,
+        /// Requests to send.
+        #[arg(long, default_value_t = 20_000)]
+        requests: u64,
+        /// Seed of every mutation (printed; replays the run).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where reports and reproducers go.
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Send a reproducer file again (default target: a fresh embedded server).
+    Replay {
+        /// The reproducer (from reports/fuzz-reproducers/).
+        file: PathBuf,
+        /// Target.
+        #[command(flatten)]
+        target: ServerTargetArgs,
+    },
 }
 
 /// `idprov vectors` subcommands.
@@ -249,6 +283,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Admin(a) => run_admin(a).await,
         Command::Check(a) => run_check(a).await,
         Command::Vectors(v) => run_vectors(v),
+        Command::Fuzz(f) => run_fuzz(f).await,
     }
 }
 
@@ -562,5 +597,142 @@ fn run_vectors(v: VectorsCommand) -> ExitCode {
             }
             Err(e) => fail(EXIT_USAGE, e),
         },
+    }
+}
+
+/// Resolves a server target from flags, or starts the embedded server.
+async fn resolve_target(
+    t: &ServerTargetArgs,
+) -> Result<
+    (
+        crate::check::runner::ServerTarget,
+        Option<(server::RunningServer, tempfile::TempDir)>,
+    ),
+    String,
+> {
+    if let Some(url) = &t.url {
+        let need = |p: &Option<PathBuf>, what: &str| match p {
+            Some(p) => read(p, what),
+            None => Err(format!("{what} is required with --url")),
+        };
+        return Ok((
+            crate::check::runner::ServerTarget {
+                url: url.clone(),
+                ca_pem: need(&t.ca_cert, "--ca-cert")?,
+                admin: ClientIdentity {
+                    cert_pem: need(&t.admin_cert, "--admin-cert")?,
+                    key_pem: need(&t.admin_key, "--admin-key")?,
+                },
+                plugin: None,
+                ca_key_pem: match &t.ca_key {
+                    Some(p) => Some(read(p, "--ca-key")?),
+                    None => None,
+                },
+                capabilities: Vec::new(),
+            },
+            None,
+        ));
+    }
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let cfg = ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.path().to_path_buf(),
+        mdns: false,
+        ..ServerConfig::default()
+    };
+    let srv = server::start(cfg)
+        .await
+        .map_err(|e| format!("embedded server: {e}"))?;
+    let target = crate::check::embedded_target(&srv).map_err(|e| e.to_string())?;
+    Ok((target, Some((srv, dir))))
+}
+
+async fn run_fuzz(f: FuzzCommand) -> ExitCode {
+    match f {
+        FuzzCommand::Server {
+            target,
+            requests,
+            seed,
+            report_dir,
+            concurrency,
+        } => {
+            let (t, embedded) = match resolve_target(&target).await {
+                Ok(x) => x,
+                Err(e) => return fail(EXIT_USAGE, e),
+            };
+            let seed = seed.unwrap_or_else(rand::random);
+            eprintln!(
+                "idprov fuzz server: target {} · seed {seed} · {requests} requests",
+                t.url
+            );
+            let opts = crate::fuzz::FuzzOptions {
+                requests,
+                seed,
+                concurrency,
+                report_dir: report_dir.clone(),
+                ..Default::default()
+            };
+            let res = crate::fuzz::fuzz_server(&t, &opts).await;
+            if let Some((srv, _dir)) = embedded {
+                srv.shutdown().await;
+            }
+            match res {
+                Ok(r) => {
+                    use std::io::IsTerminal;
+                    print!("{}", r.report.table(std::io::stdout().is_terminal()));
+                    for (repro, path) in r.findings.iter().take(10) {
+                        println!(
+                            "finding: {} — replay with `idprov fuzz replay {}`",
+                            repro.detail,
+                            path.display()
+                        );
+                    }
+                    println!(
+                        "sent {} requests; reports in {}",
+                        r.sent,
+                        report_dir.display()
+                    );
+                    if r.findings.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => fail(EXIT_USAGE, e),
+            }
+        }
+        FuzzCommand::Replay { file, target } => {
+            let repro: crate::fuzz::Reproducer = match read(&file, "reproducer").and_then(|t| {
+                serde_json::from_str(&t).map_err(|e| format!("reproducer {}: {e}", file.display()))
+            }) {
+                Ok(r) => r,
+                Err(e) => return fail(EXIT_USAGE, e),
+            };
+            let (t, embedded) = match resolve_target(&target).await {
+                Ok(x) => x,
+                Err(e) => return fail(EXIT_USAGE, e),
+            };
+            let res = crate::fuzz::replay(&t, &repro, Duration::from_secs(15)).await;
+            if let Some((srv, _dir)) = embedded {
+                srv.shutdown().await;
+            }
+            match res {
+                Ok(Some(what)) => {
+                    println!(
+                        "reproduced against {}: {what} (recorded: {})",
+                        t.url, repro.detail
+                    );
+                    ExitCode::from(1)
+                }
+                Ok(None) => {
+                    println!(
+                        "did not reproduce against {} (recorded: {})",
+                        t.url, repro.detail
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(EXIT_USAGE, e),
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod client;
 pub mod core;
 pub mod error;
 pub mod fsutil;
+pub mod fuzz;
 pub mod net;
 pub mod pki;
 pub mod server;

@@ -1,0 +1,101 @@
+//! `idprov fuzz server` finds nothing against the reference server, and
+//! against a deliberately fragile one (panics on a nested object, 500 on a
+//! long device ID) it reports the faults with reproducers that replay.
+
+mod common;
+use idprov::fuzz::{self, FindingKind, FuzzOptions};
+use idprov::server::faults::{Fault, Faults};
+use std::time::Duration;
+
+async fn run(
+    faults: &[Fault],
+    requests: u64,
+    dir: &std::path::Path,
+) -> (
+    fuzz::FuzzResult,
+    idprov::server::RunningServer,
+    idprov::check::runner::ServerTarget,
+) {
+    let data = dir.join("data");
+    let srv = idprov::server::start_with_faults(common::config(&data), Faults::of(faults))
+        .await
+        .unwrap();
+    let target = idprov::check::embedded_target(&srv).unwrap();
+    let opts = FuzzOptions {
+        requests,
+        seed: 11,
+        batch: 500,
+        report_dir: dir.join("reports"),
+        progress: false,
+        ..FuzzOptions::default()
+    };
+    let r = fuzz::fuzz_server(&target, &opts).await.unwrap();
+    (r, srv, target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_server_survives_fuzzing() {
+    let d = tempfile::tempdir().unwrap();
+    let (r, srv, _) = run(&[], 2000, d.path()).await;
+    let details: Vec<&str> = r.findings.iter().map(|(f, _)| f.detail.as_str()).collect();
+    assert!(r.findings.is_empty(), "{details:#?}");
+    assert_eq!(r.sent, 2000);
+    assert!(!r.report.outcome.failed);
+    assert!(d.path().join("reports/report.json").exists());
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragile_server_faults_are_found_and_replay() {
+    let d = tempfile::tempdir().unwrap();
+    let (r, srv, target) = run(
+        &[Fault::PanicOnNestedObject, Fault::ErrorOnLongDeviceId],
+        2000,
+        d.path(),
+    )
+    .await;
+    let kinds: Vec<FindingKind> = r.findings.iter().map(|(f, _)| f.kind).collect();
+    assert!(
+        kinds.contains(&FindingKind::ServerError),
+        "500 on a long device ID not found: {kinds:?}"
+    );
+    assert!(
+        kinds.contains(&FindingKind::Dropped),
+        "panic on a nested object not found: {kinds:?}"
+    );
+    assert!(r.report.outcome.failed);
+    for kind in [FindingKind::ServerError, FindingKind::Dropped] {
+        let (repro, path) = r.findings.iter().find(|(f, _)| f.kind == kind).unwrap();
+        assert!(path.exists());
+        let back: fuzz::Reproducer = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let again = fuzz::replay(&target, &back, Duration::from_secs(15))
+            .await
+            .unwrap();
+        assert!(
+            again.is_some(),
+            "{:?} did not replay: {}",
+            kind,
+            repro.detail
+        );
+    }
+    srv.shutdown().await;
+    // The same reproducers do not fire against the reference server.
+    let d2 = tempfile::tempdir().unwrap();
+    let honest = idprov::server::start(common::config(d2.path()))
+        .await
+        .unwrap();
+    let t2 = idprov::check::embedded_target(&honest).unwrap();
+    for (repro, _) in &r.findings {
+        if repro.kind != FindingKind::Unhealthy {
+            assert_eq!(
+                fuzz::replay(&t2, repro, Duration::from_secs(15))
+                    .await
+                    .unwrap(),
+                None,
+                "{}",
+                repro.detail
+            );
+        }
+    }
+    honest.shutdown().await;
+}
