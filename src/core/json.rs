@@ -239,6 +239,19 @@ impl Scanner<'_> {
         Ok(())
     }
 
+    fn hex4(&mut self) -> Result<u32, ScanError> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let d = match self.peek() {
+                Some(c) if c.is_ascii_hexdigit() => (c as char).to_digit(16).unwrap_or(0),
+                _ => return self.err(),
+            };
+            v = v * 16 + d;
+            self.i += 1;
+        }
+        Ok(v)
+    }
+
     /// Scans a string literal and returns its byte span (with quotes).
     fn string(&mut self) -> Result<Range<usize>, ScanError> {
         let start = self.i;
@@ -256,11 +269,20 @@ impl Scanner<'_> {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 1,
                         Some(b'u') => {
                             self.i += 1;
-                            for _ in 0..4 {
-                                if !matches!(self.peek(), Some(c) if c.is_ascii_hexdigit()) {
+                            let unit = self.hex4()?;
+                            if (0xDC00..0xE000).contains(&unit) {
+                                return self.err(); // lone trailing surrogate
+                            }
+                            if (0xD800..0xDC00).contains(&unit) {
+                                // A leading surrogate must be followed by a trailing one.
+                                if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
                                     return self.err();
                                 }
-                                self.i += 1;
+                                self.i += 2;
+                                let low = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&low) {
+                                    return self.err();
+                                }
                             }
                         }
                         _ => return self.err(),
@@ -374,6 +396,9 @@ mod tests {
         ] {
             assert!(top_level_members(bad).is_err(), "{bad:?}");
         }
+        assert!(top_level_members(br#"{"a":"\ud800"}"#).is_err());
+        assert!(top_level_members(br#"{"a":"\udc00"}"#).is_err());
+        assert!(top_level_members(br#"{"a":"\ud83d\ude00"}"#).is_ok());
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
         assert_eq!(top_level_members(deep.as_bytes()), Err(ScanError::TooDeep));
     }
