@@ -46,6 +46,31 @@ pub enum Command {
     /// Fuzz a live server, or replay a finding.
     #[command(subcommand)]
     Fuzz(FuzzCommand),
+    /// Measure how fast a server provisions (default: the reference server).
+    Bench(BenchArgs),
+}
+
+/// `idprov bench` flags.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Target (default: the reference server, started as a child process).
+    #[command(flatten)]
+    pub target: ServerTargetArgs,
+    /// Devices per concurrency level.
+    #[arg(long, default_value_t = 1000)]
+    pub devices: usize,
+    /// Concurrency, or a comma-separated sweep such as 1,8,64.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    pub concurrency: Vec<usize>,
+    /// Keep device connections alive instead of a fresh TLS handshake each.
+    #[arg(long)]
+    pub reuse: bool,
+    /// PID of a local server under test, for its CPU time and peak RSS.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Where bench.json and bench.html go.
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
 }
 
 /// `idprov fuzz` subcommands.
@@ -284,6 +309,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Check(a) => run_check(a).await,
         Command::Vectors(v) => run_vectors(v),
         Command::Fuzz(f) => run_fuzz(f).await,
+        Command::Bench(b) => run_bench(b).await,
     }
 }
 
@@ -734,5 +760,114 @@ async fn run_fuzz(f: FuzzCommand) -> ExitCode {
                 Err(e) => fail(EXIT_USAGE, e),
             }
         }
+    }
+}
+
+/// The reference server as a child process (so its CPU and memory can be
+/// read); killed on drop.
+struct ChildServer {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_child_server() -> Result<(ChildServer, crate::check::runner::ServerTarget), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let child = std::process::Command::new(exe)
+        .args([
+            "server",
+            "--no-mdns",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("IDPROV_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting the server: {e}"))?;
+    let guard = ChildServer { child, _dir: dir };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            return Err("the server did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let d = guard._dir.path();
+    let target = crate::check::runner::ServerTarget {
+        url: format!("https://127.0.0.1:{port}/idprov/directory"),
+        ca_pem: read(&d.join("ca.pem"), "ca.pem")?,
+        admin: ClientIdentity {
+            cert_pem: read(&d.join("admin-cert.pem"), "admin-cert.pem")?,
+            key_pem: read(&d.join("admin-key.pem"), "admin-key.pem")?,
+        },
+        plugin: None,
+        ca_key_pem: None,
+        capabilities: Vec::new(),
+    };
+    Ok((guard, target))
+}
+
+async fn run_bench(b: BenchArgs) -> ExitCode {
+    if b.devices == 0 || b.concurrency.is_empty() || b.concurrency.contains(&0) {
+        return fail(
+            EXIT_USAGE,
+            "--devices and every --concurrency must be at least 1",
+        );
+    }
+    let (child, target, pid) = if b.target.url.is_some() {
+        match resolve_target(&b.target).await {
+            Ok((t, _)) => (None, t, b.server_pid),
+            Err(e) => return fail(EXIT_USAGE, e),
+        }
+    } else {
+        match spawn_child_server() {
+            Ok((c, t)) => {
+                let pid = c.child.id();
+                (Some(c), t, Some(pid))
+            }
+            Err(e) => return fail(EXIT_USAGE, e),
+        }
+    };
+    use std::io::IsTerminal;
+    let opts = crate::bench::BenchOptions {
+        devices: b.devices,
+        concurrency: b.concurrency.clone(),
+        reuse: b.reuse,
+        server_pid: pid,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let res = crate::bench::run(&target, &opts).await;
+    drop(child);
+    match res {
+        Ok(r) => {
+            print!("{}", crate::bench::report::table(&r));
+            if let Err(e) = crate::bench::report::write(&r, &b.report_dir) {
+                return fail(
+                    EXIT_USAGE,
+                    format!("writing {}: {e}", b.report_dir.display()),
+                );
+            }
+            println!("reports: {}/bench.json, bench.html", b.report_dir.display());
+            if r.levels.iter().any(|l| !l.errors.is_empty()) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => fail(EXIT_USAGE, e),
     }
 }

@@ -8,7 +8,9 @@ fn main() -> ExitCode {
     let cli = idprov::cli::Cli::parse();
     // The suite's own output is the report: keep the embedded server quiet.
     let default = match cli.command {
-        idprov::cli::Command::Check(_) | idprov::cli::Command::Fuzz(_) => "warn",
+        idprov::cli::Command::Check(_)
+        | idprov::cli::Command::Fuzz(_)
+        | idprov::cli::Command::Bench(_) => "warn",
         _ => "info",
     };
     let filter = cli.log.clone().unwrap_or_else(|| default.into());

@@ -194,6 +194,114 @@ async fn request_inner(
     })
 }
 
+/// One kept-alive HTTPS connection for many requests (an admin posting
+/// secrets in bulk). Reconnects once if the server closed it.
+pub struct KeptAlive {
+    url_origin: String,
+    tls: Arc<ClientConfig>,
+    timeout: Duration,
+    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl KeptAlive {
+    /// A connection to the server of `url` (connected lazily).
+    pub fn new(url: &str, tls: Arc<ClientConfig>, timeout: Duration) -> Result<Self, NetError> {
+        let t = parse_url(url)?;
+        Ok(KeptAlive {
+            url_origin: format!("https://{}", t.authority),
+            tls,
+            timeout,
+            sender: None,
+            task: None,
+        })
+    }
+
+    async fn connect(&mut self) -> Result<(), NetError> {
+        let t = parse_url(&self.url_origin)?;
+        let name: ServerName<'static> = match t.host.parse::<IpAddr>() {
+            Ok(ip) => ServerName::IpAddress(ip.into()),
+            Err(_) => ServerName::try_from(t.host.clone())
+                .map_err(|_| NetError::BadUrl(self.url_origin.clone()))?,
+        };
+        let tcp = TcpStream::connect((t.host.as_str(), t.port))
+            .await
+            .map_err(|e| NetError::Connect(t.authority.clone(), e))?;
+        let _ = tcp.set_nodelay(true);
+        let stream = TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| NetError::Tls(t.authority.clone(), e))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| NetError::Http(e.to_string()))?;
+        self.task = Some(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        self.sender = Some(sender);
+        Ok(())
+    }
+
+    /// Sends a request on the kept-alive connection; returns status and body.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes), NetError> {
+        for attempt in 0..2 {
+            if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+                self.connect().await?;
+            }
+            let Some(sender) = self.sender.as_mut() else {
+                continue;
+            };
+            let authority = self.url_origin.trim_start_matches("https://").to_string();
+            let req = Request::builder()
+                .method(method.clone())
+                .uri(path)
+                .header(header::HOST, authority)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body.clone())))
+                .map_err(|e| NetError::Http(e.to_string()))?;
+            let fut = async {
+                sender
+                    .ready()
+                    .await
+                    .map_err(|e| NetError::Http(e.to_string()))?;
+                let resp = sender
+                    .send_request(req)
+                    .await
+                    .map_err(|e| NetError::Http(e.to_string()))?;
+                let status = resp.status().as_u16();
+                let body = Limited::new(resp.into_body(), MAX_RESPONSE)
+                    .collect()
+                    .await
+                    .map_err(|e| NetError::Http(e.to_string()))?
+                    .to_bytes();
+                Ok::<_, NetError>((status, body))
+            };
+            match tokio::time::timeout(self.timeout, fut).await {
+                Ok(Ok(r)) => return Ok(r),
+                Ok(Err(e)) if attempt == 1 => return Err(e),
+                Err(_) if attempt == 1 => return Err(NetError::Timeout(self.timeout)),
+                _ => {
+                    self.sender = None;
+                }
+            }
+        }
+        Err(NetError::Http("connection lost".into()))
+    }
+}
+
+impl Drop for KeptAlive {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
