@@ -129,8 +129,18 @@ pub struct Member {
 /// Scans `doc`, validating all of it as JSON, and returns the members of its
 /// top-level object in document order.
 pub fn top_level_members(doc: &[u8]) -> Result<Vec<Member>, ScanError> {
+    scan_top_level(doc, None)
+}
+
+/// Like [`top_level_members`] (the whole document is validated) but returns
+/// only the members named `name`, without decoding the other names.
+pub fn find_top_level(doc: &[u8], name: &str) -> Result<Vec<Member>, ScanError> {
+    scan_top_level(doc, Some(name))
+}
+
+fn scan_top_level(doc: &[u8], find: Option<&str>) -> Result<Vec<Member>, ScanError> {
     std::str::from_utf8(doc).map_err(|_| ScanError::NotUtf8)?;
-    let mut s = Scanner { b: doc, i: 0 };
+    let mut s = Scanner { b: doc, i: 0, find };
     s.ws();
     if s.peek() != Some(b'{') {
         // Still validate so the error says which is wrong.
@@ -147,13 +157,21 @@ pub fn top_level_members(doc: &[u8]) -> Result<Vec<Member>, ScanError> {
 
 /// Decodes the JSON string literal at `span` (including its quotes).
 pub fn decode_string(doc: &[u8], span: Range<usize>) -> Option<String> {
-    let text = std::str::from_utf8(doc.get(span)?).ok()?;
+    let raw = doc.get(span)?;
+    // Fast path: no escapes, so the text between the quotes is the value.
+    if raw.len() >= 2 && !raw.contains(&b'\\') {
+        return std::str::from_utf8(&raw[1..raw.len() - 1])
+            .ok()
+            .map(str::to_string);
+    }
+    let text = std::str::from_utf8(raw).ok()?;
     serde_json::from_str::<String>(text).ok()
 }
 
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    find: Option<&'a str>,
 }
 
 impl Scanner<'_> {
@@ -336,16 +354,31 @@ impl Scanner<'_> {
             let vstart = self.i;
             self.value(depth + 1)?;
             if record {
-                let key = match decode_string(self.b, key_span) {
-                    Some(k) => k,
-                    // Lone surrogate escapes decode to nothing usable; keep a
-                    // placeholder that can never equal a protocol field name.
-                    None => String::from("\u{fffd}"),
-                };
-                members.push(Member {
-                    key,
-                    value: vstart..self.i,
-                });
+                if let Some(name) = self.find {
+                    let raw = &self.b[key_span.clone()];
+                    let plain =
+                        raw.len() == name.len() + 2 && &raw[1..raw.len() - 1] == name.as_bytes();
+                    let escaped = !plain
+                        && raw.contains(&b'\\')
+                        && decode_string(self.b, key_span).as_deref() == Some(name);
+                    if plain || escaped {
+                        members.push(Member {
+                            key: name.to_string(),
+                            value: vstart..self.i,
+                        });
+                    }
+                } else {
+                    let key = match decode_string(self.b, key_span) {
+                        Some(k) => k,
+                        // Lone surrogate escapes decode to nothing usable; keep a
+                        // placeholder that can never equal a protocol field name.
+                        None => String::from("\u{fffd}"),
+                    };
+                    members.push(Member {
+                        key,
+                        value: vstart..self.i,
+                    });
+                }
             }
             self.ws();
             match self.peek() {

@@ -180,9 +180,20 @@ pub trait Signed: Serialize {
     /// to send: compact, Go-escaped, fields in wire order.
     fn sign_with_key(&mut self, key: &[u8]) -> Vec<u8> {
         self.signature_mut().clear();
-        let input = to_go_json(self);
-        *self.signature_mut() = sign::tag_b64(key, &input);
-        to_go_json(self)
+        let mut out = to_go_json(self);
+        let tag = sign::tag_b64(key, &out);
+        // `signature` is the last member: splice the tag in rather than
+        // serialising again (the bytes are identical either way).
+        if out.ends_with(br#""signature":""}"#) {
+            out.truncate(out.len() - 2);
+            out.extend_from_slice(tag.as_bytes());
+            out.extend_from_slice(b"\"}");
+            *self.signature_mut() = tag;
+            out
+        } else {
+            *self.signature_mut() = tag;
+            to_go_json(self)
+        }
     }
 
     /// Signs with the OOB secret under the given key variant.
