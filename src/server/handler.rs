@@ -485,15 +485,10 @@ async fn provision(
                 .into(),
             });
             let stored = match record {
-                Ok(rec) => {
-                    let store = shared.store.clone();
-                    let rec2 = rec.clone();
-                    match tokio::task::spawn_blocking(move || store.record(&rec2)).await {
-                        Ok(Ok(())) => Ok(rec),
-                        Ok(Err(e)) => Err(RequestError::Internal(e.to_string())),
-                        Err(e) => Err(RequestError::Internal(e.to_string())),
-                    }
-                }
+                Ok(rec) => match shared.committer.record(rec.clone()).await {
+                    Ok(()) => Ok(rec),
+                    Err(e) => Err(RequestError::Internal(e)),
+                },
                 Err(e) => Err(e),
             };
             let rec = match stored {

@@ -80,6 +80,8 @@ pub struct Shared {
     pub ca: CertAuthority,
     /// Issued certificates.
     pub store: Arc<CertStore>,
+    /// The store's group-commit writer.
+    pub committer: store::GroupCommitter,
     secrets: Mutex<SecretStore>,
     directory_json: Vec<u8>,
     /// Deliberate defects (empty unless started by `start_with_faults`).
@@ -122,6 +124,9 @@ pub enum StartError {
     /// DNS-SD failed.
     #[error("DNS-SD advertisement: {0}")]
     Mdns(String),
+    /// A worker thread could not start.
+    #[error("cannot start the certificate store writer: {0}")]
+    Thread(String),
 }
 
 /// A server that is running; dropping it does not stop it, call
@@ -220,6 +225,8 @@ pub async fn start_with_faults(
     }
     let tls = crate::tls::server_config(dd.ca.cert_pem(), &dd.server_cert_pem, &dd.server_key_pem)?;
     let store = Arc::new(CertStore::open(&dd.path.join(datadir::files::DB))?);
+    let committer = store::GroupCommitter::start(store.clone())
+        .map_err(|e| StartError::Thread(e.to_string()))?;
     let directory = DirectoryMessage {
         endpoints: Endpoints::default(),
         ca_cert: if faults.has(faults::Fault::NoCaInDirectory) {
@@ -236,6 +243,7 @@ pub async fn start_with_faults(
         config: config.clone(),
         ca: dd.ca,
         store,
+        committer,
         secrets: Mutex::new(SecretStore::new()),
         directory_json: if faults.has(faults::Fault::GoWireFormat) {
             // Byte for byte what the Go reference serves (capture 01).

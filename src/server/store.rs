@@ -105,3 +105,89 @@ impl CertStore {
         Ok(out)
     }
 }
+
+impl CertStore {
+    /// Records several certificates in one durable transaction (one fsync);
+    /// returns a result per record (a duplicate serial fails only itself).
+    pub fn record_batch(
+        &self,
+        recs: &[IssuedRecord],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let tx = self.db.begin_write().map_err(e)?;
+        let mut results = Vec::with_capacity(recs.len());
+        {
+            let mut certs = tx.open_table(CERTS).map_err(e)?;
+            let mut latest = tx.open_table(LATEST).map_err(e)?;
+            for rec in recs {
+                if certs.get(rec.serial.as_str()).map_err(e)?.is_some() {
+                    results.push(Err(StoreError(format!("duplicate serial {}", rec.serial))));
+                    continue;
+                }
+                let json = serde_json::to_vec(rec).map_err(e)?;
+                certs
+                    .insert(rec.serial.as_str(), json.as_slice())
+                    .map_err(e)?;
+                latest
+                    .insert(rec.device_id.as_str(), rec.serial.as_str())
+                    .map_err(e)?;
+                results.push(Ok(()));
+            }
+        }
+        tx.commit().map_err(e)?;
+        Ok(results)
+    }
+}
+
+type Waiter = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// Group commit: one writer thread takes every record waiting at the moment
+/// and commits them in one transaction, so concurrent approvals share an
+/// fsync. Each caller is answered only after its record is durable.
+pub struct GroupCommitter {
+    tx: std::sync::mpsc::Sender<(IssuedRecord, Waiter)>,
+}
+
+impl GroupCommitter {
+    /// Starts the writer thread for `store`.
+    pub fn start(store: std::sync::Arc<CertStore>) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<(IssuedRecord, Waiter)>();
+        std::thread::Builder::new()
+            .name("idprov-store-writer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < 512 {
+                        match rx.try_recv() {
+                            Ok(x) => batch.push(x),
+                            Err(_) => break,
+                        }
+                    }
+                    let (recs, waiters): (Vec<IssuedRecord>, Vec<Waiter>) =
+                        batch.into_iter().unzip();
+                    match store.record_batch(&recs) {
+                        Ok(results) => {
+                            for (w, r) in waiters.into_iter().zip(results) {
+                                let _ = w.send(r.map_err(|e| e.to_string()));
+                            }
+                        }
+                        Err(err) => {
+                            for w in waiters {
+                                let _ = w.send(Err(err.to_string()));
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(GroupCommitter { tx })
+    }
+
+    /// Records one certificate; resolves once it is durably committed.
+    pub async fn record(&self, rec: IssuedRecord) -> Result<(), String> {
+        let (w, r) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((rec, w))
+            .map_err(|_| "certificate store writer stopped".to_string())?;
+        r.await
+            .map_err(|_| "certificate store writer stopped".to_string())?
+    }
+}
