@@ -7,6 +7,8 @@ use std::path::Path;
 
 /// serial (hex) → JSON [`IssuedRecord`].
 const CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("certs");
+/// Page cache of the store.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// device ID → serial (hex) of its latest certificate.
 const LATEST: TableDefinition<&str, &str> = TableDefinition::new("latest");
 
@@ -45,7 +47,12 @@ pub struct CertStore {
 impl CertStore {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(e)?;
+        // A bounded page cache: memory must not grow with the number of
+        // certificates issued (redb's default cache is 1 GiB).
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(e)?;
         let tx = db.begin_write().map_err(e)?;
         tx.open_table(CERTS).map_err(e)?;
         tx.open_table(LATEST).map_err(e)?;
