@@ -606,21 +606,9 @@ pub async fn run_client_case(
 ) -> CaseResult {
     let started = Instant::now();
     let mut result = CaseResult::new(sc);
-    let missing: Vec<&String> = sc
-        .requires
-        .iter()
-        .filter(|c| !capabilities.contains(*c))
-        .collect();
-    if !missing.is_empty() {
+    if let Some(reason) = super::missing_capabilities(sc, capabilities) {
         result.verdict = Verdict::Skip;
-        result.detail = format!(
-            "target lacks capability {}",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        result.detail = reason;
         return result;
     }
     let mut rng = ChaCha20Rng::seed_from_u64(

@@ -162,6 +162,35 @@ pub fn decide_outcome(
     o
 }
 
+/// The baseline's verdicts by case id.
+type Baseline = BTreeMap<String, Verdict>;
+
+/// Reads the `--known-failing` and `--baseline` files, if given.
+fn load_lists(
+    opts: &CheckOptions,
+) -> Result<(BTreeMap<String, String>, Option<Baseline>), SetupError> {
+    let known = match &opts.known_failing {
+        Some(p) => parse_known_failing(&read(p, "--known-failing")?)?,
+        None => BTreeMap::new(),
+    };
+    let baseline = match &opts.baseline {
+        Some(p) => Some(parse_baseline(&read(p, "--baseline")?)?),
+        None => None,
+    };
+    Ok((known, baseline))
+}
+
+/// The capabilities a case needs that the target lacks, as a skip reason.
+pub fn missing_capabilities(s: &Scenario, have: &BTreeSet<String>) -> Option<String> {
+    let missing: Vec<&str> = s
+        .requires
+        .iter()
+        .filter(|c| !have.contains(*c))
+        .map(|c| c.as_str())
+        .collect();
+    (!missing.is_empty()).then(|| format!("target lacks capability {}", missing.join(", ")))
+}
+
 /// The catalogue restricted to a role and the `--cases` filter.
 pub fn select(role: Role, globs: &[String]) -> Result<Vec<Scenario>, SetupError> {
     let all = scenario::catalogue().map_err(|e| SetupError(e.to_string()))?;
@@ -177,14 +206,7 @@ pub fn select(role: Role, globs: &[String]) -> Result<Vec<Scenario>, SetupError>
 pub async fn check_server(target: ServerTarget, opts: &CheckOptions) -> Result<Report, SetupError> {
     let started_at = OffsetDateTime::now_utc();
     let t0 = Instant::now();
-    let known = match &opts.known_failing {
-        Some(p) => parse_known_failing(&read(p, "--known-failing")?)?,
-        None => BTreeMap::new(),
-    };
-    let baseline = match &opts.baseline {
-        Some(p) => Some(parse_baseline(&read(p, "--baseline")?)?),
-        None => None,
-    };
+    let (known, baseline) = load_lists(opts)?;
     let selected = select(Role::Server, &opts.cases)?;
     let all = select(Role::Server, &[])?;
     let seed = opts.seed.unwrap_or_else(rand::random);
@@ -434,14 +456,7 @@ pub async fn check_client(
 ) -> Result<Report, SetupError> {
     let started_at = OffsetDateTime::now_utc();
     let t0 = Instant::now();
-    let known = match &opts.known_failing {
-        Some(p) => parse_known_failing(&read(p, "--known-failing")?)?,
-        None => BTreeMap::new(),
-    };
-    let baseline = match &opts.baseline {
-        Some(p) => Some(parse_baseline(&read(p, "--baseline")?)?),
-        None => None,
-    };
+    let (known, baseline) = load_lists(opts)?;
     let selected = select(Role::Client, &opts.cases)?;
     let seed = opts.seed.unwrap_or_else(rand::random);
     let capabilities: BTreeSet<String> = opts.capabilities.iter().cloned().collect();

@@ -112,22 +112,10 @@ fn truncate(text: &str) -> String {
 /// Runs one case to a verdict.
 pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> CaseResult {
     let started = Instant::now();
-    let missing: Vec<&String> = sc
-        .requires
-        .iter()
-        .filter(|c| !ctx.capabilities.contains(*c))
-        .collect();
     let mut result = CaseResult::new(sc);
-    if !missing.is_empty() {
+    if let Some(reason) = super::missing_capabilities(sc, &ctx.capabilities) {
         result.verdict = Verdict::Skip;
-        result.detail = format!(
-            "target lacks capability {}",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        result.detail = reason;
         return result;
     }
     let slug: String = sc

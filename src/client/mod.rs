@@ -333,18 +333,7 @@ pub async fn run_with_faults(
             ProvisionStatus::Rejected
                 if f(ClientFault::SaveOnRejected) && !parsed.client_cert.is_empty() =>
             {
-                let d = &opts.dir;
-                let key_pem = Zeroizing::new(key.serialize_pem());
-                let (kp, cp, ap) = (d.join(files::KEY), d.join(files::CERT), d.join(files::CA));
-                write_all_atomic(&[
-                    (&kp, key_pem.as_bytes(), MODE_PRIVATE),
-                    (&cp, parsed.client_cert.as_bytes(), MODE_PUBLIC),
-                    (&ap, pinned_pem.as_bytes(), MODE_PUBLIC),
-                ])
-                .map_err(|source| ClientError::Write {
-                    path: d.clone(),
-                    source,
-                })?;
+                write_set(&opts.dir, &key, &parsed.client_cert, &pinned_pem)?;
                 let info = CertInfo::from_pem(&parsed.client_cert)
                     .map_err(|e| ClientError::Refused(e.to_string()))?;
                 return Ok(Outcome {
@@ -406,18 +395,7 @@ pub async fn run_with_faults(
                     now,
                     relax,
                 )?;
-                let d = &opts.dir;
-                let key_pem = Zeroizing::new(key.serialize_pem());
-                let (kp, cp, ap) = (d.join(files::KEY), d.join(files::CERT), d.join(files::CA));
-                write_all_atomic(&[
-                    (&kp, key_pem.as_bytes(), MODE_PRIVATE),
-                    (&cp, parsed.client_cert.as_bytes(), MODE_PUBLIC),
-                    (&ap, pinned_pem.as_bytes(), MODE_PUBLIC),
-                ])
-                .map_err(|source| ClientError::Write {
-                    path: d.clone(),
-                    source,
-                })?;
+                write_set(&opts.dir, &key, &parsed.client_cert, &pinned_pem)?;
                 return Ok(Outcome {
                     url,
                     renewed: renewing,
@@ -428,6 +406,26 @@ pub async fn run_with_faults(
             }
         }
     }
+}
+
+/// Writes `key.pem` (0600), `cert.pem` and `ca.pem` so that none is replaced
+/// unless all three were written (PROTOCOL §9 rule 5).
+fn write_set(dir: &Path, key: &KeyPair, cert_pem: &str, ca_pem: &str) -> Result<(), ClientError> {
+    let key_pem = Zeroizing::new(key.serialize_pem());
+    let (kp, cp, ap) = (
+        dir.join(files::KEY),
+        dir.join(files::CERT),
+        dir.join(files::CA),
+    );
+    write_all_atomic(&[
+        (&kp, key_pem.as_bytes(), MODE_PRIVATE),
+        (&cp, cert_pem.as_bytes(), MODE_PUBLIC),
+        (&ap, ca_pem.as_bytes(), MODE_PUBLIC),
+    ])
+    .map_err(|source| ClientError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// PROTOCOL §9 rule 3: the certificate chains to the pinned CA, names this
