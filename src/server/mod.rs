@@ -158,6 +158,9 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        // Release the store so the data dir can be opened again at once.
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.committer.stop()).await;
     }
 }
 
@@ -205,6 +208,12 @@ pub async fn start_with_faults(
     config: ServerConfig,
     faults: faults::Faults,
 ) -> Result<RunningServer, StartError> {
+    // Credentials exist before the port accepts anything.
+    let dd = DataDir::open_or_create(
+        &config.data_dir,
+        &["localhost".to_string()],
+        &san_ips(config.listen.ip()),
+    )?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -215,11 +224,6 @@ pub async fn start_with_faults(
         addr: config.listen,
         source,
     })?;
-    let dd = DataDir::open_or_create(
-        &config.data_dir,
-        &["localhost".to_string()],
-        &san_ips(addr.ip()),
-    )?;
     if dd.created {
         tracing::info!(dir = %dd.path.display(), "created CA and admin/plugin credentials");
     }

@@ -147,41 +147,64 @@ impl CertStore {
 
 type Waiter = tokio::sync::oneshot::Sender<Result<(), String>>;
 
+enum Msg {
+    Record(IssuedRecord, Waiter),
+    /// Finish what is queued, close the store, then acknowledge.
+    Stop(std::sync::mpsc::Sender<()>),
+}
+
 /// Group commit: one writer thread takes every record waiting at the moment
 /// and commits them in one transaction, so concurrent approvals share an
 /// fsync. Each caller is answered only after its record is durable.
 pub struct GroupCommitter {
-    tx: std::sync::mpsc::Sender<(IssuedRecord, Waiter)>,
+    tx: std::sync::mpsc::Sender<Msg>,
 }
 
 impl GroupCommitter {
     /// Starts the writer thread for `store`.
     pub fn start(store: std::sync::Arc<CertStore>) -> std::io::Result<Self> {
-        let (tx, rx) = std::sync::mpsc::channel::<(IssuedRecord, Waiter)>();
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         std::thread::Builder::new()
             .name("idprov-store-writer".into())
             .spawn(move || {
+                let mut store = Some(store);
+                let mut stop_ack = None;
                 while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
+                    let mut batch = Vec::new();
+                    let mut push = |m: Msg, batch: &mut Vec<(IssuedRecord, Waiter)>| match m {
+                        Msg::Record(r, w) => batch.push((r, w)),
+                        Msg::Stop(ack) => stop_ack = Some(ack),
+                    };
+                    push(first, &mut batch);
                     while batch.len() < 512 {
                         match rx.try_recv() {
-                            Ok(x) => batch.push(x),
+                            Ok(m) => push(m, &mut batch),
                             Err(_) => break,
                         }
                     }
-                    let (recs, waiters): (Vec<IssuedRecord>, Vec<Waiter>) =
-                        batch.into_iter().unzip();
-                    match store.record_batch(&recs) {
-                        Ok(results) => {
-                            for (w, r) in waiters.into_iter().zip(results) {
-                                let _ = w.send(r.map_err(|e| e.to_string()));
+                    if !batch.is_empty() {
+                        let (recs, waiters): (Vec<IssuedRecord>, Vec<Waiter>) =
+                            batch.into_iter().unzip();
+                        let outcome = match &store {
+                            Some(st) => st.record_batch(&recs),
+                            None => Err(StoreError("certificate store closed".into())),
+                        };
+                        match outcome {
+                            Ok(results) => {
+                                for (w, r) in waiters.into_iter().zip(results) {
+                                    let _ = w.send(r.map_err(|e| e.to_string()));
+                                }
+                            }
+                            Err(err) => {
+                                for w in waiters {
+                                    let _ = w.send(Err(err.to_string()));
+                                }
                             }
                         }
-                        Err(err) => {
-                            for w in waiters {
-                                let _ = w.send(Err(err.to_string()));
-                            }
-                        }
+                    }
+                    if let Some(ack) = stop_ack.take() {
+                        drop(store.take());
+                        let _ = ack.send(());
                     }
                 }
             })?;
@@ -192,9 +215,18 @@ impl GroupCommitter {
     pub async fn record(&self, rec: IssuedRecord) -> Result<(), String> {
         let (w, r) = tokio::sync::oneshot::channel();
         self.tx
-            .send((rec, w))
+            .send(Msg::Record(rec, w))
             .map_err(|_| "certificate store writer stopped".to_string())?;
         r.await
             .map_err(|_| "certificate store writer stopped".to_string())?
+    }
+
+    /// Commits what is queued and releases the writer's handle on the store
+    /// (blocks up to 5 s).
+    pub fn stop(&self) {
+        let (ack, done) = std::sync::mpsc::channel();
+        if self.tx.send(Msg::Stop(ack)).is_ok() {
+            let _ = done.recv_timeout(std::time::Duration::from_secs(5));
+        }
     }
 }
