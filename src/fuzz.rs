@@ -783,28 +783,20 @@ fn build_report(
         .filter(|c| c.verdict == Verdict::Fail)
         .map(|c| c.id.clone())
         .collect();
-    let mut r = Report {
-        suite: "idprov".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        role: "fuzz".into(),
-        target: target.url.clone(),
-        seed: opts.seed,
-        capabilities: vec![],
-        strict: false,
-        started: started_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        ms: started.elapsed().as_millis() as u64,
-        cases,
-        summary: Default::default(),
-        outcome: Outcome {
-            failed: !failed.is_empty(),
-            counted_failures: failed,
-            ..Default::default()
-        },
+    let outcome = Outcome {
+        failed: !failed.is_empty(),
+        counted_failures: failed,
+        ..Default::default()
     };
-    r.summarise();
-    r
+    Report::assemble(
+        "fuzz",
+        target.url.clone(),
+        opts.seed,
+        started_at,
+        started.elapsed(),
+        cases,
+        outcome,
+    )
 }
 
 /// Sends a reproducer again; returns the finding if it reproduces.

@@ -314,23 +314,17 @@ pub async fn check_server(target: ServerTarget, opts: &CheckOptions) -> Result<R
     }
     let mut cases: Vec<CaseResult> = results.into_values().collect();
     let outcome = decide_outcome(&mut cases, opts.strict, &known, baseline.as_ref());
-    let mut report = Report {
-        suite: "idprov".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        role: "server".into(),
-        target: target.url.clone(),
+    let mut report = Report::assemble(
+        "server",
+        target.url.clone(),
         seed,
-        capabilities: ctx.capabilities.iter().cloned().collect(),
-        strict: opts.strict,
-        started: started_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        ms: t0.elapsed().as_millis() as u64,
+        started_at,
+        t0.elapsed(),
         cases,
-        summary: Default::default(),
         outcome,
-    };
-    report.summarise();
+    );
+    report.capabilities = ctx.capabilities.iter().cloned().collect();
+    report.strict = opts.strict;
     Ok(report)
 }
 
@@ -497,23 +491,17 @@ pub async fn check_client(
     }
     let mut cases: Vec<CaseResult> = results.into_values().collect();
     let outcome = decide_outcome(&mut cases, opts.strict, &known, baseline.as_ref());
-    let mut report = Report {
-        suite: "idprov".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        role: "client".into(),
-        target: target.template.clone(),
+    let mut report = Report::assemble(
+        "client",
+        target.template.clone(),
         seed,
-        capabilities: capabilities.into_iter().collect(),
-        strict: opts.strict,
-        started: started_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        ms: t0.elapsed().as_millis() as u64,
+        started_at,
+        t0.elapsed(),
         cases,
-        summary: Default::default(),
         outcome,
-    };
-    report.summarise();
+    );
+    report.capabilities = capabilities.into_iter().collect();
+    report.strict = opts.strict;
     Ok(report)
 }
 

@@ -178,6 +178,36 @@ pub struct Outcome {
 }
 
 impl Report {
+    /// A report of `cases` with its counts computed.
+    pub fn assemble(
+        role: &str,
+        target: String,
+        seed: u64,
+        started: time::OffsetDateTime,
+        elapsed: std::time::Duration,
+        cases: Vec<CaseResult>,
+        outcome: Outcome,
+    ) -> Self {
+        let mut r = Report {
+            suite: "idprov".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            role: role.into(),
+            target,
+            seed,
+            capabilities: Vec::new(),
+            strict: false,
+            started: started
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            ms: elapsed.as_millis() as u64,
+            cases,
+            summary: Summary::default(),
+            outcome,
+        };
+        r.summarise();
+        r
+    }
+
     /// Recomputes the summary counts.
     pub fn summarise(&mut self) {
         let mut s = Summary::default();

@@ -1195,26 +1195,15 @@ impl Case<'_> {
                     ("sha256", "SHA-256 of the secret"),
                 ] {
                     let sym = format!("kv-{variant}");
-                    let post = Step {
-                        device: Some(sym.clone()),
-                        secret: Some(sym.clone()),
-                        ..Step::default()
-                    };
-                    self.do_post_oob(&post).await?;
-                    let dev = self.device(&sym);
-                    let (body, _) = self.build_request(
-                        &Step {
-                            secret: Some(sym.clone()),
-                            variant: Some(variant.into()),
-                            ..Step::default()
-                        },
-                        &dev,
-                    )?;
-                    let url = self.provreq_url().await;
                     let r = self
-                        .call(Method::POST, &url, Some(body), "nobody")
-                        .await
-                        .map_err(StepError::Fail)?;
+                        .with_fresh_secret(
+                            &sym,
+                            Step {
+                                variant: Some(variant.into()),
+                                ..Step::default()
+                            },
+                        )
+                        .await?;
                     let approved = resp_json(&r).is_some_and(|v| v["status"] == "Approved");
                     if approved {
                         let secret = self.secret(&sym);
@@ -1247,26 +1236,15 @@ impl Case<'_> {
                     ),
                 ] {
                     let sym = format!("cf-{form}");
-                    self.do_post_oob(&Step {
-                        device: Some(sym.clone()),
-                        secret: Some(sym.clone()),
-                        ..Step::default()
-                    })
-                    .await?;
-                    let dev = self.device(&sym);
-                    let (body, _) = self.build_request(
-                        &Step {
-                            secret: Some(sym.clone()),
-                            form: Some(form.into()),
-                            ..Step::default()
-                        },
-                        &dev,
-                    )?;
-                    let url = self.provreq_url().await;
                     let r = self
-                        .call(Method::POST, &url, Some(body), "nobody")
-                        .await
-                        .map_err(StepError::Fail)?;
+                        .with_fresh_secret(
+                            &sym,
+                            Step {
+                                form: Some(form.into()),
+                                ..Step::default()
+                            },
+                        )
+                        .await?;
                     if resp_json(&r).is_some_and(|v| v["status"] == "Approved") {
                         methods.push(name);
                     }
@@ -1300,6 +1278,28 @@ impl Case<'_> {
             }
             other => fail(format!("unknown observation `{other}`")),
         }
+    }
+
+    /// Posts a secret for device `sym` (named after it) as admin, then sends
+    /// a provisioning request built from `req` and signed with that secret.
+    async fn with_fresh_secret(
+        &mut self,
+        sym: &str,
+        mut req: Step,
+    ) -> Result<HttpsResponse, StepError> {
+        self.do_post_oob(&Step {
+            device: Some(sym.into()),
+            secret: Some(sym.into()),
+            ..Step::default()
+        })
+        .await?;
+        let dev = self.device(sym);
+        req.secret = Some(sym.into());
+        let (body, _) = self.build_request(&req, &dev)?;
+        let url = self.provreq_url().await;
+        self.call(Method::POST, &url, Some(body), "nobody")
+            .await
+            .map_err(StepError::Fail)
     }
 
     async fn do_discover(&mut self) -> StepResult {
