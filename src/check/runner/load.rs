@@ -1,0 +1,158 @@
+//! Bursts and concurrent provisioning.
+
+use super::*;
+
+impl Case<'_> {
+    pub(super) async fn do_burst(&mut self, st: &Step) -> StepResult {
+        let n = st.count.unwrap_or(20).min(1000) as usize;
+        let url = self.provreq_url().await;
+        let cfg = self.config("admin", false)?;
+        let mut bodies = Vec::new();
+        for i in 0..n {
+            let dev = self.device(&format!("b{i}"));
+            let (body, _) = self.build_request(
+                &Step {
+                    secret: Some("none".into()),
+                    ..Step::default()
+                },
+                &dev,
+            )?;
+            bodies.push(body);
+        }
+        let timeout = self.ctx.request_timeout;
+        let started = Instant::now();
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|b| {
+                let (url, cfg) = (url.clone(), cfg.clone());
+                tokio::spawn(async move {
+                    net::request(&url, Method::POST, Some(b), cfg, timeout).await
+                })
+            })
+            .collect();
+        let mut serials = Vec::new();
+        for t in tasks {
+            let r = t
+                .await
+                .map_err(|e| StepError::Fail(e.to_string()))?
+                .map_err(|e| StepError::Fail(format!("no answer: {e}")))?;
+            let v = resp_json(&r).unwrap_or(Value::Null);
+            let pem = v["clientCert"].as_str().unwrap_or("");
+            let info = CertInfo::from_pem(pem).map_err(|e| {
+                StepError::Fail(format!("admin provisioning gave no certificate: {e}"))
+            })?;
+            serials.push(info);
+        }
+        let elapsed = started.elapsed();
+        self.evidence.push(Exchange::note(
+            self.step_no,
+            format!(
+                "{n} admin provisionings in {} ms; serials: {}",
+                elapsed.as_millis(),
+                serials
+                    .iter()
+                    .map(|s| s.serial_hex.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        ));
+        if st.expect.unique_serials == Some(true) {
+            let distinct: BTreeSet<&str> = serials.iter().map(|s| s.serial_hex.as_str()).collect();
+            if distinct.len() != serials.len() {
+                return fail(format!(
+                    "{} certificates issued within {} ms carry only {} distinct serials",
+                    serials.len(),
+                    elapsed.as_millis(),
+                    distinct.len()
+                ));
+            }
+            if let Some(short) = serials.iter().find(|s| s.serial_len < 8) {
+                return fail(format!(
+                    "serial {} has {} octets: cannot hold 64 random bits",
+                    short.serial_hex, short.serial_len
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn do_concurrent(&mut self, st: &Step) -> StepResult {
+        let n = st.count.unwrap_or(64).min(1000) as usize;
+        let oob = self.oob_url().await;
+        let url = self.provreq_url().await;
+        let admin = self.config("admin", false)?;
+        let anon = self.config("nobody", false)?;
+        let timeout = self.ctx.request_timeout;
+        let mut bodies = Vec::new();
+        for i in 0..n {
+            let sym = format!("c{i}");
+            let dev = self.device(&sym);
+            let secret = self.secret(&sym);
+            let post = serde_json::to_vec(
+                &serde_json::json!({"deviceID": dev, "oobSecret": secret, "validUntil": ""}),
+            )
+            .unwrap_or_default();
+            let r = net::request(&oob, Method::POST, Some(post), admin.clone(), timeout)
+                .await
+                .map_err(|e| StepError::Fail(format!("posting secret {i}: {e}")))?;
+            if r.status != 200 {
+                return fail(format!("posting secret {i}: HTTP {}", r.status));
+            }
+            let (body, _) = self.build_request(
+                &Step {
+                    secret: Some(sym),
+                    ..Step::default()
+                },
+                &dev,
+            )?;
+            bodies.push(body);
+        }
+        let started = Instant::now();
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|b| {
+                let (url, cfg) = (url.clone(), anon.clone());
+                tokio::spawn(async move {
+                    net::request(&url, Method::POST, Some(b), cfg, timeout).await
+                })
+            })
+            .collect();
+        let mut approved = 0;
+        let mut problems = Vec::new();
+        for t in tasks {
+            match t.await {
+                Ok(Ok(r)) if r.status == 200 => {
+                    let s = resp_json(&r).and_then(|v| v["status"].as_str().map(str::to_string));
+                    if s.as_deref() == Some("Approved") {
+                        approved += 1;
+                    } else {
+                        problems.push(format!("status {}", s.unwrap_or_default()));
+                    }
+                }
+                Ok(Ok(r)) => problems.push(format!("HTTP {}", r.status)),
+                Ok(Err(e)) => problems.push(e.to_string()),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        self.evidence.push(Exchange::note(
+            self.step_no,
+            format!(
+                "{n} devices provisioned at once: {approved} Approved in {} ms; problems: {}",
+                started.elapsed().as_millis(),
+                if problems.is_empty() {
+                    "none".into()
+                } else {
+                    problems.join(", ")
+                }
+            ),
+        ));
+        if st.expect.all_approved == Some(true) && approved != n {
+            problems.truncate(3);
+            return fail(format!(
+                "{approved} of {n} Approved ({})",
+                problems.join("; ")
+            ));
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,320 @@
+//! Interprets scenario steps against a live server over real TLS and
+//! records every exchange as evidence.
+
+mod directory;
+mod load;
+mod observe;
+mod oob;
+mod provision;
+mod raw;
+mod request;
+mod status;
+mod transport;
+
+use super::report::{CaseResult, Exchange, Verdict};
+use super::scenario::{Action, Scenario, Step};
+use crate::client::discover;
+use crate::core::directory::{decode_ca, parse_directory, split_https_url, Directory};
+use crate::core::messages::{OOB_PATH, PROVREQ_PATH, STATUS_TEMPLATE};
+use crate::core::sign::{self, KeyVariant};
+use crate::net::{self, HttpsResponse};
+use crate::pki::{cert_der_from_pem, verify_chain, CertAuthority, CertInfo, Usage};
+use crate::tls::{client_config, ClientIdentity, ServerTrust};
+use http::Method;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use rustls::ClientConfig;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+const RSA2048_PUB: &str = include_str!("keys/rsa2048.pub");
+const RSA1024_PUB: &str = include_str!("keys/rsa1024.pub");
+const EVIDENCE_BODY_LIMIT: usize = 4096;
+
+/// A server under test.
+#[derive(Clone)]
+pub struct ServerTarget {
+    /// Directory URL.
+    pub url: String,
+    /// CA the server's TLS chains to and that signs its certificates.
+    pub ca_pem: String,
+    /// Admin (or plugin) credential.
+    pub admin: ClientIdentity,
+    /// A plugin credential, when known.
+    pub plugin: Option<ClientIdentity>,
+    /// The CA key, when known (embedded server): enables cases that need
+    /// certificates the server would not issue (expired, other OU).
+    pub ca_key_pem: Option<String>,
+    /// Capabilities known without asking (e.g. the embedded server's).
+    pub capabilities: Vec<String>,
+}
+
+/// Shared, read-only context of a run.
+pub struct RunContext {
+    /// The target.
+    pub target: ServerTarget,
+    /// Run seed.
+    pub seed: u64,
+    /// Capabilities in effect.
+    pub capabilities: BTreeSet<String>,
+    /// Per-request time limit.
+    pub request_timeout: Duration,
+    /// A CA unrelated to the target, for foreign credentials.
+    pub foreign_ca: CertAuthority,
+}
+
+enum StepError {
+    Fail(String),
+    Skip(String),
+}
+
+type StepResult = Result<Option<String>, StepError>;
+
+fn fail<T>(m: impl Into<String>) -> Result<T, StepError> {
+    Err(StepError::Fail(m.into()))
+}
+
+#[derive(Clone)]
+struct Saved {
+    identity: Option<ClientIdentity>,
+    cert_pem: String,
+}
+
+struct Case<'a> {
+    ctx: &'a RunContext,
+    rng: ChaCha20Rng,
+    slug: String,
+    devices: HashMap<String, String>,
+    secrets: HashMap<String, String>,
+    saved: HashMap<String, Saved>,
+    last_body: HashMap<String, Vec<u8>>,
+    evidence: Vec<Exchange>,
+    configs: HashMap<String, Arc<ClientConfig>>,
+    directory: Option<Directory>,
+    step_no: usize,
+}
+
+fn case_seed(seed: u64, id: &str) -> u64 {
+    // FNV-1a over the id, mixed with the run seed: stable across runs.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h ^ seed
+}
+
+fn truncate(text: &str) -> String {
+    if text.len() <= EVIDENCE_BODY_LIMIT {
+        text.to_string()
+    } else {
+        let mut end = EVIDENCE_BODY_LIMIT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}… ({} bytes in all)", &text[..end], text.len())
+    }
+}
+
+/// Runs one case to a verdict.
+pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> CaseResult {
+    let started = Instant::now();
+    let mut result = CaseResult::new(sc);
+    if let Some(reason) = super::missing_capabilities(sc, &ctx.capabilities) {
+        result.verdict = Verdict::Skip;
+        result.detail = reason;
+        return result;
+    }
+    let slug: String = sc
+        .id
+        .split_once('.')
+        .map_or(sc.id.as_str(), |(_, rest)| rest)
+        .replace('.', "-")
+        .chars()
+        .take(40)
+        .collect();
+    let mut case = Case {
+        ctx,
+        rng: ChaCha20Rng::seed_from_u64(case_seed(ctx.seed, &sc.id)),
+        slug,
+        devices: HashMap::new(),
+        secrets: HashMap::new(),
+        saved: HashMap::new(),
+        last_body: HashMap::new(),
+        evidence: Vec::new(),
+        configs: HashMap::new(),
+        directory: None,
+        step_no: 0,
+    };
+    let outcome = tokio::time::timeout(timeout, async {
+        let mut infos = Vec::new();
+        for (i, step) in sc.steps.iter().enumerate() {
+            case.step_no = i + 1;
+            match case.step(step).await {
+                Ok(Some(info)) => infos.push(info),
+                Ok(None) => {}
+                Err(e) => return Err((i + 1, e)),
+            }
+        }
+        Ok(infos)
+    })
+    .await;
+    result.verdict = Verdict::Pass;
+    match outcome {
+        Err(_) => {
+            result.verdict = Verdict::Fail;
+            result.detail = format!("timed out after {timeout:?} at step {}", case.step_no);
+        }
+        Ok(Err((n, StepError::Fail(m)))) => {
+            result.verdict = Verdict::Fail;
+            result.detail = format!("step {n} ({}): {m}", describe(&sc.steps[n - 1]));
+        }
+        Ok(Err((_, StepError::Skip(m)))) => {
+            result.verdict = Verdict::Skip;
+            result.detail = m;
+        }
+        Ok(Ok(infos)) if !infos.is_empty() => {
+            result.verdict = Verdict::Info;
+            result.detail = infos.join("; ");
+        }
+        Ok(Ok(_)) => {}
+    }
+    // Mask every secret of the case in the evidence.
+    let secrets: Vec<String> = case
+        .secrets
+        .values()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
+    for ex in &mut case.evidence {
+        for s in &secrets {
+            ex.request_body = ex.request_body.replace(s.as_str(), "«secret»");
+            ex.response_body = ex.response_body.replace(s.as_str(), "«secret»");
+        }
+    }
+    result.evidence = case.evidence;
+    let mut devices: Vec<String> = case.devices.into_values().collect();
+    devices.sort();
+    result.devices = devices;
+    result.ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+fn describe(s: &Step) -> String {
+    let a = s
+        .action
+        .map(|a| {
+            serde_json::to_value(a)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let mut d = a;
+    if let Some(x) = &s.as_ {
+        d.push_str(&format!(" as {x}"));
+    }
+    if let Some(x) = s.device.as_ref().or(s.device_literal.as_ref()) {
+        let shown: String = x.chars().take(24).collect();
+        d.push_str(&format!(" device {shown:?}"));
+    }
+    d
+}
+
+fn resp_json(r: &HttpsResponse) -> Option<Value> {
+    serde_json::from_slice(&r.body).ok()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl Case<'_> {
+    pub(super) fn device(&mut self, sym: &str) -> String {
+        if let Some(d) = self.devices.get(sym) {
+            return d.clone();
+        }
+        let n: u32 = self.rng.gen();
+        let id = format!("{}-{}-{:08x}", self.slug, sym, n);
+        self.devices.insert(sym.to_string(), id.clone());
+        id
+    }
+
+    pub(super) fn secret(&mut self, sym: &str) -> String {
+        if let Some(s) = self.secrets.get(sym) {
+            return s.clone();
+        }
+        let n: u64 = self.rng.gen();
+        let s = format!("{sym}-{n:016x}");
+        self.secrets.insert(sym.to_string(), s.clone());
+        s
+    }
+
+    pub(super) fn device_of(&mut self, step: &Step) -> String {
+        match (&step.device_literal, &step.device) {
+            (Some(l), _) => l.clone(),
+            (None, Some(d)) => self.device(d),
+            (None, None) => self.device("d"),
+        }
+    }
+
+    async fn step(&mut self, st: &Step) -> StepResult {
+        match st.action.unwrap_or(Action::Wait) {
+            Action::Directory => self.do_directory(st).await,
+            Action::PostOob => self.do_post_oob(st).await,
+            Action::Provision => self.do_provision(st).await,
+            Action::Status => self.do_status(st).await,
+            Action::Raw => self.do_raw(st).await,
+            Action::Wait => {
+                tokio::time::sleep(Duration::from_millis(st.ms.unwrap_or(0).min(60_000))).await;
+                Ok(None)
+            }
+            Action::Guess => self.do_guess(st).await,
+            Action::Burst => self.do_burst(st).await,
+            Action::Concurrent => self.do_concurrent(st).await,
+            Action::Sanity => self.do_sanity().await,
+            Action::Observe => self.do_observe(st).await,
+            Action::Discover => self.do_discover().await,
+            Action::Serve | Action::GiveCertificate | Action::RunDevice => {
+                fail("a client-case action in a server case")
+            }
+        }
+    }
+
+    pub(super) fn check_http(&self, st: &Step, r: &HttpsResponse) -> Result<(), StepError> {
+        if let Some(codes) = &st.expect.http {
+            if !codes.contains(&r.status) {
+                return fail(format!(
+                    "expected HTTP {}, got {}",
+                    codes
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    r.status
+                ));
+            }
+        }
+        if let Some(class) = &st.expect.http_class {
+            let want = class
+                .chars()
+                .next()
+                .and_then(|c| c.to_digit(10))
+                .unwrap_or(0) as u16;
+            if r.status / 100 != want {
+                return fail(format!("expected HTTP {class}, got {}", r.status));
+            }
+        }
+        if let Some(ct) = &st.expect.content_type {
+            let got = r.content_type().unwrap_or("(none)");
+            if !got.starts_with(ct.as_str()) {
+                return fail(format!("expected Content-Type {ct}, got {got}"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,266 @@
+//! Provisioning steps and the checks of what comes back.
+
+use super::*;
+
+impl Case<'_> {
+    pub(super) async fn do_provision(&mut self, st: &Step) -> StepResult {
+        let device = self.device_of(st);
+        let (body, kp) = if st.replay == Some(true) {
+            match self.last_body.get(&device) {
+                Some(b) => (b.clone(), None),
+                None => return fail("nothing to replay"),
+            }
+        } else {
+            self.build_request(st, &device)?
+        };
+        self.last_body.insert(device.clone(), body.clone());
+        let url = self.provreq_url().await;
+        let who = st.as_.clone().unwrap_or_else(|| "nobody".into());
+        let r = match self
+            .call(Method::POST, &url, Some(body.clone()), &who)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                if st.expect.tls_refusal_ok == Some(true) {
+                    return Ok(None);
+                }
+                return fail(format!("no answer: {e}"));
+            }
+        };
+        self.check_http(st, &r)?;
+        let e = &st.expect;
+        let v = resp_json(&r);
+        let status = v
+            .as_ref()
+            .and_then(|v| v["status"].as_str())
+            .unwrap_or("")
+            .to_string();
+        match e.status.as_deref() {
+            None => {}
+            Some("not-Approved") if r.status == 200 && status == "Approved" => {
+                return fail("expected anything but Approved, got Approved");
+            }
+            Some("not-Approved") => {}
+            Some(want) => {
+                if r.status != 200 {
+                    return fail(format!("expected {want}, got HTTP {}", r.status));
+                }
+                if status != want {
+                    return fail(format!(
+                        "expected status {want}, got {}",
+                        if status.is_empty() { "(none)" } else { &status }
+                    ));
+                }
+            }
+        }
+        let v = v.unwrap_or(Value::Null);
+        let client_cert = v["clientCert"].as_str().unwrap_or("").to_string();
+        if let Some(want_cert) = e.certificate {
+            if want_cert {
+                let spki = kp
+                    .as_ref()
+                    .map(rcgen::PublicKeyData::subject_public_key_info)
+                    .or_else(|| {
+                        crate::pki::DevicePublicKey::from_pem(
+                            serde_json::from_slice::<Value>(&body).ok()?["publicKeyPEM"]
+                                .as_str()?,
+                        )
+                        .ok()
+                        .map(|k| k.spki_der().to_vec())
+                    });
+                let strict = !st.device.as_deref().unwrap_or("").starts_with("sanity");
+                self.check_certificate(&client_cert, &device, spki.as_deref(), strict)?;
+            } else if !client_cert.is_empty() {
+                return fail(format!("a {status} answer carries a certificate"));
+            }
+        }
+        if let Some(mode) = e.signature.as_deref() {
+            let sig = v["signature"].as_str().unwrap_or("");
+            match mode {
+                "secret" => {
+                    let secret = match &st.secret_literal {
+                        Some(l) => l.clone(),
+                        None => self.secret(st.secret.as_deref().unwrap_or("s")),
+                    };
+                    if let Err(err) = sign::verify_raw(&r.body, secret.as_bytes()) {
+                        let variant = sign::detect_variant(&r.body, &secret)
+                            .map(|v| format!(" (it verifies with the {v:?} key)"))
+                            .unwrap_or_default();
+                        return fail(format!(
+                            "response signature does not verify with the secret: {err}{variant}"
+                        ));
+                    }
+                }
+                "empty-key" => {
+                    if let Err(err) = sign::verify_raw(&r.body, b"") {
+                        return fail(format!(
+                            "response signature does not verify with the empty key: {err}"
+                        ));
+                    }
+                }
+                "none" => {
+                    if !sig.is_empty() {
+                        return fail("expected an empty signature");
+                    }
+                }
+                other => return fail(format!("unknown signature expectation `{other}`")),
+            }
+        }
+        if e.retry_sec.as_deref() == Some("positive") && v["retrySec"].as_u64().unwrap_or(0) == 0 {
+            return fail("retrySec missing or 0");
+        }
+        if e.ca_cert.as_deref() == Some("present") {
+            let (ca, _) = decode_ca(v.get("caCert"))
+                .unwrap_or((None, crate::core::directory::CaEncoding::Absent));
+            match ca {
+                None => return fail("caCert missing or empty in the response"),
+                Some(ca) => {
+                    let got = cert_der_from_pem(&ca).ok();
+                    let want = cert_der_from_pem(&self.ctx.target.ca_pem).ok();
+                    if got != want {
+                        return fail("caCert in the response is not the target's CA");
+                    }
+                }
+            }
+        }
+        if r.status == 200 && status == "Approved" && !client_cert.is_empty() {
+            let sym = st.device.clone().unwrap_or_else(|| "d".into());
+            let identity = kp.as_ref().map(|k| ClientIdentity {
+                cert_pem: client_cert.clone(),
+                key_pem: k.serialize_pem(),
+            });
+            self.saved.insert(
+                sym,
+                Saved {
+                    identity,
+                    cert_pem: client_cert,
+                },
+            );
+        }
+        Ok(None)
+    }
+
+    pub(super) fn check_certificate(
+        &self,
+        pem: &str,
+        device: &str,
+        spki: Option<&[u8]>,
+        strict: bool,
+    ) -> Result<CertInfo, StepError> {
+        if pem.is_empty() {
+            return fail("no clientCert in an Approved answer");
+        }
+        let der =
+            cert_der_from_pem(pem).map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
+        let info =
+            CertInfo::from_der(&der).map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
+        let ca = cert_der_from_pem(&self.ctx.target.ca_pem)
+            .map_err(|e| StepError::Fail(format!("target CA: {e}")))?;
+        let now = OffsetDateTime::now_utc();
+        verify_chain(&der, &ca, now, Usage::Client)
+            .map_err(|e| StepError::Fail(format!("certificate: {e}")))?;
+        // The sanity cases stop at what makes provisioning work at all (an
+        // Approved certificate from the CA); its properties are judged by
+        // their own cases.
+        if !strict {
+            return Ok(info);
+        }
+        if info.cn != [device.to_string()] {
+            return fail(format!("certificate CN {:?}, expected {device:?}", info.cn));
+        }
+        if !info.ou.iter().any(|o| o == "iotdevice") {
+            return fail(format!("certificate OU {:?} lacks iotdevice", info.ou));
+        }
+        if let Some(spki) = spki {
+            if info.spki_der != spki {
+                return fail("certificate is not for the request's public key");
+            }
+        }
+        if !info.client_auth {
+            return fail("certificate lacks EKU clientAuth");
+        }
+        if info.not_after - now < time::Duration::days(1) {
+            return fail(format!(
+                "certificate valid for less than a day (until {})",
+                rfc3339(info.not_after)
+            ));
+        }
+        if info.serial_len < 8 {
+            return fail(format!(
+                "serial {} has {} octets: cannot hold 64 random bits",
+                info.serial_hex, info.serial_len
+            ));
+        }
+        Ok(info)
+    }
+
+    pub(super) async fn do_guess(&mut self, st: &Step) -> StepResult {
+        let n = st.count.unwrap_or(5);
+        let device = self.device_of(st);
+        for i in 0..n.min(1000) {
+            let wrong = Step {
+                secret: Some(format!("wrong{i}")),
+                device: st.device.clone(),
+                ..Step::default()
+            };
+            let (body, _) = self.build_request(&wrong, &device)?;
+            let url = self.provreq_url().await;
+            if let Err(e) = self.call(Method::POST, &url, Some(body), "nobody").await {
+                return fail(format!("no answer to wrong guess {}: {e}", i + 1));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn do_sanity(&mut self) -> StepResult {
+        let post = Step {
+            action: Some(Action::PostOob),
+            device: Some("sanity".into()),
+            secret: Some("sanity".into()),
+            expect: crate::check::scenario::Expect {
+                http: Some(vec![200]),
+                ..Default::default()
+            },
+            ..Step::default()
+        };
+        self.do_post_oob(&post).await?;
+        let prov = Step {
+            action: Some(Action::Provision),
+            device: Some("sanity".into()),
+            secret: Some("sanity".into()),
+            expect: crate::check::scenario::Expect {
+                status: Some("Approved".into()),
+                certificate: Some(true),
+                ..Default::default()
+            },
+            ..Step::default()
+        };
+        self.do_provision(&prov).await?;
+        // A later sanity step in the same case uses a fresh device.
+        self.devices.remove("sanity");
+        Ok(None)
+    }
+
+    /// Posts a secret for device `sym` (named after it) as admin, then sends
+    /// a provisioning request built from `req` and signed with that secret.
+    pub(super) async fn with_fresh_secret(
+        &mut self,
+        sym: &str,
+        mut req: Step,
+    ) -> Result<HttpsResponse, StepError> {
+        self.do_post_oob(&Step {
+            device: Some(sym.into()),
+            secret: Some(sym.into()),
+            ..Step::default()
+        })
+        .await?;
+        let dev = self.device(sym);
+        req.secret = Some(sym.into());
+        let (body, _) = self.build_request(&req, &dev)?;
+        let url = self.provreq_url().await;
+        self.call(Method::POST, &url, Some(body), "nobody")
+            .await
+            .map_err(StepError::Fail)
+    }
+}

@@ -1,0 +1,35 @@
+//! Arbitrary requests (limits, methods, paths).
+
+use super::*;
+
+impl Case<'_> {
+    pub(super) async fn do_raw(&mut self, st: &Step) -> StepResult {
+        let device = self.device_of(st);
+        let method = Method::from_bytes(st.method.as_deref().unwrap_or("GET").as_bytes())
+            .map_err(|_| StepError::Fail("bad method".into()))?;
+        let path = st
+            .path
+            .as_deref()
+            .unwrap_or("/")
+            .replace("{device}", &device);
+        let url = format!("{}{}", self.origin(), path);
+        let body = match (&st.body, st.body_size) {
+            (_, Some(n)) => {
+                let mut b = br#"{"deviceID":""#.to_vec();
+                b.resize(n.saturating_sub(2).max(b.len()), b'a');
+                b.extend_from_slice(b"\"}");
+                Some(b)
+            }
+            (Some(t), None) => Some(t.replace("{device}", &device).into_bytes()),
+            (None, None) => None,
+        };
+        let who = st.as_.clone().unwrap_or_else(|| "nobody".into());
+        match self.call(method, &url, body, &who).await {
+            Ok(r) => {
+                self.check_http(st, &r)?;
+                Ok(None)
+            }
+            Err(e) => fail(format!("no answer: {e}")),
+        }
+    }
+}

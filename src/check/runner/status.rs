@@ -1,0 +1,46 @@
+//! Reading a device's status.
+
+use super::*;
+
+impl Case<'_> {
+    pub(super) async fn do_status(&mut self, st: &Step) -> StepResult {
+        let device = self.device_of(st);
+        let url = self.status_url(&device).await;
+        let who = st.as_.clone().unwrap_or_else(|| "admin".into());
+        let r = match self.call(Method::GET, &url, None, &who).await {
+            Ok(r) => r,
+            Err(e) if st.expect.tls_refusal_ok == Some(true) => {
+                let _ = e;
+                return Ok(None);
+            }
+            Err(e) => return fail(format!("no answer: {e}")),
+        };
+        self.check_http(st, &r)?;
+        let v = resp_json(&r).unwrap_or(Value::Null);
+        if let Some(want) = &st.expect.status {
+            let got = v["status"].as_str().unwrap_or("(none)");
+            if got != want {
+                return fail(format!("expected status {want}, got {got}"));
+            }
+        }
+        if st.expect.latest_cert == Some(true) {
+            let sym = st.device.clone().unwrap_or_else(|| "d".into());
+            let want = self
+                .saved
+                .get(&sym)
+                .map(|s| s.cert_pem.clone())
+                .ok_or_else(|| StepError::Fail("no certificate was issued earlier".into()))?;
+            let (got, _) = decode_ca(v.get("clientCert"))
+                .unwrap_or((None, crate::core::directory::CaEncoding::Absent));
+            let same = got
+                .as_deref()
+                .and_then(|g| cert_der_from_pem(g).ok())
+                .zip(cert_der_from_pem(&want).ok())
+                .is_some_and(|(a, b)| a == b);
+            if !same {
+                return fail("status clientCert is not the latest certificate issued");
+            }
+        }
+        Ok(None)
+    }
+}

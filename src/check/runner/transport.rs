@@ -1,0 +1,199 @@
+//! Endpoints from the directory, credentials, and HTTP calls recorded as evidence.
+
+use super::*;
+
+impl Case<'_> {
+    pub(super) fn origin(&self) -> String {
+        split_https_url(&self.ctx.target.url)
+            .map(|(o, _)| o.to_string())
+            .unwrap_or_default()
+    }
+
+    pub(super) async fn directory(&mut self) -> Option<Directory> {
+        if self.directory.is_none() {
+            let url = self.ctx.target.url.clone();
+            if let Ok(r) = self.call(Method::GET, &url, None, "nobody").await {
+                if r.status == 200 {
+                    self.directory = parse_directory(&r.body, &url).ok();
+                }
+            }
+        }
+        self.directory.clone()
+    }
+
+    pub(super) async fn provreq_url(&mut self) -> String {
+        let o = self.origin();
+        self.directory()
+            .await
+            .map(|d| d.post_provision_request)
+            .unwrap_or_else(|| format!("{o}{PROVREQ_PATH}"))
+    }
+
+    pub(super) async fn oob_url(&mut self) -> String {
+        let o = self.origin();
+        self.directory()
+            .await
+            .and_then(|d| d.post_oob_secret)
+            .unwrap_or_else(|| format!("{o}{OOB_PATH}"))
+    }
+
+    pub(super) async fn status_url(&mut self, device: &str) -> String {
+        let o = self.origin();
+        self.directory()
+            .await
+            .and_then(|d| d.status)
+            .unwrap_or_else(|| format!("{o}{STATUS_TEMPLATE}"))
+            .replace("{deviceID}", device)
+    }
+
+    pub(super) fn identity(&mut self, who: &str) -> Result<Option<ClientIdentity>, StepError> {
+        let now = OffsetDateTime::now_utc();
+        let ctx = self.ctx;
+        let ca_key = || {
+            let key = ctx.target.ca_key_pem.as_deref().ok_or_else(|| {
+                StepError::Skip("needs the target's CA key (capability ca-key)".into())
+            })?;
+            CertAuthority::from_pem(&ctx.target.ca_pem, key)
+                .map_err(|e| StepError::Fail(format!("CA key: {e}")))
+        };
+        let cred = |c: crate::pki::Credential| ClientIdentity {
+            cert_pem: c.cert.pem,
+            key_pem: c.key_pem.to_string(),
+        };
+        let setup = |e: crate::pki::PkiError| StepError::Fail(format!("setup: {e}"));
+        let (kind, arg) = who.split_once(':').unwrap_or((who, ""));
+        Ok(match kind {
+            "nobody" => None,
+            "admin" => Some(ctx.target.admin.clone()),
+            "plugin" => Some(
+                ctx.target
+                    .plugin
+                    .clone()
+                    .ok_or_else(|| StepError::Skip("no plugin credential known".into()))?,
+            ),
+            "foreign-admin" => Some(cred(
+                ctx.foreign_ca
+                    .issue_client("admin", "admin", time::Duration::days(1), now)
+                    .map_err(setup)?,
+            )),
+            "other-ou" => Some(cred(
+                ca_key()?
+                    .issue_client("user", "client", time::Duration::days(1), now)
+                    .map_err(setup)?,
+            )),
+            "device" => {
+                let saved = self.saved.get(arg).and_then(|s| s.identity.clone());
+                Some(saved.ok_or_else(|| {
+                    StepError::Fail(format!(
+                        "no certificate was obtained for device {arg} earlier"
+                    ))
+                })?)
+            }
+            "expired-device" => {
+                let id = self.device(arg);
+                Some(cred(
+                    ca_key()?
+                        .issue_client(
+                            &id,
+                            "iotdevice",
+                            time::Duration::hours(1),
+                            now - time::Duration::days(2),
+                        )
+                        .map_err(setup)?,
+                ))
+            }
+            "foreign-device" => {
+                let id = self.device(arg);
+                Some(cred(
+                    ctx.foreign_ca
+                        .issue_client(&id, "iotdevice", time::Duration::days(1), now)
+                        .map_err(setup)?,
+                ))
+            }
+            other => return fail(format!("unknown credential `{other}`")),
+        })
+    }
+
+    pub(super) fn config(&mut self, who: &str, leap: bool) -> Result<Arc<ClientConfig>, StepError> {
+        let key = format!("{who}|{leap}");
+        if let Some(c) = self.configs.get(&key) {
+            return Ok(c.clone());
+        }
+        let id = self.identity(who)?;
+        let trust = if leap {
+            ServerTrust::LeapOfFaith
+        } else {
+            ServerTrust::Pinned(self.ctx.target.ca_pem.clone())
+        };
+        let c = Arc::new(
+            client_config(&trust, id.as_ref())
+                .map_err(|e| StepError::Fail(format!("setup: {e}")))?,
+        );
+        // Device identities change as certificates are renewed: no caching.
+        if !who.starts_with("device:") {
+            self.configs.insert(key, c.clone());
+        }
+        Ok(c)
+    }
+
+    pub(super) async fn call_with(
+        &mut self,
+        method: Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        who: &str,
+        leap: bool,
+    ) -> Result<HttpsResponse, String> {
+        let cfg = match self.config(who, leap) {
+            Ok(c) => c,
+            Err(StepError::Fail(m)) | Err(StepError::Skip(m)) => return Err(m),
+        };
+        let started = Instant::now();
+        let req_text = body
+            .as_ref()
+            .map(|b| truncate(&String::from_utf8_lossy(b)))
+            .unwrap_or_default();
+        let res = net::request(url, method.clone(), body, cfg, self.ctx.request_timeout).await;
+        let mut ex = Exchange {
+            step: self.step_no,
+            method: method.to_string(),
+            url: url.to_string(),
+            credential: who.to_string(),
+            request_body: req_text,
+            status: None,
+            response_headers: Vec::new(),
+            response_body: String::new(),
+            error: None,
+            ms: 0,
+        };
+        let out = match res {
+            Ok(r) => {
+                ex.status = Some(r.status);
+                ex.response_headers = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_string()))
+                    .collect();
+                ex.response_body = truncate(&String::from_utf8_lossy(&r.body));
+                Ok(r)
+            }
+            Err(e) => {
+                ex.error = Some(e.to_string());
+                Err(e.to_string())
+            }
+        };
+        ex.ms = started.elapsed().as_millis() as u64;
+        self.evidence.push(ex);
+        out
+    }
+
+    pub(super) async fn call(
+        &mut self,
+        method: Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        who: &str,
+    ) -> Result<HttpsResponse, String> {
+        self.call_with(method, url, body, who, false).await
+    }
+}

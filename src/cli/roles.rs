@@ -1,0 +1,140 @@
+//! The server, client, admin and vectors subcommands.
+
+use super::args::*;
+use super::{fail, read, EXIT_UNIMPLEMENTED, EXIT_USAGE};
+use crate::admin::AdminClient;
+use crate::client::{self, ClientOptions};
+use crate::server::{self, ServerConfig};
+use crate::tls::ClientIdentity;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub(super) async fn run_server(a: ServerArgs) -> ExitCode {
+    let cfg = ServerConfig {
+        listen: a.listen,
+        data_dir: a.data_dir.clone(),
+        mdns: !a.no_mdns,
+        cert_validity: time::Duration::days(a.cert_days as i64),
+        ..ServerConfig::default()
+    };
+    let running = match server::start(cfg).await {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let d = a.data_dir.display();
+    println!("idprov server: directory {}", running.directory_url());
+    println!("  CA:    {d}/ca.pem");
+    println!("  admin: {d}/admin-cert.pem {d}/admin-key.pem");
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return fail(1, format!("cannot install SIGTERM handler: {e}")),
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+pub(super) async fn run_client(a: ClientArgs) -> ExitCode {
+    if let Ok(feature) = std::env::var("IDPROV_FEATURE") {
+        if !feature.is_empty() && !client::FEATURES.contains(&feature.as_str()) {
+            eprintln!("idprov: feature `{feature}` is not implemented");
+            return ExitCode::from(EXIT_UNIMPLEMENTED);
+        }
+    }
+    let mut opts = ClientOptions::new(&a.device_id, a.secret.as_deref(), &a.dir);
+    opts.url = a.url.filter(|u| !u.is_empty());
+    opts.ca = a.ca.filter(|p| !p.is_empty()).map(PathBuf::from);
+    opts.timeout = Duration::from_secs(a.timeout);
+    match client::run(&opts).await {
+        Ok(o) => {
+            println!(
+                "{} {}: serial {}, valid until {}, files in {}",
+                if o.renewed { "renewed" } else { "provisioned" },
+                a.device_id,
+                o.serial,
+                o.not_after
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                a.dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(client::ClientError::Usage(m)) => fail(EXIT_USAGE, m),
+        Err(e) => fail(1, e),
+    }
+}
+
+fn admin_client(c: &AdminConn) -> Result<AdminClient, String> {
+    Ok(AdminClient {
+        url: c.url.clone(),
+        ca_pem: read(&c.ca, "--ca")?,
+        identity: ClientIdentity {
+            cert_pem: read(&c.cert, "--cert")?,
+            key_pem: read(&c.key, "--key")?,
+        },
+        timeout: Duration::from_secs(15),
+    })
+}
+
+pub(super) async fn run_admin(a: AdminCommand) -> ExitCode {
+    match a {
+        AdminCommand::Oob {
+            conn,
+            secret,
+            valid_until,
+        } => {
+            let c = match admin_client(&conn) {
+                Ok(c) => c,
+                Err(e) => return fail(EXIT_USAGE, e),
+            };
+            match c.post_oob(&conn.device_id, &secret, &valid_until).await {
+                Ok(()) => {
+                    println!("OOB secret posted for {}", conn.device_id);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(1, e),
+            }
+        }
+        AdminCommand::Status { conn } => {
+            let c = match admin_client(&conn) {
+                Ok(c) => c,
+                Err(e) => return fail(EXIT_USAGE, e),
+            };
+            match c.status(&conn.device_id).await {
+                Ok(body) => {
+                    println!("{}", String::from_utf8_lossy(&body));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(1, e),
+            }
+        }
+    }
+}
+
+pub(super) fn run_vectors(v: VectorsCommand) -> ExitCode {
+    match v {
+        VectorsCommand::Generate { dir } => match crate::vectors::generate(&dir) {
+            Ok(files) => {
+                println!("wrote {} files to {}", files.len(), dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(EXIT_USAGE, e),
+        },
+        VectorsCommand::Verify { dir } => match crate::vectors::verify(&dir) {
+            Ok(summary) => {
+                print!("{}", crate::vectors::summary_text(&summary));
+                if summary.iter().all(|f| f.mismatches.is_empty()) {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => fail(EXIT_USAGE, e),
+        },
+    }
+}
