@@ -82,6 +82,8 @@ const EXPECTED: &[(&str, &str)] = &[
         "ignore-preprovisioned-ca",
         "client.pinning.preprovisioned-ca",
     ),
+    ("pem-only-ca", "client.directory.ca-cert-base64"),
+    ("csr-unasked", "client.csr.not-sent-unless-advertised"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,4 +167,141 @@ async fn example_shell_shim_passes() {
         .map(|c| (&c.id, &c.detail))
         .collect();
     assert!(fails.is_empty(), "{fails:#?}");
+}
+
+/// A shim that speaks the 89 convention and then does `body` (POSIX sh).
+fn sh_shim(body: &str) -> ClientTarget {
+    let script = format!("[ \"${{IDPROV_FEATURE:-}}\" = __probe__ ] && exit 89; {body}");
+    ClientTarget::parse(&format!("sh -c {}", shell_words::quote(&script))).unwrap()
+}
+
+fn verdict<'a>(
+    r: &'a idprov::check::report::Report,
+    id: &str,
+) -> &'a idprov::check::report::CaseResult {
+    r.cases
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("{id} not in the report"))
+}
+
+/// Every refusal case of the catalogue (a device run that must fail).
+fn refusal_cases() -> Vec<String> {
+    idprov::check::scenario::catalogue()
+        .unwrap()
+        .into_iter()
+        .filter(|s| {
+            s.steps
+                .iter()
+                .any(|st| st.expect.exit.as_deref() == Some("failure"))
+        })
+        .map(|s| s.id)
+        .collect()
+}
+
+/// Devices that do nothing, crash at once, or cannot even start: no case
+/// passes for them, every refusal case says the device failed before the
+/// server misbehaved, and the run fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_that_do_nothing_never_come_out_green() {
+    let refusals = refusal_cases();
+    assert!(refusals.len() >= 15, "{refusals:?}");
+    let not_on_path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shim/idprov-client-shim.sh");
+    for (name, target) in [
+        ("exits 1 at once", sh_shim("exit 1")),
+        ("crashes at start", sh_shim("kill -SEGV $$")),
+        (
+            "README shim with idprov not on PATH",
+            ClientTarget::parse(&format!(
+                "env IDPROV_BIN=/nonexistent/idprov sh {}",
+                not_on_path.display()
+            ))
+            .unwrap(),
+        ),
+    ] {
+        let r = check::check_client(target.clone(), &opts()).await.unwrap();
+        assert!(r.outcome.failed, "{name}: run passed");
+        assert_eq!(r.summary.pass, 0, "{name}: {:?}", r.summary);
+        for id in &refusals {
+            let c = verdict(&r, id);
+            assert_eq!(c.verdict, Verdict::Fail, "{name}: {id} {}", c.detail);
+            assert!(
+                c.detail.contains("failed before the server misbehaved"),
+                "{name}: {id}: {}",
+                c.detail
+            );
+        }
+        // The reproduction: only the MITM cases, still red.
+        let only_mitm = CheckOptions {
+            cases: vec!["client.mitm.*".into()],
+            ..opts()
+        };
+        let r = check::check_client(target, &only_mitm).await.unwrap();
+        assert!(r.outcome.failed, "{name}: --cases client.mitm.* passed");
+        assert_eq!(
+            verdict(&r, "client.provision.honest").verdict,
+            Verdict::Fail
+        );
+    }
+}
+
+/// Exit 89 skips only optional features: for everything, the run fails;
+/// for a core feature, that case fails as "MUST behaviour not implemented".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_89_cannot_opt_out_of_core_behaviour() {
+    let r = check::check_client(ClientTarget::parse("sh -c 'exit 89'").unwrap(), &opts())
+        .await
+        .unwrap();
+    assert!(r.outcome.failed);
+    assert_eq!(r.summary.pass, 0);
+    assert_eq!(
+        verdict(&r, "client.provision.honest").verdict,
+        Verdict::Fail
+    );
+    for c in &r.cases {
+        if c.verdict == Verdict::Skip {
+            let optional = idprov::check::scenario::catalogue()
+                .unwrap()
+                .into_iter()
+                .find(|s| s.id == c.id)
+                .unwrap()
+                .features()
+                .iter()
+                .all(|f| idprov::check::features::feature(f).is_some_and(|f| f.optional));
+            assert!(optional, "{} skipped: {}", c.id, c.detail);
+        }
+    }
+    for core in ["waiting", "pinning", "renewal", "verification"] {
+        let t = format!(
+            "sh -c 'case \"${{IDPROV_FEATURE:-}}\" in __probe__|{core}) exit 89;; esac; exec \"$0\" client --url \"${{IDPROV_URL:-}}\" --device-id \"$IDPROV_DEVICE_ID\" --secret \"${{IDPROV_SECRET:-}}\" --dir \"$IDPROV_DIR\" --ca \"${{IDPROV_CA:-}}\"' {BIN}"
+        );
+        let o = CheckOptions {
+            cases: idprov::check::scenario::catalogue()
+                .unwrap()
+                .into_iter()
+                .filter(|s| s.features().contains(&core))
+                .map(|s| s.id)
+                .collect(),
+            ..opts()
+        };
+        assert!(!o.cases.is_empty(), "no case names {core}");
+        let r = check::check_client(ClientTarget::parse(&t).unwrap(), &o)
+            .await
+            .unwrap();
+        let hit: Vec<&str> = r
+            .cases
+            .iter()
+            .filter(|c| c.detail.contains("MUST behaviour not implemented"))
+            .map(|c| c.id.as_str())
+            .collect();
+        assert!(!hit.is_empty(), "89 for {core} was not caught");
+        assert!(r.outcome.failed, "89 for {core}: run passed");
+        assert!(
+            r.cases.iter().all(|c| c.verdict != Verdict::Skip
+                || c.detail.contains("optional")
+                || c.id == "client.discovery.finds-server"),
+            "89 for {core}: a core case was skipped"
+        );
+    }
 }

@@ -2,15 +2,16 @@
 //! (SUITE.md) against the suite's honest and hostile servers, and judges it
 //! by its exit code, the files it left and the requests it made.
 
+use super::features;
 use super::report::{CaseResult, Exchange, Verdict};
 use super::scenario::{Action, BugsSpec, Scenario, Step};
 use super::SetupError;
-use crate::core::messages::PROVREQ_PATH;
+use crate::core::messages::{DIRECTORY_PATH, PROVREQ_PATH};
 use crate::core::sign::{self, KeyVariant};
 use crate::pki::{
     cert_der_from_pem, verify_chain, CertAuthority, CertInfo, DevicePublicKey, Usage,
 };
-use crate::suite::hostile::{self, Bugs, HostileServer, Recorded, SignMode, Tamper};
+use crate::suite::hostile::{self, Bugs, HostileServer, Recorded, SignMode, Tamper, WireForm};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::collections::{BTreeSet, HashMap};
@@ -191,6 +192,12 @@ fn bugs_of(spec: &BugsSpec) -> Result<Bugs, String> {
         provreq_url: None,
         advertise_csr: spec.advertise_csr,
         no_ca_in_directory: spec.no_ca_in_directory,
+        wire: match spec.wire.as_deref() {
+            None => None,
+            Some(w) => {
+                Some(WireForm::by_name(w).ok_or_else(|| format!("unknown wire form `{w}`"))?)
+            }
+        },
     })
 }
 
@@ -384,10 +391,19 @@ impl Case<'_> {
             });
         }
         if run.code == Some(EXIT_UNIMPLEMENTED) {
-            return Err(StepError::Skip(format!(
-                "unimplemented: the device lacks feature {}",
-                st.feature.as_deref().unwrap_or("(none named)")
-            )));
+            return match st.feature.as_deref().and_then(features::feature) {
+                Some(f) if f.optional => Err(StepError::Skip(format!(
+                    "unimplemented: the device lacks the optional feature {}",
+                    f.name
+                ))),
+                Some(f) => fail(format!(
+                    "MUST behaviour not implemented: the device exited {EXIT_UNIMPLEMENTED} for `{}`, a core feature ({}, {})",
+                    f.name, f.covers, f.section
+                )),
+                None => fail(format!(
+                    "the device exited {EXIT_UNIMPLEMENTED} (not implemented) for plain provisioning, which every device must do"
+                )),
+            };
         }
         self.judge(st, &run)
     }
@@ -412,7 +428,8 @@ impl Case<'_> {
                 return fail("expected the device to refuse, it exited 0 (accepted)")
             }
             Some("failure") if run.timed_out => return fail("the device hung instead of refusing"),
-            Some("success" | "failure") => {}
+            Some("failure") => self.check_reached(e.reached.as_deref(), run)?,
+            Some("success") => {}
             Some(o) => return fail(format!("unknown exit expectation `{o}`")),
         }
         let d = self.dir.path();
@@ -515,6 +532,16 @@ impl Case<'_> {
                 }
             }
         }
+        if e.no_csr == Some(true)
+            && reqs.iter().any(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .is_ok_and(|v| v.get("csrPEM").is_some())
+            })
+        {
+            return fail(
+                "the device sent csrPEM to a server that does not list csr in its extensions (a server that does not know the field cannot verify the signature over it)",
+            );
+        }
         if e.csr_valid_if_sent == Some(true) {
             let Some(r) = reqs.last() else {
                 return fail("the device sent no provisioning request");
@@ -532,6 +559,60 @@ impl Case<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// A refusal counts only when the device got as far as the point where
+    /// the server misbehaved; otherwise it failed for reasons of its own.
+    fn check_reached(&self, point: Option<&str>, run: &ShimRun) -> Result<(), StepError> {
+        let said: String = last_line(&run.stderr_tail)
+            .trim_start_matches(": ")
+            .replace(&self.secret, "«secret»")
+            .chars()
+            .take(300)
+            .collect();
+        let said = if said.is_empty() {
+            "(nothing on stderr)".to_string()
+        } else {
+            said
+        };
+        let earlier = |what: &str| {
+            fail(format!(
+                "failed before the server misbehaved ({what}): {said}"
+            ))
+        };
+        let Some(primary) = &self.primary else {
+            return fail("no server");
+        };
+        let got = primary.requests();
+        let fetched_directory = got
+            .iter()
+            .any(|r| r.path == DIRECTORY_PATH && r.status == 200);
+        match point {
+            Some("directory") if !fetched_directory => earlier("it never fetched the directory"),
+            Some("provreq")
+                if !got
+                    .iter()
+                    .any(|r| r.path == PROVREQ_PATH && r.method == "POST" && r.status == 200) =>
+            {
+                earlier("it never sent a provisioning request that the server answered")
+            }
+            Some("tls-refused") if primary.tls_counts().refused == 0 => {
+                earlier("it never opened the TLS connection it had to refuse")
+            }
+            Some("second:tls-refused") => {
+                let refused = self.second.as_ref().map_or(0, |s| s.tls_counts().refused);
+                if !fetched_directory {
+                    earlier("it never fetched the directory that points to the second server")
+                } else if refused == 0 {
+                    earlier(
+                        "it never opened the TLS connection to the second server it had to refuse",
+                    )
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     fn check_set(&self, d: &Path, ca_pem: &str) -> Result<(), StepError> {

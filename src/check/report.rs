@@ -164,11 +164,34 @@ pub struct Report {
     pub outcome: Outcome,
 }
 
+/// The run's result as CI reads it (exit code 0, 1 or 2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunResult {
+    /// Nothing that counts failed (exit 0).
+    #[default]
+    Pass,
+    /// The target failed something that counts (exit 1).
+    Fail,
+    /// The suite could not test the target (exit 2); see `Outcome::error`.
+    Error,
+}
+
 /// Why the run passed or failed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Outcome {
-    /// Whether the run fails (exit 1).
+    /// pass, fail or error.
+    #[serde(default)]
+    pub result: RunResult,
+    /// Whether the run fails (exit 1 or 2).
     pub failed: bool,
+    /// Why the suite could not test (result `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Reasons that fail the run as a whole, whatever else passed: a
+    /// control case that failed, no counted case passing.
+    #[serde(default)]
+    pub run_failures: Vec<String>,
     /// Cases that count as failures.
     pub counted_failures: Vec<String>,
     /// Known-failing entries whose case now passes.
@@ -222,6 +245,26 @@ impl Report {
         self.summary = s;
     }
 
+    /// The report of a run that could not test its target (exit 2): no
+    /// cases, outcome `error` with the reason, so CI still has artefacts.
+    pub fn setup_error(role: &str, target: String, seed: u64, reason: String) -> Self {
+        let outcome = Outcome {
+            result: RunResult::Error,
+            failed: true,
+            error: Some(reason),
+            ..Outcome::default()
+        };
+        Report::assemble(
+            role,
+            target,
+            seed,
+            time::OffsetDateTime::now_utc(),
+            std::time::Duration::ZERO,
+            Vec::new(),
+            outcome,
+        )
+    }
+
     /// Writes report.json, junit.xml, report.html and report.md into `dir`.
     pub fn write_all(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
@@ -252,22 +295,49 @@ impl Report {
         let mut suite = TestSuite::new(format!("idprov {}", self.role));
         suite.add_property(Property::new("seed", self.seed.to_string()));
         suite.add_property(Property::new("target", self.target.clone()));
+        if let Some(err) = &self.outcome.error {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(err.clone());
+            s.set_type("setup");
+            let mut tc = TestCase::new("setup", s);
+            tc.set_classname("idprov.setup");
+            suite.add_test_case(tc);
+        }
+        for reason in &self.outcome.run_failures {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(reason.clone());
+            s.set_type("run");
+            let mut tc = TestCase::new("run", s);
+            tc.set_classname("idprov.run");
+            suite.add_test_case(tc);
+        }
         for c in &self.cases {
-            let status = match c.verdict {
-                Verdict::Pass | Verdict::Info => TestCaseStatus::success(),
-                Verdict::Skip => {
+            let status = match (c.verdict, &c.known_failing) {
+                (Verdict::Fail, Some(reason)) => {
                     let mut s = TestCaseStatus::skipped();
-                    s.set_message(c.detail.clone());
+                    s.set_message(format!("known failing: {reason} — {}", c.detail));
+                    s.set_type("known-failing");
                     s
                 }
-                Verdict::Fail => {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    s.set_message(format!("[{}] {}", c.level.as_str(), c.detail));
-                    s.set_type(c.level.as_str());
-                    s
-                }
+                (v, _) => match v {
+                    Verdict::Pass | Verdict::Info => TestCaseStatus::success(),
+                    Verdict::Skip => {
+                        let mut s = TestCaseStatus::skipped();
+                        s.set_message(c.detail.clone());
+                        s
+                    }
+                    Verdict::Fail => {
+                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                        s.set_message(format!("[{}] {}", c.level.as_str(), c.detail));
+                        s.set_type(c.level.as_str());
+                        s
+                    }
+                },
             };
             let mut tc = TestCase::new(c.id.clone(), status);
+            if let Some(reason) = &c.known_failing {
+                tc.add_property(Property::new("known-failing", reason.clone()));
+            }
             tc.set_classname(format!("idprov.{}", c.id.split('.').nth(1).unwrap_or("")));
             tc.set_time(std::time::Duration::from_millis(c.ms));
             if c.verdict == Verdict::Info {
@@ -287,12 +357,18 @@ impl Report {
             m,
             "## idprov check {} — {}\n",
             self.role,
-            if self.outcome.failed {
-                "❌ failed"
-            } else {
-                "✅ passed"
+            match self.outcome.result {
+                RunResult::Error => "⚠️ could not test",
+                _ if self.outcome.failed => "❌ failed",
+                _ => "✅ passed",
             }
         );
+        if let Some(err) = &self.outcome.error {
+            let _ = writeln!(m, "**Setup error**: {err}\n");
+        }
+        for reason in &self.outcome.run_failures {
+            let _ = writeln!(m, "**Run failed**: {reason}\n");
+        }
         let _ = writeln!(
             m,
             "Target `{}` · seed `{}` · {} pass, {} fail, {} skip, {} info\n",
@@ -310,11 +386,10 @@ impl Report {
                     m,
                     "| `{}`{} | {} | {} | {} |",
                     c.id,
-                    if c.known_failing.is_some() {
-                        " (known)"
-                    } else {
-                        ""
-                    },
+                    c.known_failing
+                        .as_ref()
+                        .map(|r| format!(" (known failing: {})", r.replace('|', "\\|")))
+                        .unwrap_or_default(),
                     c.level.as_str(),
                     c.section,
                     c.detail.replace('|', "\\|")
@@ -374,13 +449,18 @@ impl Report {
                 c.id,
                 c.level.as_str(),
                 paint(c.verdict),
-                if c.known_failing.is_some() {
-                    "(known) "
-                } else {
-                    ""
-                },
+                c.known_failing
+                    .as_ref()
+                    .map(|r| format!("(known failing: {r}) "))
+                    .unwrap_or_default(),
                 detail
             );
+        }
+        if let Some(err) = &self.outcome.error {
+            let _ = writeln!(out, "setup error: {err}");
+        }
+        for reason in &self.outcome.run_failures {
+            let _ = writeln!(out, "run failed: {reason}");
         }
         let s = &self.summary;
         let _ = writeln!(
@@ -422,10 +502,10 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
 <select id="fl"><option value="">any level</option><option>MUST</option><option>SHOULD</option><option>MAY</option></select>
 <select id="fa"><option value="">any area</option>"#,
             role = esc(&self.role),
-            outcome = if self.outcome.failed {
-                "FAILED"
-            } else {
-                "passed"
+            outcome = match self.outcome.result {
+                RunResult::Error => "ERROR (could not test)",
+                _ if self.outcome.failed => "FAILED",
+                _ => "passed",
             },
             target = esc(&self.target),
             version = esc(&self.version),
@@ -441,7 +521,14 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
         for a in areas.keys() {
             let _ = write!(h, "<option>{}</option>", esc(a));
         }
-        h.push_str("</select></p>\n<table id=\"t\"><thead><tr><th>case</th><th>level</th><th>section</th><th>verdict</th><th>detail and evidence</th></tr></thead><tbody>\n");
+        h.push_str("</select></p>\n");
+        if let Some(err) = &self.outcome.error {
+            let _ = writeln!(h, "<p class=\"fail\">Setup error: {}</p>", esc(err));
+        }
+        for reason in &self.outcome.run_failures {
+            let _ = writeln!(h, "<p class=\"fail\">Run failed: {}</p>", esc(reason));
+        }
+        h.push_str("<table id=\"t\"><thead><tr><th>case</th><th>level</th><th>section</th><th>verdict</th><th>detail and evidence</th></tr></thead><tbody>\n");
         for c in &self.cases {
             let area = c.id.split('.').nth(1).unwrap_or("");
             let _ = write!(
@@ -453,7 +540,11 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
                 id = esc(&c.id),
                 title = esc(&c.title),
                 sec = esc(&c.section),
-                known = if c.known_failing.is_some() { " (known)" } else { "" },
+                known = c
+                    .known_failing
+                    .as_ref()
+                    .map(|r| format!(" (known failing: {})", esc(r)))
+                    .unwrap_or_default(),
                 detail = esc(&c.detail)
             );
             if !c.evidence.is_empty() {

@@ -152,6 +152,10 @@ pub struct BugsSpec {
     /// Advertise over DNS-SD.
     #[serde(default)]
     pub advertise: bool,
+    /// A wire form a conforming client must accept (PROTOCOL §3, §10):
+    /// `ca-base64`, `ca-null`, `endpoint-urls`, `post-oob-key`,
+    /// `version-1x`, `extra-fields`, `reordered`.
+    pub wire: Option<String>,
 }
 
 /// One step: an action, its parameters, and what must hold after it.
@@ -191,8 +195,12 @@ pub struct Step {
     pub replay: Option<bool>,
     /// HTTP method (raw).
     pub method: Option<String>,
-    /// Path (raw), `{device}` is replaced.
+    /// Path (raw) under the directory's origin, `{device}` is replaced. For
+    /// the protocol's endpoints use `endpoint`, never a literal path.
     pub path: Option<String>,
+    /// Raw: send to this endpoint as the directory advertises it:
+    /// `directory`, `oob`, `provreq`, `status` (`{device}` filled in).
+    pub endpoint: Option<String>,
     /// Body text (raw/provision override), `{device}` and `{key}` replaced.
     pub body: Option<String>,
     /// Body of this many bytes (raw).
@@ -270,6 +278,18 @@ pub struct Expect {
     pub nothing_reached: Option<String>,
     /// Device run: a csrPEM, if sent, is valid for the request's key.
     pub csr_valid_if_sent: Option<bool>,
+    /// Device run: no request carried a `csrPEM`.
+    pub no_csr: Option<bool>,
+    /// Device run that must end in a refusal: how far the device must have
+    /// got, so that it refused what the server did rather than failing
+    /// earlier: `directory` (fetched it), `provreq` (sent its request and
+    /// was answered), `tls-refused` (opened a TLS connection to the primary
+    /// server and gave it up), `second:tls-refused` (the same, to the second
+    /// server).
+    pub reached: Option<String>,
+    /// Discover: the TXT record carries the `path` key itself (not only the
+    /// legacy `directory` key).
+    pub txt_path_key: Option<bool>,
 }
 
 /// Why a scenario file was refused.
@@ -335,11 +355,50 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         return Err(err("no steps".into()));
     }
     for (i, st) in s.steps.iter().enumerate() {
+        let n = i + 1;
         if st.action.is_none() {
-            return Err(err(format!("step {} has no `do`", i + 1)));
+            return Err(err(format!("step {n} has no `do`")));
+        }
+        if let Some(f) = &st.feature {
+            if super::features::feature(f).is_none() {
+                return Err(err(format!(
+                    "step {n}: feature `{f}` is not on the closed list (docs/SUITE.md)"
+                )));
+            }
+        }
+        if st.action == Some(Action::RunDevice) && st.expect.exit.as_deref() == Some("failure") {
+            match st.expect.reached.as_deref() {
+                Some("directory" | "provreq" | "tls-refused" | "second:tls-refused") => {}
+                Some(o) => return Err(err(format!("step {n}: unknown `reached` value `{o}`"))),
+                None => {
+                    return Err(err(format!(
+                        "step {n}: a refusal must say how far the device must get (`reached`), or a device that does nothing passes"
+                    )))
+                }
+            }
+        }
+        if let Some(p) = &st.path {
+            if p.starts_with("/idprov/") {
+                return Err(err(format!(
+                    "step {n}: `{p}` hard-codes a default path; use `endpoint` (servers may advertise others)"
+                )));
+            }
         }
     }
     Ok(s)
+}
+
+impl Scenario {
+    /// The features its device runs name (client cases).
+    pub fn features(&self) -> Vec<&str> {
+        let mut f: Vec<&str> = self
+            .steps
+            .iter()
+            .filter_map(|s| s.feature.as_deref())
+            .collect();
+        f.dedup();
+        f
+    }
 }
 
 /// Every embedded scenario, parsed, sorted by id.

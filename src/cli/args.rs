@@ -154,9 +154,16 @@ pub struct ServerTargetArgs {
     #[arg(long)]
     pub admin_key: Option<PathBuf>,
     /// The CA's private key, if you have it: enables cases that need
-    /// certificates the server would not issue (expired, other OU).
+    /// certificates the server would not issue (expired, other OU), and
+    /// mints a plugin credential when none is given.
     #[arg(long)]
     pub ca_key: Option<PathBuf>,
+    /// A `plugin` client certificate (for the cases about the plugin role).
+    #[arg(long, requires = "plugin_key")]
+    pub plugin_cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, requires = "plugin_cert")]
+    pub plugin_key: Option<PathBuf>,
 }
 
 /// Options common to every check (SUITE.md).

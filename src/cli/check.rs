@@ -1,11 +1,8 @@
 //! `idprov check`: builds the targets, runs the suite, writes the reports.
 
 use super::args::*;
-use super::{fail, read, EXIT_USAGE};
-use crate::server::{self, ServerConfig};
-use crate::tls::ClientIdentity;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use super::target::resolve_target;
+use super::{fail, EXIT_USAGE};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -37,6 +34,9 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         });
         return list_catalogue(role);
     }
+    // One seed for the whole run, both halves of a bare check included, so
+    // that `--seed` replays all of it.
+    let seed = c.seed.unwrap_or_else(rand::random);
     let opts = CheckOptions {
         cases: c.cases.clone(),
         report_dir: c.report_dir.clone(),
@@ -44,15 +44,29 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         baseline: c.baseline.clone(),
         known_failing: c.known_failing.clone(),
         capabilities: c.capabilities.clone(),
-        seed: c.seed,
-        jobs: c.jobs.max(1),
-        timeout: Duration::from_secs(c.timeout.max(1)),
+        seed: Some(seed),
+        jobs: c.jobs,
+        timeout: Duration::from_secs(c.timeout),
+        both_roles: a.which.is_none(),
     };
     let (target_args, run_server_side, client_cmd) = match a.which {
         Some(CheckWhich::Server(t)) => (t, true, None),
         Some(CheckWhich::Client(c)) => (empty_server_target(), false, Some(c.cmd)),
         None => (empty_server_target(), true, Some(None)),
     };
+    let role = match (run_server_side, client_cmd.is_some()) {
+        (true, true) => "server+client",
+        (true, false) => "server",
+        _ => "client",
+    };
+    let target_name = target_args
+        .url
+        .clone()
+        .unwrap_or_else(|| "embedded reference".into());
+    let setup_error = |e: String| setup_error_exit(role, target_name.clone(), seed, e, &opts);
+    if let Err(e) = opts.validate() {
+        return setup_error(e.0);
+    }
     let client_report = match client_cmd {
         None => None,
         Some(cmd) => {
@@ -60,76 +74,28 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
                 Some(t) => t,
                 None => match crate::check::client::own_client_template() {
                     Ok(t) => t,
-                    Err(e) => return fail(EXIT_USAGE, e),
+                    Err(e) => return setup_error(e.0),
                 },
             };
             let target = match crate::check::client::ClientTarget::parse(&template) {
                 Ok(t) => t,
-                Err(e) => return fail(EXIT_USAGE, e),
+                Err(e) => return setup_error(e.0),
             };
             match check::check_client(target, &opts).await {
                 Ok(r) => Some(r),
-                Err(e) => return fail(EXIT_USAGE, e),
+                Err(e) => return setup_error(e.0),
             }
         }
     };
     if !run_server_side {
         let Some(report) = client_report else {
-            return fail(EXIT_USAGE, "nothing to check");
+            return setup_error("nothing to check".into());
         };
         return finish_report(report, &opts);
     }
-    let mut embedded = None;
-    let target = match &target_args.url {
-        Some(url) => {
-            let need = |p: &Option<PathBuf>, what: &str| match p {
-                Some(p) => read(p, what),
-                None => Err(format!("{what} is required with --url")),
-            };
-            let built = (|| -> Result<check::runner::ServerTarget, String> {
-                Ok(check::runner::ServerTarget {
-                    url: url.clone(),
-                    ca_pem: need(&target_args.ca_cert, "--ca-cert")?,
-                    admin: ClientIdentity {
-                        cert_pem: need(&target_args.admin_cert, "--admin-cert")?,
-                        key_pem: need(&target_args.admin_key, "--admin-key")?,
-                    },
-                    plugin: None,
-                    ca_key_pem: match &target_args.ca_key {
-                        Some(p) => Some(read(p, "--ca-key")?),
-                        None => None,
-                    },
-                    capabilities: Vec::new(),
-                })
-            })();
-            match built {
-                Ok(t) => t,
-                Err(e) => return fail(EXIT_USAGE, e),
-            }
-        }
-        None => {
-            let dir = match tempfile::tempdir() {
-                Ok(d) => d,
-                Err(e) => return fail(EXIT_USAGE, format!("temporary directory: {e}")),
-            };
-            let cfg = ServerConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                data_dir: dir.path().to_path_buf(),
-                mdns: false,
-                waiting_retry_sec: 1,
-                ..ServerConfig::default()
-            };
-            let srv = match server::start(cfg).await {
-                Ok(s) => s,
-                Err(e) => return fail(EXIT_USAGE, format!("embedded server: {e}")),
-            };
-            let t = match check::embedded_target(&srv) {
-                Ok(t) => t,
-                Err(e) => return fail(EXIT_USAGE, e),
-            };
-            embedded = Some((srv, dir));
-            t
-        }
+    let (target, embedded) = match resolve_target(&target_args).await {
+        Ok(t) => t,
+        Err(e) => return setup_error(e),
     };
     let result = check::check_server(target, &opts).await;
     if let Some((srv, dir)) = embedded {
@@ -138,13 +104,32 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
     }
     let report = match result {
         Ok(r) => r,
-        Err(e) => return fail(EXIT_USAGE, e),
+        Err(e) => return setup_error(e.0),
     };
     let report = match client_report {
         Some(c) => check::combine(report, c),
         None => report,
     };
     finish_report(report, &opts)
+}
+
+/// Says why the suite could not test (one line), writes the error report so
+/// that CI still has report.json and junit.xml, and exits 2.
+fn setup_error_exit(
+    role: &str,
+    target: String,
+    seed: u64,
+    reason: String,
+    opts: &crate::check::CheckOptions,
+) -> ExitCode {
+    let report = crate::check::report::Report::setup_error(role, target, seed, reason.clone());
+    if let Err(e) = report.write_all(&opts.report_dir) {
+        eprintln!(
+            "idprov: writing the error report to {}: {e}",
+            opts.report_dir.display()
+        );
+    }
+    fail(EXIT_USAGE, reason)
 }
 
 fn empty_server_target() -> ServerTargetArgs {
@@ -154,6 +139,8 @@ fn empty_server_target() -> ServerTargetArgs {
         admin_cert: None,
         admin_key: None,
         ca_key: None,
+        plugin_cert: None,
+        plugin_key: None,
     }
 }
 

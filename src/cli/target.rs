@@ -32,7 +32,13 @@ pub(super) async fn resolve_target(
                     cert_pem: need(&t.admin_cert, "--admin-cert")?,
                     key_pem: need(&t.admin_key, "--admin-key")?,
                 },
-                plugin: None,
+                plugin: match (&t.plugin_cert, &t.plugin_key) {
+                    (Some(c), Some(k)) => Some(ClientIdentity {
+                        cert_pem: read(c, "--plugin-cert")?,
+                        key_pem: read(k, "--plugin-key")?,
+                    }),
+                    _ => None,
+                },
                 ca_key_pem: match &t.ca_key {
                     Some(p) => Some(read(p, "--ca-key")?),
                     None => None,
@@ -47,6 +53,7 @@ pub(super) async fn resolve_target(
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: dir.path().to_path_buf(),
         mdns: false,
+        waiting_retry_sec: 1,
         ..ServerConfig::default()
     };
     let srv = server::start(cfg)

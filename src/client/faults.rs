@@ -32,6 +32,10 @@ pub enum ClientFault {
     Sha256Key,
     /// Ignores a pre-provisioned CA (leap of faith instead).
     IgnorePreprovisionedCa,
+    /// Reads `caCert` only as PEM text, not as base64 of the PEM (§3).
+    PemOnlyCa,
+    /// Sends a CSR whether or not the server advertises `csr` (§8).
+    CsrUnasked,
 }
 
 impl ClientFault {
@@ -53,6 +57,8 @@ impl ClientFault {
             ClientFault::IgnorePreprovisionedCa,
             "ignore-preprovisioned-ca",
         ),
+        (ClientFault::PemOnlyCa, "pem-only-ca"),
+        (ClientFault::CsrUnasked, "csr-unasked"),
     ];
 
     /// Looks a fault up by name.

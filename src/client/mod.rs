@@ -35,7 +35,15 @@ pub mod files {
 }
 
 /// Features the client implements (for the shim's `IDPROV_FEATURE`).
-pub const FEATURES: &[&str] = &["discovery", "csr", "renewal", "pinning", "waiting"];
+pub const FEATURES: &[&str] = &[
+    "discovery",
+    "csr",
+    "preprovisioned-ca",
+    "renewal",
+    "pinning",
+    "waiting",
+    "verification",
+];
 
 /// Settings of one provisioning run.
 #[derive(Clone)]
@@ -236,6 +244,13 @@ pub async fn run_with_faults(
         });
     }
     let directory: Directory = parse_directory(&resp.body, &url)?;
+    if f(ClientFault::PemOnlyCa)
+        && directory.ca_encoding == crate::core::directory::CaEncoding::Base64Pem
+    {
+        return Err(ClientError::Refused(
+            "caCert: illegal PEM data (base64 not understood)".into(),
+        ));
+    }
     let local_ip = resp.local_addr.ip().to_string();
     let pinned_pem = match (&prior_ca, &directory.ca_cert_pem) {
         (Some(ca), _) => ca.clone(),
@@ -247,7 +262,8 @@ pub async fn run_with_faults(
 
     // A new key for every issuance (renewal rotates the key).
     let key = KeyPair::generate().map_err(|e| ClientError::Usage(e.to_string()))?;
-    let csr_pem = if directory.extensions.iter().any(|e| e == EXT_CSR) {
+    let csr_pem = if directory.extensions.iter().any(|e| e == EXT_CSR) || f(ClientFault::CsrUnasked)
+    {
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, opts.device_id.as_str());

@@ -4,8 +4,8 @@
 //! and PKI of the reference server; records every request it receives.
 
 use crate::core::messages::{
-    DirectoryMessage, Endpoints, ProvisionRequest, ProvisionResponse, ProvisionStatus, Signed,
-    DIRECTORY_PATH, EXT_CSR, PROVREQ_PATH, VERSION,
+    ProvisionRequest, ProvisionResponse, ProvisionStatus, Signed, DIRECTORY_PATH, EXT_CSR,
+    OOB_PATH, PROVREQ_PATH, STATUS_TEMPLATE, VERSION,
 };
 use crate::core::sign::KeyVariant;
 use crate::pki::{CertAuthority, DevicePublicKey};
@@ -15,14 +15,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use time::{Duration, OffsetDateTime};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 /// How the response to an approved request is signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,6 +81,47 @@ pub struct Bugs {
     pub advertise_csr: bool,
     /// Publish no `caCert` in the directory.
     pub no_ca_in_directory: bool,
+    /// Serve a wire form a conforming client must accept.
+    pub wire: Option<WireForm>,
+}
+
+/// Wire forms that PROTOCOL §3/§10 tell clients to accept. Not bugs: a
+/// client that fails on one of them does not interoperate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireForm {
+    /// Directory `caCert` as base64 of the PEM bytes (a Go `[]byte`).
+    CaBase64,
+    /// Directory `caCert` is `null` (the Go reference); the device needs a
+    /// pre-provisioned CA.
+    CaNull,
+    /// Endpoints as absolute `https://` URLs instead of paths.
+    EndpointUrls,
+    /// The older revision's `postOOB` key instead of `postOobSecret`.
+    PostOobKey,
+    /// Version `1.3` instead of `1`.
+    Version1x,
+    /// Unknown extra members in the directory and in the answer (the
+    /// answer's signature covers them).
+    ExtraFields,
+    /// Members in another order in the directory and in the answer (signed
+    /// over the bytes sent).
+    Reordered,
+}
+
+impl WireForm {
+    /// Looks a form up by its scenario name.
+    pub fn by_name(name: &str) -> Option<WireForm> {
+        Some(match name {
+            "ca-base64" => WireForm::CaBase64,
+            "ca-null" => WireForm::CaNull,
+            "endpoint-urls" => WireForm::EndpointUrls,
+            "post-oob-key" => WireForm::PostOobKey,
+            "version-1x" => WireForm::Version1x,
+            "extra-fields" => WireForm::ExtraFields,
+            "reordered" => WireForm::Reordered,
+            _ => return None,
+        })
+    }
 }
 
 /// One request the device made.
@@ -97,6 +137,18 @@ pub struct Recorded {
     pub client_cert: bool,
     /// When it arrived, relative to the server's start.
     pub at: std::time::Duration,
+    /// The HTTP status it was answered with.
+    pub status: u16,
+}
+
+/// What happened below HTTP: TLS connections begun and given up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsCounts {
+    /// ClientHellos received (a device began a TLS handshake).
+    pub hellos: u32,
+    /// Handshakes that began with a ClientHello and then failed (the device
+    /// refused the server's certificate, or gave up).
+    pub refused: u32,
 }
 
 struct State {
@@ -106,7 +158,9 @@ struct State {
     other_ca: CertAuthority,
     waiting_left: Mutex<u32>,
     requests: Mutex<Vec<Recorded>>,
+    tls: Mutex<TlsCounts>,
     started: Instant,
+    addr: SocketAddr,
 }
 
 /// A running hostile server.
@@ -138,6 +192,11 @@ impl HostileServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// TLS connections begun and given up so far.
+    pub fn tls_counts(&self) -> TlsCounts {
+        *self.state.tls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stops the server.
@@ -205,10 +264,12 @@ pub async fn start(
         ca,
         other_ca,
         requests: Mutex::new(Vec::new()),
+        tls: Mutex::new(TlsCounts::default()),
         started: Instant::now(),
+        addr,
     });
     let (stop, mut stop_rx) = watch::channel(false);
-    let acceptor = TlsAcceptor::from(Arc::new(cfg));
+    let cfg = Arc::new(cfg);
     let st = state.clone();
     tokio::spawn(async move {
         loop {
@@ -216,13 +277,17 @@ pub async fn start(
                 _ = stop_rx.changed() => break,
                 r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
             };
-            let acceptor = acceptor.clone();
+            let cfg = cfg.clone();
             let st = st.clone();
             tokio::spawn(async move {
-                let Ok(Ok(tls)) =
-                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp))
-                        .await
-                else {
+                let limit = std::time::Duration::from_secs(10);
+                let lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+                let Ok(Ok(start)) = tokio::time::timeout(limit, lazy).await else {
+                    return;
+                };
+                st.tls.lock().unwrap_or_else(|p| p.into_inner()).hellos += 1;
+                let Ok(Ok(tls)) = tokio::time::timeout(limit, start.into_stream(cfg)).await else {
+                    st.tls.lock().unwrap_or_else(|p| p.into_inner()).refused += 1;
                     return;
                 };
                 let has_cert = tls.get_ref().1.peer_certificates().is_some();
@@ -262,43 +327,116 @@ async fn serve(req: Request<Incoming>, st: &State, client_cert: bool) -> Respons
         Ok(b) => b.to_bytes().to_vec(),
         Err(_) => return json(StatusCode::PAYLOAD_TOO_LARGE, b"{}".to_vec()),
     };
+    let resp = match path.as_str() {
+        DIRECTORY_PATH => json(StatusCode::OK, directory(st)),
+        PROVREQ_PATH => provision(st, &body),
+        _ => json(StatusCode::NOT_FOUND, b"{}".to_vec()),
+    };
     st.requests
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(Recorded {
             method,
-            path: path.clone(),
-            body: body.clone(),
+            path,
+            body,
             client_cert,
             at: st.started.elapsed(),
+            status: resp.status().as_u16(),
         });
-    match path.as_str() {
-        DIRECTORY_PATH => json(StatusCode::OK, directory(st)),
-        PROVREQ_PATH => provision(st, &body),
-        _ => json(StatusCode::NOT_FOUND, b"{}".to_vec()),
-    }
+    resp
 }
 
 fn directory(st: &State) -> Vec<u8> {
-    let mut endpoints = Endpoints::default();
-    if let Some(u) = &st.bugs.provreq_url {
-        endpoints.post_provision_request = u.clone();
+    use base64::Engine;
+    use serde_json::Value;
+    let wire = st.bugs.wire;
+    let at = |path: &str| -> Value {
+        Value::String(if wire == Some(WireForm::EndpointUrls) {
+            format!("https://{}{path}", st.addr)
+        } else {
+            path.to_string()
+        })
+    };
+    let mut endpoints = serde_json::Map::new();
+    endpoints.insert("directory".into(), at(DIRECTORY_PATH));
+    endpoints.insert("status".into(), at(STATUS_TEMPLATE));
+    let oob_key = if wire == Some(WireForm::PostOobKey) {
+        "postOOB"
+    } else {
+        "postOobSecret"
+    };
+    endpoints.insert(oob_key.into(), at(OOB_PATH));
+    endpoints.insert(
+        "postProvisionRequest".into(),
+        match &st.bugs.provreq_url {
+            Some(u) => Value::String(u.clone()),
+            None => at(PROVREQ_PATH),
+        },
+    );
+    let pem = st.ca.cert_pem();
+    let ca = match wire {
+        _ if st.bugs.no_ca_in_directory => Value::String(String::new()),
+        Some(WireForm::CaNull) => Value::Null,
+        Some(WireForm::CaBase64) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(pem.as_bytes()))
+        }
+        _ => Value::String(pem.to_string()),
+    };
+    let version = if wire == Some(WireForm::Version1x) {
+        "1.3"
+    } else {
+        VERSION
+    };
+    let mut members: Vec<(&str, Value)> = vec![
+        ("endpoints", Value::Object(endpoints)),
+        ("caCert", ca),
+        ("version", Value::String(version.into())),
+        ("services", Value::Object(serde_json::Map::new())),
+    ];
+    if st.bugs.advertise_csr {
+        members.push(("extensions", serde_json::json!([EXT_CSR])));
     }
-    crate::core::json::to_go_json(&DirectoryMessage {
-        endpoints,
-        ca_cert: if st.bugs.no_ca_in_directory {
-            String::new()
-        } else {
-            st.ca.cert_pem().to_string()
-        },
-        version: VERSION.into(),
-        services: BTreeMap::new(),
-        extensions: if st.bugs.advertise_csr {
-            vec![EXT_CSR.into()]
-        } else {
-            vec![]
-        },
-    })
+    match wire {
+        Some(WireForm::ExtraFields) => {
+            members.insert(
+                1,
+                ("vendor", serde_json::json!({"name": "suite", "build": 7})),
+            );
+            members.push(("motd", Value::String("unknown members are ignored".into())));
+        }
+        Some(WireForm::Reordered) => members.reverse(),
+        _ => {}
+    }
+    crate::core::json::encode_members(&members)
+}
+
+/// An Approved answer in the given wire form, signed (raw key) over the
+/// bytes sent with the signature blanked, as every sender must sign.
+fn approved_in_form(r: &ProvisionResponse, secret: &str, form: WireForm) -> Vec<u8> {
+    use serde_json::Value;
+    let mut members: Vec<(&str, Value)> = Vec::new();
+    if r.retry_sec != 0 {
+        members.push(("retrySec", Value::from(r.retry_sec)));
+    }
+    members.push(("status", Value::String(r.status.as_str().into())));
+    members.push(("caCert", Value::String(r.ca_cert.clone())));
+    members.push(("clientCert", Value::String(r.client_cert.clone())));
+    members.push(("signature", Value::String(String::new())));
+    match form {
+        WireForm::ExtraFields => members.insert(1, ("note", Value::String("ignored".into()))),
+        WireForm::Reordered => members.reverse(),
+        _ => {}
+    }
+    let tag = crate::core::sign::tag_b64(
+        secret.as_bytes(),
+        &crate::core::json::encode_members(&members),
+    );
+    for m in &mut members {
+        if m.0 == "signature" {
+            m.1 = Value::String(tag.clone());
+        }
+    }
+    crate::core::json::encode_members(&members)
 }
 
 fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
@@ -376,7 +514,12 @@ fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
         signature: String::new(),
     };
     let mut bytes = match b.sign {
-        SignMode::Honest => r.sign(&st.secret, KeyVariant::Raw),
+        SignMode::Honest => match b.wire {
+            Some(form @ (WireForm::ExtraFields | WireForm::Reordered)) if b.tamper.is_none() => {
+                approved_in_form(&r, &st.secret, form)
+            }
+            _ => r.sign(&st.secret, KeyVariant::Raw),
+        },
         SignMode::OtherSecret => r.sign(&format!("{}-not", st.secret), KeyVariant::Raw),
         SignMode::Sha256Key => r.sign(&st.secret, KeyVariant::Sha256OfSecret),
         SignMode::Unsigned => r.unsigned(),

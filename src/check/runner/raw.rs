@@ -7,12 +7,21 @@ impl Case<'_> {
         let device = self.device_of(st);
         let method = Method::from_bytes(st.method.as_deref().unwrap_or("GET").as_bytes())
             .map_err(|_| StepError::Fail("bad method".into()))?;
-        let path = st
-            .path
-            .as_deref()
-            .unwrap_or("/")
-            .replace("{device}", &device);
-        let url = format!("{}{}", self.origin(), path);
+        let url = match st.endpoint.as_deref() {
+            None => format!(
+                "{}{}",
+                self.origin(),
+                st.path
+                    .as_deref()
+                    .unwrap_or("/")
+                    .replace("{device}", &device)
+            ),
+            Some("directory") => self.ctx.target.url.clone(),
+            Some("oob") => self.oob_url().await,
+            Some("provreq") => self.provreq_url().await,
+            Some("status") => self.status_url(&device).await,
+            Some(o) => return fail(format!("unknown endpoint `{o}`")),
+        };
         let body = match (&st.body, st.body_size) {
             (_, Some(n)) => {
                 let mut b = br#"{"deviceID":""#.to_vec();
