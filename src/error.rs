@@ -33,6 +33,10 @@ pub enum RequestError {
         /// The method the endpoint takes.
         allow: &'static str,
     },
+    /// A method token the server does not recognise at all (RFC 9110
+    /// §15.6.2); a known method on the wrong endpoint is `MethodNotAllowed`.
+    #[error("method not recognised")]
+    NotImplemented,
     /// Body over the limit.
     #[error("request body larger than {limit} bytes")]
     TooLarge {
@@ -58,6 +62,7 @@ impl RequestError {
             RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
             RequestError::NotFound => StatusCode::NOT_FOUND,
             RequestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             RequestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RequestError::Timeout => StatusCode::REQUEST_TIMEOUT,
             RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

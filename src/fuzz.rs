@@ -64,7 +64,8 @@ impl Default for FuzzOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingKind {
-    /// A 5xx status.
+    /// 500 or 502–504: a crash or an unhandled error (see
+    /// [`is_robustness_failure`]).
     ServerError,
     /// No answer within the hang timeout.
     Hang,
@@ -72,6 +73,15 @@ pub enum FindingKind {
     Dropped,
     /// The health check failed after a batch.
     Unhealthy,
+}
+
+/// Whether an HTTP status means the server failed to cope (a finding): 500
+/// (an unhandled error) and 502–504 (a gateway or the process behind it
+/// gave up). Other 5xx codes are deliberate answers — 501 Not Implemented
+/// for an unknown method is what RFC 9110 §15.6.2 prescribes, 505 for an
+/// unsupported HTTP version — and are reported as notes, not findings.
+pub fn is_robustness_failure(status: u16) -> bool {
+    matches!(status, 500 | 502..=504)
 }
 
 /// A request that can be sent again byte for byte.
@@ -633,7 +643,8 @@ pub async fn fuzz_server(
         let finding = match &out {
             RawOutcome::Status(s) => {
                 *statuses.entry(*s).or_default() += 1;
-                (*s >= 500).then(|| (FindingKind::ServerError, format!("HTTP {s} ({})", r.label)))
+                is_robustness_failure(*s)
+                    .then(|| (FindingKind::ServerError, format!("HTTP {s} ({})", r.label)))
             }
             RawOutcome::Hang => Some((
                 FindingKind::Hang,
@@ -720,7 +731,7 @@ fn build_report(
         (
             FindingKind::ServerError,
             "server.input.fuzz-no-5xx",
-            "No mutated request gets a 5xx",
+            "No mutated request gets 500 or 502–504 (an unhandled error or a crash)",
         ),
         (
             FindingKind::Hang,
@@ -738,7 +749,7 @@ fn build_report(
             "After every batch the directory answers and an honest provisioning succeeds",
         ),
     ];
-    let cases: Vec<CaseResult> = kinds
+    let mut cases: Vec<CaseResult> = kinds
         .iter()
         .map(|(k, id, title)| {
             let mine: Vec<&(Reproducer, PathBuf)> =
@@ -778,6 +789,29 @@ fn build_report(
             }
         })
         .collect();
+    let deliberate: Vec<String> = statuses
+        .iter()
+        .filter(|(s, _)| **s >= 500 && !is_robustness_failure(**s))
+        .map(|(s, n)| format!("{s}×{n}"))
+        .collect();
+    if !deliberate.is_empty() {
+        cases.push(CaseResult {
+            id: "server.input.fuzz-deliberate-5xx".into(),
+            title: "Other 5xx answers (deliberate, e.g. 501 for an unknown method): noted, not findings"
+                .into(),
+            section: "PROTOCOL §1".into(),
+            level: Level::May,
+            verdict: Verdict::Info,
+            detail: format!(
+                "{}; the conformance cases judge 405 vs 501 for the methods the profile names",
+                deliberate.join(" ")
+            ),
+            ms: 0,
+            devices: vec![],
+            evidence: vec![],
+            known_failing: None,
+        });
+    }
     let failed: Vec<String> = cases
         .iter()
         .filter(|c| c.verdict == Verdict::Fail)
@@ -785,6 +819,11 @@ fn build_report(
         .collect();
     let outcome = Outcome {
         failed: !failed.is_empty(),
+        result: if failed.is_empty() {
+            crate::check::report::RunResult::Pass
+        } else {
+            crate::check::report::RunResult::Fail
+        },
         counted_failures: failed,
         ..Default::default()
     };
@@ -829,7 +868,7 @@ pub async fn replay(
     };
     Ok(
         match send_raw(&conn.host, conn.port, cfg, &req, hang).await {
-            RawOutcome::Status(s) if s >= 500 => Some(format!("HTTP {s}")),
+            RawOutcome::Status(s) if is_robustness_failure(s) => Some(format!("HTTP {s}")),
             RawOutcome::Status(_) => None,
             RawOutcome::Hang => Some("hang".into()),
             RawOutcome::Dropped(e) => Some(format!("dropped: {e}")),

@@ -39,6 +39,14 @@ fn bare_check_passes_and_writes_reports() {
         serde_json::from_slice(&std::fs::read(rep.join("report.json")).unwrap()).unwrap();
     assert_eq!(v["seed"], 1);
     assert_eq!(v["summary"]["fail"], 0);
+    assert_eq!(v["outcome"]["result"], "pass");
+    // One seed for both halves, and it is the one recorded.
+    let err = String::from_utf8_lossy(&o.stderr);
+    let seeds: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split("seed ").nth(1))
+        .collect();
+    assert_eq!(seeds, ["1", "1"], "{err}");
 }
 
 #[test]
@@ -136,18 +144,18 @@ fn external_server_by_url() {
             &format!("127.0.0.1:{port}"),
             "--data-dir",
             data.to_str().unwrap(),
+            // Endpoints on non-default paths: every case must follow the
+            // directory, none may assume /idprov/.
+            "--path-prefix",
+            "/devices/enrol",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port);
     let f = |n: &str| data.join(n).to_str().unwrap().to_string();
-    let url = format!("https://127.0.0.1:{port}/idprov/directory");
+    let url = format!("https://127.0.0.1:{port}/devices/enrol/directory");
     let rep = d.path().join("rep");
     let o = idprov(&[
         "check",
@@ -160,6 +168,10 @@ fn external_server_by_url() {
         &f("admin-cert.pem"),
         "--admin-key",
         &f("admin-key.pem"),
+        "--plugin-cert",
+        &f("plugin-cert.pem"),
+        "--plugin-key",
+        &f("plugin-key.pem"),
         "--report-dir",
         rep.to_str().unwrap(),
         "--jobs",
@@ -169,9 +181,293 @@ fn external_server_by_url() {
     let _ = srv.wait();
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}");
-    // Without the CA key or a plugin credential those cases are skipped, with the reason.
+    // Without the CA key those cases are skipped, with the reason; the
+    // plugin credential given on the command line makes the plugin cases run.
     assert!(
         out.contains("server.renewal.expired-refused") && out.contains("lacks capability ca-key"),
         "{out}"
     );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rep.join("report.json")).unwrap()).unwrap();
+    let verdict = |id: &str| {
+        v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .map(|c| c["verdict"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(verdict("server.oob.plugin-accepted"), "pass");
+    assert_eq!(verdict("server.limits.wrong-method-provreq-405"), "pass");
+    assert_eq!(verdict("server.limits.body-1mib-413"), "pass");
+}
+
+fn examples_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("examples")
+}
+
+/// Waits (at most 20 s) until a server accepts on `port`.
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "no server on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process (the test-only `faulty_server` example) that answers,
+/// but whose core is broken.
+struct FaultyServer {
+    child: std::process::Child,
+    url: String,
+    data: std::path::PathBuf,
+}
+
+impl FaultyServer {
+    fn start(fault: &str, data: &std::path::Path) -> Self {
+        let port = free_port();
+        let exe = examples_dir().join("faulty_server");
+        assert!(
+            exe.exists(),
+            "{} missing (cargo test builds examples)",
+            exe.display()
+        );
+        let child = Command::new(exe)
+            .args([
+                "--fault",
+                fault,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+                data.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        FaultyServer {
+            child,
+            url: format!("https://127.0.0.1:{port}/idprov/directory"),
+            data: data.to_path_buf(),
+        }
+    }
+
+    fn check(&self, rep: &std::path::Path, extra: &[&str]) -> std::process::Output {
+        let f = |n: &str| self.data.join(n).to_str().unwrap().to_string();
+        let mut args = vec![
+            "check".to_string(),
+            "server".into(),
+            "--url".into(),
+            self.url.clone(),
+            "--ca-cert".into(),
+            f("ca.pem"),
+            "--admin-cert".into(),
+            f("admin-cert.pem"),
+            "--admin-key".into(),
+            f("admin-key.pem"),
+            "--report-dir".into(),
+            rep.to_str().unwrap().into(),
+            "--jobs".into(),
+            "8".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Command::new(BIN).args(&args).output().unwrap()
+    }
+}
+
+impl Drop for FaultyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn report(rep: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(rep.join("report.json")).unwrap()).unwrap()
+}
+
+/// A server that answers but whose core is broken is a failing target, not
+/// a setup error: its sanity case fails with the reason, every report is
+/// written, the other cases still run, and the exit code is 1.
+#[test]
+fn servers_with_a_broken_core_get_a_report_and_exit_1() {
+    for fault in ["issue-from-other-ca", "sha256-hmac-key"] {
+        let d = tempfile::tempdir().unwrap();
+        let srv = FaultyServer::start(fault, &d.path().join("data"));
+        let rep = d.path().join("rep");
+        let o = srv.check(&rep, &[]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{fault}: {out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for f in ["report.json", "junit.xml", "report.html", "report.md"] {
+            assert!(rep.join(f).exists(), "{fault}: {f} missing");
+        }
+        let v = report(&rep);
+        assert_eq!(v["outcome"]["result"], "fail", "{fault}");
+        let sanity = v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "server.sanity.before")
+            .unwrap();
+        assert_eq!(sanity["verdict"], "fail", "{fault}");
+        assert!(
+            v["summary"]["pass"].as_u64().unwrap() > 10,
+            "{fault}: the rest ran"
+        );
+        let junit = std::fs::read_to_string(rep.join("junit.xml")).unwrap();
+        assert!(
+            junit.contains("server.sanity.before") && junit.contains("<failure"),
+            "{fault}"
+        );
+    }
+}
+
+/// Typos and impossible values are errors (exit 2, one line), never a
+/// silently smaller run; an error report is still written for CI.
+#[test]
+fn typos_and_bad_flags_are_setup_errors_with_a_report() {
+    let d = tempfile::tempdir().unwrap();
+    let kf_unknown = d.path().join("kf1");
+    std::fs::write(&kf_unknown, "server.oob.no-such-case  typo\n").unwrap();
+    let kf_glob = d.path().join("kf2");
+    std::fs::write(&kf_glob, "server.oob.*  all of them\n").unwrap();
+    let kf_control = d.path().join("kf3");
+    std::fs::write(&kf_control, "server.sanity.before  flaky\n").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["check", "server", "--cases", "sever.oob.*"],
+            "matches no case",
+        ),
+        (
+            vec!["check", "--cases", "server.oob.*,!server.nothing.*"],
+            "matches no case",
+        ),
+        (
+            vec!["check", "server", "--capabilities", "csrr"],
+            "unknown capability",
+        ),
+        (vec!["check", "client", "--jobs", "0"], "--jobs"),
+        (
+            vec![
+                "check",
+                "server",
+                "--known-failing",
+                kf_unknown.to_str().unwrap(),
+            ],
+            "names no case",
+        ),
+        (
+            vec![
+                "check",
+                "server",
+                "--known-failing",
+                kf_glob.to_str().unwrap(),
+            ],
+            "pattern",
+        ),
+        (
+            vec![
+                "check",
+                "server",
+                "--known-failing",
+                kf_control.to_str().unwrap(),
+            ],
+            "control",
+        ),
+    ];
+    for (i, (args, want)) in cases.into_iter().enumerate() {
+        let rep = d.path().join(format!("rep{i}"));
+        let mut a = args.clone();
+        a.extend(["--report-dir", rep.to_str().unwrap()]);
+        let o = idprov(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        let last = err.trim().lines().last().unwrap_or("");
+        assert!(last.contains(want), "{args:?}: {err}");
+        let v = report(&rep);
+        assert_eq!(v["outcome"]["result"], "error", "{args:?}");
+        assert!(v["outcome"]["error"].as_str().unwrap().contains(want));
+        let junit = std::fs::read_to_string(rep.join("junit.xml")).unwrap();
+        assert!(junit.contains("<error"), "{args:?}: {junit}");
+    }
+}
+
+/// Server discovery read strictly, on real mDNS packets in a network
+/// namespace the test creates: the honest server passes both discovery
+/// cases; a server whose instance has an empty TXT record fails the MUST
+/// case (a client would fall back to the default path and might find
+/// something else). Needs root for `unshare --net`; fails rather than skips.
+#[test]
+fn server_discovery_is_checked_strictly_in_a_namespace() {
+    let d = tempfile::tempdir().unwrap();
+    let fs = examples_dir().join("faulty_server");
+    assert!(fs.exists(), "{} missing", fs.display());
+    let script = format!(
+        r#"set -u
+ip link set lo up; ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo
+run() {{ # $1 name, $2 port, then the server command
+  name=$1; port=$2; shift 2
+  "$@" > {tmp}/$name.log 2>&1 &
+  pid=$!
+  i=0; while ! grep -q directory {tmp}/$name.log 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+  {bin} check server --url https://127.0.0.1:$port/idprov/directory     --ca-cert {tmp}/$name-data/ca.pem --admin-cert {tmp}/$name-data/admin-cert.pem     --admin-key {tmp}/$name-data/admin-key.pem --capabilities discovery     --cases 'server.discovery.*' --report-dir {tmp}/$name-rep
+  echo "$name exit $?"
+  kill $pid; wait $pid
+}}
+run honest 43901 {bin} server --listen 127.0.0.1:43901 --data-dir {tmp}/honest-data
+run emptytxt 43902 {fs} --fault empty-txt --mdns --listen 127.0.0.1:43902 --data-dir {tmp}/emptytxt-data
+"#,
+        tmp = d.path().display(),
+        bin = BIN,
+        fs = fs.display(),
+    );
+    let out = Command::new("timeout")
+        .args(["180", "unshare", "--net", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("honest exit 0"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("emptytxt exit 1"), "{stdout}\n{stderr}");
+    let verdict = |rep: &str, id: &str| {
+        report(&d.path().join(rep))["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .map(|c| {
+                (
+                    c["verdict"].as_str().unwrap().to_string(),
+                    c["detail"].to_string(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        verdict("honest-rep", "server.discovery.advertised-directory").0,
+        "pass"
+    );
+    assert_eq!(
+        verdict("honest-rep", "server.discovery.txt-path-key").0,
+        "pass"
+    );
+    let (v, detail) = verdict("emptytxt-rep", "server.discovery.advertised-directory");
+    assert_eq!(v, "fail");
+    assert!(detail.contains("path"), "{detail}");
 }

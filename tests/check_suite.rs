@@ -63,7 +63,13 @@ async fn honest_server_passes_every_case() {
         .filter(|c| c.verdict == Verdict::Skip)
         .map(|c| c.id.as_str())
         .collect();
-    assert_eq!(skipped, ["server.discovery.advertised-directory"]);
+    assert_eq!(
+        skipped,
+        [
+            "server.discovery.advertised-directory",
+            "server.discovery.txt-path-key"
+        ]
+    );
     // Evidence is kept, and no secret appears in it.
     let c = r
         .cases
@@ -126,26 +132,67 @@ const EXPECTED: &[(Fault, &str)] = &[
         "server.input.nested-object-harmless",
     ),
     (Fault::NoCaInDirectory, "server.directory.ca-cert-present"),
-    (Fault::DieUnderConcurrency, "server.limits.concurrent-64"),
+    (
+        Fault::DieUnderConcurrency,
+        "server.limits.concurrent-bursts",
+    ),
+    (Fault::IssueFromOtherCa, "server.sanity.before"),
+    (
+        Fault::IssueFromOtherCa,
+        "server.provision.approved-certificate",
+    ),
+    (Fault::Sha256HmacKey, "server.sanity.before"),
+    (
+        Fault::Sha256HmacKey,
+        "server.provision.approved-certificate",
+    ),
+    (Fault::EmptyTxt, "server.discovery.advertised-directory"),
 ];
+
+/// Faults whose case needs real mDNS, checked in a network namespace by
+/// `check_cli::server_discovery_is_checked_strictly_in_a_namespace`.
+const NEEDS_NAMESPACE: &[Fault] = &[Fault::EmptyTxt];
+
+/// Faults below the cases' reach (transport timing), found by the live
+/// fuzzer instead: `fuzz_server::fragile_server_faults_are_found_and_replay`.
+const FOUND_BY_FUZZING: &[Fault] = &[Fault::NoBodyTimeout];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_server_is_caught() {
-    assert_eq!(
-        EXPECTED.len(),
-        Fault::ALL.len(),
-        "every fault has an expected case"
-    );
+    for f in Fault::ALL {
+        if FOUND_BY_FUZZING.contains(f) {
+            continue;
+        }
+        assert!(
+            EXPECTED.iter().any(|(g, _)| g == f),
+            "{f:?} has no expected case"
+        );
+    }
     let mut caught = 0;
     let mut table = String::new();
-    for (fault, case) in EXPECTED {
+    for fault in Fault::ALL {
+        if NEEDS_NAMESPACE.contains(fault) || FOUND_BY_FUZZING.contains(fault) {
+            continue;
+        }
         let r = run(&[*fault], &[]).await;
         let fails = failing(&r);
         table.push_str(&format!("{fault:?}: {}\n", fails.join(", ")));
-        assert!(
-            fails.iter().any(|f| f == case),
-            "{fault:?} was not caught by {case}; failing: {fails:?}"
-        );
+        for (_, case) in EXPECTED.iter().filter(|(f, _)| f == fault) {
+            assert!(
+                fails.iter().any(|f| f == case),
+                "{fault:?} was not caught by {case}; failing: {fails:?}"
+            );
+        }
+        // A server broken at MUST level never comes out green.
+        let must = EXPECTED
+            .iter()
+            .filter(|(f, _)| f == fault)
+            .any(|(_, case)| {
+                r.cases
+                    .iter()
+                    .any(|c| c.id == *case && c.level == idprov::check::scenario::Level::Must)
+            });
+        assert!(!must || r.outcome.failed, "{fault:?}: the run passed");
         caught += 1;
     }
     eprintln!("{table}");
@@ -201,7 +248,7 @@ async fn go_reference_defects_are_all_reported() {
         "server.limits.wrong-method-directory-405",
         "server.provision.serials-unique",
         "server.limits.body-1mib-413",
-        "server.limits.concurrent-64",
+        "server.limits.concurrent-bursts",
     ] {
         assert!(
             fails.iter().any(|f| f == case),

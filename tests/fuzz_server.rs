@@ -40,6 +40,16 @@ async fn reference_server_survives_fuzzing() {
     let details: Vec<&str> = r.findings.iter().map(|(f, _)| f.detail.as_str()).collect();
     assert!(r.findings.is_empty(), "{details:#?}");
     assert_eq!(r.sent, 2000);
+    // Unknown methods (BREW, …) get 501 as RFC 9110 prescribes: noted in
+    // the report, not counted as findings.
+    let noted = r
+        .report
+        .cases
+        .iter()
+        .find(|c| c.id == "server.input.fuzz-deliberate-5xx")
+        .map(|c| c.detail.clone())
+        .unwrap_or_default();
+    assert!(noted.contains("501"), "{noted:?}");
     assert!(!r.report.outcome.failed);
     assert!(d.path().join("reports/report.json").exists());
     srv.shutdown().await;
@@ -49,7 +59,11 @@ async fn reference_server_survives_fuzzing() {
 async fn fragile_server_faults_are_found_and_replay() {
     let d = tempfile::tempdir().unwrap();
     let (r, srv, target) = run(
-        &[Fault::PanicOnNestedObject, Fault::ErrorOnLongDeviceId],
+        &[
+            Fault::PanicOnNestedObject,
+            Fault::ErrorOnLongDeviceId,
+            Fault::NoBodyTimeout,
+        ],
         2000,
         d.path(),
     )
@@ -62,6 +76,10 @@ async fn fragile_server_faults_are_found_and_replay() {
     assert!(
         kinds.contains(&FindingKind::Dropped),
         "panic on a nested object not found: {kinds:?}"
+    );
+    assert!(
+        kinds.contains(&FindingKind::Hang),
+        "no time limit on a truncated body not found: {kinds:?}"
     );
     assert!(r.report.outcome.failed);
     for kind in [FindingKind::ServerError, FindingKind::Dropped] {

@@ -22,13 +22,13 @@ pub const FEATURES: &[Feature] = &[
         name: "discovery",
         covers: "finding the server by DNS-SD when {url} is empty",
         optional: true,
-        section: "PROTOCOL §2 (a device may be given the directory URL)",
+        section: "PROTOCOL §2: a device may be given the directory URL",
     },
     Feature {
         name: "csr",
         covers: "sending a CSR (csrPEM) to a server that advertises the csr extension",
         optional: true,
-        section: "PROTOCOL §8 (this project's extension)",
+        section: "PROTOCOL §8, an extension",
     },
     Feature {
         name: "preprovisioned-ca",
@@ -73,7 +73,7 @@ pub fn describe() -> String {
         .iter()
         .map(|f| {
             format!(
-                "{:<18} {:<9} {} ({})",
+                "{:<18} {:<9} {} — {}",
                 f.name,
                 if f.optional { "optional" } else { "core" },
                 f.covers,

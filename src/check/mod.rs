@@ -81,26 +81,6 @@ async fn preflight(target: &ServerTarget, timeout: Duration) -> Result<Vec<Strin
     let now = OffsetDateTime::now_utc();
     let ca_der = cert_der_from_pem(&target.ca_pem)
         .map_err(|e| SetupError(format!("--ca-cert is not a PEM certificate: {e}")))?;
-    for (flag, id) in [
-        ("--admin-cert", Some(&target.admin)),
-        ("--plugin-cert", target.plugin.as_ref()),
-    ] {
-        let Some(id) = id else { continue };
-        let der = cert_der_from_pem(&id.cert_pem)
-            .map_err(|e| SetupError(format!("{flag} is not a PEM certificate: {e}")))?;
-        verify_chain(&der, &ca_der, now, Usage::Client).map_err(|e| {
-            SetupError(format!(
-                "{flag} does not chain to --ca-cert (or has expired): {e}"
-            ))
-        })?;
-        let info = CertInfo::from_der(&der).map_err(|e| SetupError(format!("{flag}: {e}")))?;
-        if !info.ou.iter().any(|o| o == "admin" || o == "plugin") {
-            return Err(SetupError(format!(
-                "{flag} has OU {:?}; it must be `admin` or `plugin` (docs/PROTOCOL.md §1)",
-                info.ou
-            )));
-        }
-    }
     let get = |identity: Option<&crate::tls::ClientIdentity>| {
         let cfg = crate::tls::client_config(
             &crate::tls::ServerTrust::Pinned(target.ca_pem.clone()),
@@ -129,6 +109,26 @@ async fn preflight(target: &ServerTarget, timeout: Duration) -> Result<Vec<Strin
             )))
         }
     };
+    for (flag, id) in [
+        ("--admin-cert", Some(&target.admin)),
+        ("--plugin-cert", target.plugin.as_ref()),
+    ] {
+        let Some(id) = id else { continue };
+        let der = cert_der_from_pem(&id.cert_pem)
+            .map_err(|e| SetupError(format!("{flag} is not a PEM certificate: {e}")))?;
+        verify_chain(&der, &ca_der, now, Usage::Client).map_err(|e| {
+            SetupError(format!(
+                "{flag} does not chain to --ca-cert (or has expired): {e}"
+            ))
+        })?;
+        let info = CertInfo::from_der(&der).map_err(|e| SetupError(format!("{flag}: {e}")))?;
+        if !info.ou.iter().any(|o| o == "admin" || o == "plugin") {
+            return Err(SetupError(format!(
+                "{flag} has OU {:?}; it must be `admin` or `plugin` (PROTOCOL §1)",
+                info.ou
+            )));
+        }
+    }
     if let Err(e) = get(Some(&target.admin)).await? {
         return Err(SetupError(format!(
             "target {} refused the admin credential at the TLS layer: {e}",

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Options common to every `check` (docs/SUITE.md "Commands").
+/// Options common to every `check`.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     /// Case globs; `!` excludes. Empty selects all.

@@ -597,3 +597,68 @@ document.querySelectorAll('#t tbody tr').forEach(function(r){r.style.display=((!
         h
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::scenario::Level;
+
+    fn case(id: &str, verdict: Verdict) -> CaseResult {
+        CaseResult {
+            id: id.into(),
+            title: "t".into(),
+            section: "PROTOCOL §4".into(),
+            level: Level::Must,
+            verdict,
+            detail: "expected HTTP 400, got 200".into(),
+            ms: 1,
+            devices: vec![],
+            evidence: vec![],
+            known_failing: None,
+        }
+    }
+
+    /// A known failure tells one story everywhere: the run passes, JUnit
+    /// shows the case as skipped with the reason (so CI agrees with the
+    /// exit code), and the table, Markdown and HTML show the reason.
+    #[test]
+    fn known_failures_agree_across_outputs() {
+        let mut cases = vec![
+            case("server.oob.empty-secret-400", Verdict::Fail),
+            case("server.oob.admin-accepted", Verdict::Pass),
+        ];
+        let known = [(
+            "server.oob.empty-secret-400".to_string(),
+            "vendor ticket 42".to_string(),
+        )]
+        .into();
+        let outcome = crate::check::decide_outcome(&mut cases, false, &known, None);
+        assert!(!outcome.failed);
+        let r = Report::assemble(
+            "server",
+            "t".into(),
+            1,
+            time::OffsetDateTime::UNIX_EPOCH,
+            std::time::Duration::ZERO,
+            cases,
+            outcome,
+        );
+        let junit = r.junit();
+        assert!(!junit.contains("<failure"), "{junit}");
+        assert!(junit.contains("<skipped") && junit.contains("known failing: vendor ticket 42"));
+        assert!(r.table(false).contains("(known failing: vendor ticket 42)"));
+        assert!(r.markdown().contains("known failing: vendor ticket 42"));
+        assert!(r.html().contains("known failing: vendor ticket 42"));
+    }
+
+    #[test]
+    fn setup_error_report_has_an_errored_junit_case() {
+        let r = Report::setup_error("server", "t".into(), 9, "target unreachable".into());
+        assert_eq!(r.outcome.result, RunResult::Error);
+        let junit = r.junit();
+        assert!(junit.contains("<error") && junit.contains("target unreachable"));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["outcome"]["result"], "error");
+        assert_eq!(v["outcome"]["error"], "target unreachable");
+    }
+}

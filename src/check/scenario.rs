@@ -207,6 +207,9 @@ pub struct Step {
     pub body_size: Option<usize>,
     /// Count (guess, burst, concurrent).
     pub count: Option<u32>,
+    /// Concurrent: this many rounds of `count` devices, each round posting
+    /// the next batch's secrets while the previous batch provisions.
+    pub rounds: Option<u32>,
     /// Milliseconds (wait).
     pub ms: Option<u64>,
     /// What to observe.
@@ -362,7 +365,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         if let Some(f) = &st.feature {
             if super::features::feature(f).is_none() {
                 return Err(err(format!(
-                    "step {n}: feature `{f}` is not on the closed list (docs/SUITE.md)"
+                    "step {n}: feature `{f}` is not on the closed list (`idprov check client --list`)"
                 )));
             }
         }

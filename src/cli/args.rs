@@ -217,6 +217,18 @@ pub struct ServerArgs {
     /// Validity of issued device certificates, in days.
     #[arg(long, default_value_t = crate::pki::DEFAULT_CERT_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub cert_days: u32,
+    /// Path under which the four endpoints are served (`/idprov` gives
+    /// `/idprov/directory`, …); the directory and DNS-SD advertise it.
+    #[arg(long, default_value = "/idprov", value_parser = parse_path_prefix)]
+    pub path_prefix: String,
+}
+
+/// A path prefix: empty, or starting with `/`, without `?`, `#` or `{`.
+fn parse_path_prefix(s: &str) -> Result<String, String> {
+    if !(s.is_empty() || s.starts_with('/')) || s.contains(['?', '#', '{', '}', ' ']) {
+        return Err("must be empty or an absolute path such as /idprov".into());
+    }
+    Ok(s.trim_end_matches('/').to_string())
 }
 
 /// `idprov client` flags.

@@ -7,15 +7,28 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn list_catalogue(role: Option<crate::check::scenario::Role>) -> ExitCode {
+    use crate::check::scenario::Role;
     match crate::check::scenario::catalogue() {
         Ok(all) => {
             for s in all.iter().filter(|s| role.is_none_or(|r| s.role == r)) {
+                let features = s.features();
                 println!(
-                    "{:<48} {:<6} {:<14} {}",
+                    "{:<48} {:<6} {:<14} {}{}",
                     s.id,
                     s.level.as_str(),
                     s.section,
-                    s.title
+                    s.title,
+                    if features.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [IDPROV_FEATURE={}]", features.join(","))
+                    }
+                );
+            }
+            if role != Some(Role::Server) {
+                println!(
+                    "\nIDPROV_FEATURE values (exit 89 skips an optional feature; for a core one it is a failure):\n{}",
+                    crate::check::features::describe()
                 );
             }
             ExitCode::SUCCESS

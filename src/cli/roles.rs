@@ -16,6 +16,7 @@ pub(super) async fn run_server(a: ServerArgs) -> ExitCode {
         data_dir: a.data_dir.clone(),
         mdns: !a.no_mdns,
         cert_validity: time::Duration::days(a.cert_days as i64),
+        path_prefix: a.path_prefix.clone(),
         ..ServerConfig::default()
     };
     let running = match server::start(cfg).await {

@@ -15,9 +15,26 @@ pub struct Found {
     pub url: String,
 }
 
-/// Browses for `_idprov._tcp` and returns the first instance whose records
-/// give a usable directory URL, or an error after `timeout`.
-pub fn discover(timeout: Duration) -> Result<Found, String> {
+/// One resolved `_idprov._tcp` instance as advertised: SRV port, A/AAAA
+/// addresses and TXT attributes, uninterpreted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised {
+    /// Service instance full name.
+    pub fullname: String,
+    /// SRV port.
+    pub port: u16,
+    /// Resolved addresses.
+    pub addresses: Vec<IpAddr>,
+    /// TXT attributes.
+    pub txt: Vec<TxtEntry>,
+}
+
+/// Browses for `_idprov._tcp` until `pick` accepts a resolved instance, or
+/// fails after `timeout` with the last reason `pick` gave.
+pub fn browse<T>(
+    timeout: Duration,
+    mut pick: impl FnMut(&Advertised) -> Result<T, String>,
+) -> Result<T, String> {
     let daemon = ServiceDaemon::new().map_err(|e| format!("cannot start mDNS: {e}"))?;
     let rx = daemon
         .browse(SERVICE_TYPE)
@@ -34,23 +51,21 @@ pub fn discover(timeout: Duration) -> Result<Found, String> {
         }
         match rx.recv_timeout(left) {
             Ok(ServiceEvent::ServiceResolved(svc)) => {
-                let addrs: Vec<IpAddr> =
-                    svc.get_addresses().iter().map(|a| a.to_ip_addr()).collect();
-                let txt: Vec<TxtEntry> = svc
-                    .get_properties()
-                    .iter()
-                    .map(|p| (p.key().as_bytes().to_vec(), p.val().map(<[u8]>::to_vec)))
-                    .collect();
-                match directory_url(&addrs, svc.get_port(), &txt) {
-                    Ok(url) => {
-                        break Ok(Found {
-                            fullname: svc.get_fullname().to_string(),
-                            url,
-                        })
-                    }
+                let ad = Advertised {
+                    fullname: svc.get_fullname().to_string(),
+                    port: svc.get_port(),
+                    addresses: svc.get_addresses().iter().map(|a| a.to_ip_addr()).collect(),
+                    txt: svc
+                        .get_properties()
+                        .iter()
+                        .map(|p| (p.key().as_bytes().to_vec(), p.val().map(<[u8]>::to_vec)))
+                        .collect(),
+                };
+                match pick(&ad) {
+                    Ok(v) => break Ok(v),
                     Err(e) => {
-                        tracing::warn!(service = svc.get_fullname(), error = %e, "ignoring service");
-                        last_problem = Some(e.to_string());
+                        tracing::warn!(service = %ad.fullname, error = %e, "ignoring service");
+                        last_problem = Some(e);
                     }
                 }
             }
@@ -63,4 +78,18 @@ pub fn discover(timeout: Duration) -> Result<Found, String> {
         let _ = rx.recv_timeout(Duration::from_secs(1));
     }
     result
+}
+
+/// Browses for `_idprov._tcp` and returns the first instance whose records
+/// give a usable directory URL (read leniently, as a client must), or an
+/// error after `timeout`.
+pub fn discover(timeout: Duration) -> Result<Found, String> {
+    browse(timeout, |ad| {
+        directory_url(&ad.addresses, ad.port, &ad.txt)
+            .map(|url| Found {
+                fullname: ad.fullname.clone(),
+                url,
+            })
+            .map_err(|e| e.to_string())
+    })
 }

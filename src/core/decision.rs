@@ -22,6 +22,9 @@ pub enum VerifyMethod {
     /// Re-serialisation in Go's field order (the reference's method; used
     /// only to emulate it).
     Reserialize,
+    /// Raw blanking with SHA-256(secret) as the key (the standard's prose,
+    /// PROTOCOL §6: a known deviation; used only to emulate it).
+    Sha256Key,
 }
 
 /// The knobs of the decision.
@@ -212,11 +215,19 @@ pub fn decide(
         VerifyMethod::Reserialize => {
             sign::verify_reserialized_request(raw_body, entry.secret.as_bytes())
         }
+        VerifyMethod::Sha256Key => sign::verify_raw(
+            raw_body,
+            &sign::KeyVariant::Sha256OfSecret.key(&entry.secret),
+        ),
+    };
+    let response_key = match policy.verify {
+        VerifyMethod::Sha256Key => sign::KeyVariant::Sha256OfSecret.key(&entry.secret),
+        _ => entry.secret.as_bytes().to_vec(),
     };
     match verified {
         Ok(()) => Decision::Approve {
             authority: Authority::Secret,
-            response_key: Zeroizing::new(entry.secret.as_bytes().to_vec()),
+            response_key: Zeroizing::new(response_key),
         },
         Err(reason) => Decision::Rejected {
             reason,

@@ -29,6 +29,37 @@ pub enum DiscoveryError {
     /// No address was resolved.
     #[error("service has no usable address")]
     NoAddress,
+    /// Neither `path` nor the legacy `directory` key is in the TXT record
+    /// (a server must publish `path`).
+    #[error("TXT record has no `path` key (and no legacy `directory` key)")]
+    NoPathKey,
+}
+
+/// Which TXT key carried the directory path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKey {
+    /// `path`, the key servers publish.
+    Path,
+    /// `directory`, one revision's name, which clients also accept.
+    LegacyDirectory,
+}
+
+/// Reads the directory path a server publishes, strictly: the `path` key
+/// (or the legacy `directory` key) must be there and valid. For checking
+/// servers; clients use the lenient [`directory_path`].
+pub fn published_path(txt: &[TxtEntry]) -> Result<(String, PathKey), DiscoveryError> {
+    let has = |name: &str| {
+        txt.iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+    };
+    let key = if has("path") {
+        PathKey::Path
+    } else if has("directory") {
+        PathKey::LegacyDirectory
+    } else {
+        return Err(DiscoveryError::NoPathKey);
+    };
+    Ok((directory_path(txt)?, key))
 }
 
 /// One TXT attribute as received: key bytes and optional value bytes.
@@ -104,6 +135,22 @@ mod tests {
             "/p"
         );
         assert_eq!(directory_path(&[]).unwrap(), DIRECTORY_PATH);
+        // A server is read strictly: no key is an error, the legacy key is told apart.
+        assert_eq!(published_path(&[]), Err(DiscoveryError::NoPathKey));
+        let legacy = [(b"Directory".to_vec(), Some(b"/x/dir".to_vec()))];
+        assert_eq!(
+            published_path(&legacy).unwrap(),
+            ("/x/dir".to_string(), PathKey::LegacyDirectory)
+        );
+        let both = [
+            (b"directory".to_vec(), Some(b"/old".to_vec())),
+            (b"path".to_vec(), Some(b"/new".to_vec())),
+        ];
+        assert_eq!(
+            published_path(&both).unwrap(),
+            ("/new".to_string(), PathKey::Path)
+        );
+        assert!(published_path(&[(b"path".to_vec(), None)]).is_err());
         assert!(directory_path(&[e("path", Some(""))]).is_err());
         assert!(directory_path(&[e("path", None)]).is_err());
         assert!(directory_path(&[e("path", Some("/a b"))]).is_err());

@@ -81,6 +81,28 @@ impl Default for Endpoints {
     }
 }
 
+/// The default path prefix of the endpoints.
+pub const DEFAULT_PATH_PREFIX: &str = "/idprov";
+
+impl Endpoints {
+    /// The four endpoints as paths under `prefix` (e.g. `/idprov`, the
+    /// default; `""` puts them at the root).
+    pub fn under(prefix: &str) -> Self {
+        let p = prefix.trim_end_matches('/');
+        Endpoints {
+            directory: format!("{p}/directory"),
+            status: format!("{p}/status/{{deviceID}}"),
+            post_oob_secret: format!("{p}/oobsecret"),
+            post_provision_request: format!("{p}/provreq"),
+        }
+    }
+
+    /// The status path up to the device ID.
+    pub fn status_prefix(&self) -> &str {
+        self.status.trim_end_matches("{deviceID}")
+    }
+}
+
 /// `GET /idprov/directory` response as served by this project (PROTOCOL §3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DirectoryMessage {

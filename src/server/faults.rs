@@ -57,12 +57,50 @@ pub enum Fault {
     /// answer, 401/403 swapped, base64 `clientCert` in status, and
     /// verification by re-serialisation.
     GoWireFormat,
-    /// The process stops serving when many provisioning requests arrive at
-    /// once (the Go reference's unlocked secret map).
+    /// The process stops serving when provisioning requests and OOB posts
+    /// overlap (the Go reference's unlocked secret map: Go aborts on a
+    /// concurrent map read and write).
     DieUnderConcurrency,
+    /// Certificates issued by a CA other than the one the directory and TLS
+    /// chain name (§5).
+    IssueFromOtherCa,
+    /// HMAC keyed with SHA-256(secret) both ways, as the standard's prose
+    /// reads (§6).
+    Sha256HmacKey,
+    /// The DNS-SD instance carries an empty TXT record (§2).
+    EmptyTxt,
+    /// No time limit on reading a body: a body shorter than its
+    /// `Content-Length` holds the request open for ever.
+    NoBodyTimeout,
 }
 
 impl Fault {
+    /// The fault's name on the command line of the test-only
+    /// `faulty_server` example (kebab-case of the variant).
+    pub fn name(self) -> String {
+        let mut out = String::new();
+        for (i, c) in format!("{self:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    out.push('-');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Looks a fault up by [`Fault::name`].
+    pub fn by_name(name: &str) -> Option<Fault> {
+        Self::ALL
+            .iter()
+            .chain(std::iter::once(&Fault::GoWireFormat))
+            .copied()
+            .find(|f| f.name() == name)
+    }
+
     /// Every fault.
     pub const ALL: &'static [Fault] = &[
         Fault::NoGuessLimit,
@@ -89,6 +127,10 @@ impl Fault {
         Fault::PanicOnNestedObject,
         Fault::NoCaInDirectory,
         Fault::DieUnderConcurrency,
+        Fault::IssueFromOtherCa,
+        Fault::Sha256HmacKey,
+        Fault::EmptyTxt,
+        Fault::NoBodyTimeout,
     ];
 
     /// The Go reference as recorded (PROTOCOL §10): its wire format plus

@@ -5,8 +5,7 @@ use super::faults::Fault;
 use super::Shared;
 use crate::core::decision::{Authority, Decision, PeerCert, Role};
 use crate::core::messages::{
-    ErrorMessage, ProvisionResponse, ProvisionStatus, Signed, StatusMessage, DIRECTORY_PATH,
-    MAX_BODY, OOB_PATH, PROVREQ_PATH, STATUS_PREFIX,
+    ErrorMessage, ProvisionResponse, ProvisionStatus, Signed, StatusMessage, MAX_BODY,
 };
 use crate::core::validate::{self, check_device_id};
 use crate::error::RequestError;
@@ -107,13 +106,21 @@ async fn route(
     shared: &Shared,
     conn: &ConnInfo,
 ) -> Result<Response<Full<Bytes>>, RequestError> {
+    // RFC 9110 §9: the methods HTTP defines; any other token is unknown.
+    const KNOWN_METHODS: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    if !KNOWN_METHODS.contains(&req.method().as_str()) && !shared.faults.has(Fault::AnyMethod) {
+        return Err(RequestError::NotImplemented);
+    }
     let path = req.uri().path().to_string();
+    let paths = &shared.paths;
     match path.as_str() {
-        DIRECTORY_PATH => {
+        p if p == paths.directory => {
             expect_method(shared, &req, Method::GET, "GET")?;
             Ok(json_response(StatusCode::OK, shared.directory_json.clone()))
         }
-        OOB_PATH => {
+        p if p == paths.post_oob_secret => {
             expect_method(shared, &req, Method::POST, "POST")?;
             if !shared.faults.has(Fault::OobNoAuth) {
                 let checked = require_admin(conn, OffsetDateTime::now_utc());
@@ -133,14 +140,18 @@ async fn route(
                 }
             }
             let body = read_body(shared, req).await?;
+            let _inflight = Inflight::enter(&shared.oob_inflight);
+            if shared.faults.has(Fault::DieUnderConcurrency) {
+                racy_map_access(shared, &shared.inflight).await;
+            }
             post_oob(shared, &body)
         }
-        PROVREQ_PATH => {
+        p if p == paths.post_provision_request => {
             expect_method(shared, &req, Method::POST, "POST")?;
             let body = read_body(shared, req).await?;
             provision(shared, conn, body).await
         }
-        p if p.starts_with(STATUS_PREFIX) => {
+        p if p.starts_with(paths.status_prefix()) => {
             expect_method(shared, &req, Method::GET, "GET")?;
             if shared.faults.has(Fault::StatusAnyCert) {
                 if matches!(
@@ -152,7 +163,7 @@ async fn route(
             } else {
                 require_admin(conn, OffsetDateTime::now_utc())?;
             }
-            let id = &p[STATUS_PREFIX.len()..];
+            let id = &p[paths.status_prefix().len()..];
             status(shared, id).await
         }
         _ => Err(RequestError::NotFound),
@@ -218,6 +229,9 @@ async fn read_body(shared: &Shared, req: Request<Incoming>) -> Result<Bytes, Req
             Ok(buf.freeze())
         }
     };
+    if shared.faults.has(Fault::NoBodyTimeout) {
+        return read.await;
+    }
     match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Err(_) => Err(RequestError::Timeout),
         Ok(r) => r,
@@ -254,25 +268,35 @@ fn post_oob(shared: &Shared, body: &[u8]) -> Result<Response<Full<Bytes>>, Reque
 }
 
 /// Counts provisioning requests in flight.
+/// Counts a request in flight while it lives.
 struct Inflight<'a> {
-    shared: &'a Shared,
-    count: usize,
+    counter: &'a std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> Inflight<'a> {
-    fn enter(shared: &'a Shared) -> Self {
-        use std::sync::atomic::Ordering;
-        let count = shared.inflight.fetch_add(1, Ordering::SeqCst) + 1;
-        Inflight { shared, count }
+    fn enter(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Inflight { counter }
     }
 }
 
 impl Drop for Inflight<'_> {
     fn drop(&mut self) {
-        self.shared
-            .inflight
+        self.counter
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// The `DieUnderConcurrency` fault: the secret map is touched without a
+/// lock, slowly; when a request of the other kind is in flight at the same
+/// time, the process dies half the time (as Go aborts on a concurrent map
+/// read and write). Sequential traffic never triggers it.
+async fn racy_map_access(shared: &Shared, other_kind: &std::sync::atomic::AtomicUsize) {
+    if other_kind.load(std::sync::atomic::Ordering::SeqCst) > 0 && rand::random::<bool>() {
+        shared.die.notify_one();
+        panic!("deliberate fault: concurrent map read and map write");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
 }
 
 /// The OOB parser of a deliberately broken server.
@@ -318,10 +342,9 @@ async fn provision(
 ) -> Result<Response<Full<Bytes>>, RequestError> {
     let now = OffsetDateTime::now_utc();
     let f = |x| shared.faults.has(x);
-    let _inflight = Inflight::enter(shared);
-    if f(Fault::DieUnderConcurrency) && _inflight.count > 12 {
-        shared.die.notify_one();
-        panic!("deliberate fault: concurrent provisioning corrupted the secret map");
+    let _inflight = Inflight::enter(&shared.inflight);
+    if f(Fault::DieUnderConcurrency) {
+        racy_map_access(shared, &shared.oob_inflight).await;
     }
     if f(Fault::PanicOnNestedObject) && has_nested_object(&body) {
         panic!("deliberate fault: nested object in a provisioning request");
@@ -362,6 +385,8 @@ async fn provision(
         },
         verify: if f(Fault::GoWireFormat) {
             crate::core::decision::VerifyMethod::Reserialize
+        } else if f(Fault::Sha256HmacKey) {
+            crate::core::decision::VerifyMethod::Sha256Key
         } else {
             crate::core::decision::VerifyMethod::RawBlanking
         },
@@ -463,7 +488,9 @@ async fn provision(
                 req.device_id.clone()
             };
             let issued = shared
-                .ca
+                .issuing_ca
+                .as_ref()
+                .unwrap_or(&shared.ca)
                 .issue_device_with(&cn, &key, shared.config.cert_validity, now, &opts)
                 .map_err(|e| RequestError::Internal(e.to_string()));
             let record = issued.map(|c| IssuedRecord {

@@ -25,11 +25,22 @@ fn host_label() -> String {
 }
 
 impl Advertisement {
-    /// Advertises `instance` for a server listening on `addr`.
+    /// Advertises `instance` for a server listening on `addr`, with the
+    /// default directory path in TXT.
     pub fn start(instance: &str, addr: SocketAddr) -> Result<Self, mdns_sd::Error> {
+        Self::start_with_txt(instance, addr, Some(DIRECTORY_PATH))
+    }
+
+    /// Advertises `instance` with TXT `path=<path>` (no TXT attribute at
+    /// all with `None`: only the test-only `EmptyTxt` fault does that).
+    pub fn start_with_txt(
+        instance: &str,
+        addr: SocketAddr,
+        path: Option<&str>,
+    ) -> Result<Self, mdns_sd::Error> {
         let daemon = ServiceDaemon::new()?;
         let host = format!("{}.local.", host_label());
-        let props = [("path", DIRECTORY_PATH)];
+        let props: Vec<(&str, &str)> = path.map(|p| ("path", p)).into_iter().collect();
         let info = if addr.ip().is_unspecified() {
             ServiceInfo::new(SERVICE_TYPE, instance, &host, "", addr.port(), &props[..])?
                 .enable_addr_auto()

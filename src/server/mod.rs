@@ -10,7 +10,9 @@ pub mod store;
 use crate::core::decision::{
     PeerCert, SecretStore, DEFAULT_GUESS_LIMIT, DEFAULT_WAITING_RETRY_SEC,
 };
-use crate::core::messages::{DirectoryMessage, Endpoints, DEFAULT_PORT, EXT_CSR, VERSION};
+use crate::core::messages::{
+    DirectoryMessage, Endpoints, DEFAULT_PATH_PREFIX, DEFAULT_PORT, EXT_CSR, VERSION,
+};
 use crate::pki::{CertAuthority, CertInfo, DEFAULT_CERT_DAYS};
 use datadir::DataDir;
 use handler::ConnInfo;
@@ -47,6 +49,8 @@ pub struct ServerConfig {
     pub max_secrets: usize,
     /// Time allowed for a TLS handshake and for request headers.
     pub header_timeout: Duration,
+    /// Path prefix of the four endpoints (default `/idprov`).
+    pub path_prefix: String,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +65,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_secrets: 100_000,
             header_timeout: Duration::from_secs(10),
+            path_prefix: DEFAULT_PATH_PREFIX.into(),
         }
     }
 }
@@ -84,10 +89,17 @@ pub struct Shared {
     pub committer: store::GroupCommitter,
     secrets: Mutex<SecretStore>,
     directory_json: Vec<u8>,
+    /// Where the endpoints are served.
+    pub paths: Endpoints,
+    /// The CA that signs issued certificates when it is not `ca` (only
+    /// with the `IssueFromOtherCa` fault).
+    pub issuing_ca: Option<CertAuthority>,
     /// Deliberate defects (empty unless started by `start_with_faults`).
     pub faults: faults::Faults,
     /// Provisioning requests being handled (for `DieUnderConcurrency`).
     pub inflight: std::sync::atomic::AtomicUsize,
+    /// OOB posts being handled (for `DieUnderConcurrency`).
+    pub oob_inflight: std::sync::atomic::AtomicUsize,
     /// Signalled to stop serving at once (for `DieUnderConcurrency`).
     pub die: tokio::sync::Notify,
 }
@@ -147,11 +159,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// The directory URL.
     pub fn directory_url(&self) -> String {
-        format!(
-            "https://{}{}",
-            self.addr,
-            crate::core::messages::DIRECTORY_PATH
-        )
+        format!("https://{}{}", self.addr, self.shared.paths.directory)
     }
 
     /// Stops accepting, lets open requests finish (up to 5 s), and returns.
@@ -232,7 +240,7 @@ pub async fn start_with_faults(
     let committer = store::GroupCommitter::start(store.clone())
         .map_err(|e| StartError::Thread(e.to_string()))?;
     let directory = DirectoryMessage {
-        endpoints: Endpoints::default(),
+        endpoints: Endpoints::under(&config.path_prefix),
         ca_cert: if faults.has(faults::Fault::NoCaInDirectory) {
             String::new()
         } else {
@@ -255,14 +263,32 @@ pub async fn start_with_faults(
         } else {
             crate::core::json::to_go_json(&directory)
         },
+        paths: Endpoints::under(&config.path_prefix),
+        issuing_ca: if faults.has(faults::Fault::IssueFromOtherCa) {
+            Some(
+                CertAuthority::generate("idprov other CA", time::OffsetDateTime::now_utc())
+                    .map_err(|e| StartError::Thread(e.to_string()))?,
+            )
+        } else {
+            None
+        },
         faults,
         inflight: std::sync::atomic::AtomicUsize::new(0),
+        oob_inflight: std::sync::atomic::AtomicUsize::new(0),
         die: tokio::sync::Notify::new(),
     });
     let advert = if config.mdns {
         Some(
-            mdns::Advertisement::start("idprov", addr)
-                .map_err(|e| StartError::Mdns(e.to_string()))?,
+            mdns::Advertisement::start_with_txt(
+                "idprov",
+                addr,
+                if shared.faults.has(faults::Fault::EmptyTxt) {
+                    None
+                } else {
+                    Some(&shared.paths.directory)
+                },
+            )
+            .map_err(|e| StartError::Mdns(e.to_string()))?,
         )
     } else {
         None

@@ -56,31 +56,89 @@ impl Case<'_> {
         Ok(None)
     }
 
-    pub(super) async fn do_discover(&mut self) -> StepResult {
-        let found = tokio::task::spawn_blocking(|| discover::discover(Duration::from_secs(10)))
-            .await
-            .map_err(|e| StepError::Fail(e.to_string()))?
-            .map_err(StepError::Fail)?;
-        self.evidence.push(Exchange::note(
-            self.step_no,
-            format!("DNS-SD: {} → {}", found.fullname, found.url),
-        ));
+    /// Finds the target's DNS-SD advertisement and reads it strictly, as a
+    /// server must publish it (PROTOCOL §2): SRV port equal to the
+    /// target's, TXT `path` (or the legacy `directory`) present and valid,
+    /// and an advertised address that answers the directory.
+    pub(super) async fn do_discover(&mut self, st: &Step) -> StepResult {
+        use crate::core::discovery::{published_path, PathKey};
         let want =
             net::parse_url(&self.ctx.target.url).map_err(|e| StepError::Fail(e.to_string()))?;
-        let got = net::parse_url(&found.url).map_err(|e| StepError::Fail(e.to_string()))?;
-        if got.port != want.port || got.path != want.path {
+        let port = want.port;
+        let ad = tokio::task::spawn_blocking(move || {
+            discover::browse(Duration::from_secs(10), |ad| {
+                if ad.port == port {
+                    Ok(ad.clone())
+                } else {
+                    Err(format!(
+                        "{} advertises port {}, the target listens on {port}",
+                        ad.fullname, ad.port
+                    ))
+                }
+            })
+        })
+        .await
+        .map_err(|e| StepError::Fail(e.to_string()))?
+        .map_err(StepError::Fail)?;
+        let txt: Vec<String> = ad
+            .txt
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!(
+                    "{}={}",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                ),
+                None => String::from_utf8_lossy(k).into_owned(),
+            })
+            .collect();
+        self.evidence.push(Exchange::note(
+            self.step_no,
+            format!(
+                "DNS-SD: {} · SRV port {} · addresses {:?} · TXT [{}]",
+                ad.fullname,
+                ad.port,
+                ad.addresses,
+                txt.join(", ")
+            ),
+        ));
+        let (path, key) = published_path(&ad.txt).map_err(|e| {
+            StepError::Fail(format!(
+                "the advertisement cannot lead a device anywhere by itself: {e}"
+            ))
+        })?;
+        if st.expect.txt_path_key == Some(true) && key == PathKey::LegacyDirectory {
             return fail(format!(
-                "advertised {} but the target is {}",
-                found.url, self.ctx.target.url
+                "TXT publishes the directory path only under the legacy key `directory` ({path}); servers publish `path`"
             ));
         }
-        let r = self
-            .call_with(Method::GET, &found.url, None, "nobody", true)
-            .await
-            .map_err(StepError::Fail)?;
-        parse_directory(&r.body, &found.url).map_err(|e| {
-            StepError::Fail(format!("advertised URL does not serve a directory: {e}"))
-        })?;
-        Ok(None)
+        let mut addrs = ad.addresses.clone();
+        addrs.sort_by_key(|a| a.is_ipv6());
+        if addrs.is_empty() {
+            return fail("the advertisement resolves to no address");
+        }
+        let mut problems = Vec::new();
+        for ip in addrs {
+            let host = match ip {
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            };
+            let url = format!("https://{host}:{}{path}", ad.port);
+            match self
+                .call_with(Method::GET, &url, None, "nobody", true)
+                .await
+            {
+                Ok(r) if r.status == 200 => match parse_directory(&r.body, &url) {
+                    Ok(_) => return Ok(None),
+                    Err(e) => problems.push(format!("{url}: not a directory: {e}")),
+                },
+                Ok(r) => problems.push(format!("{url}: HTTP {}", r.status)),
+                Err(e) => problems.push(format!("{url}: {e}")),
+            }
+        }
+        fail(format!(
+            "no advertised address answers the directory: {}",
+            problems.join("; ")
+        ))
     }
 }

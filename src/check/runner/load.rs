@@ -155,4 +155,133 @@ impl Case<'_> {
         }
         Ok(None)
     }
+
+    /// Rounds of concurrent traffic: in each round the secrets of the next
+    /// batch are posted while the current batch provisions, all at once, so
+    /// that OOB posts and provisioning requests overlap (where an unlocked
+    /// secret map breaks). Every device must be Approved.
+    pub(super) async fn do_concurrent_rounds(&mut self, st: &Step) -> StepResult {
+        let n = st.count.unwrap_or(128).clamp(1, 512) as usize;
+        let rounds = st.rounds.unwrap_or(4).clamp(1, 8) as usize;
+        let oob = self.oob_url().await;
+        let url = self.provreq_url().await;
+        let admin = self.config("admin", false)?;
+        let anon = self.config("nobody", false)?;
+        let timeout = self.ctx.request_timeout;
+        // Everything is prepared before the clock starts.
+        let mut posts: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut provs: Vec<Vec<Vec<u8>>> = Vec::new();
+        for r in 0..rounds {
+            let (mut p, mut q) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                let sym = format!("r{r}c{i}");
+                let dev = self.device(&sym);
+                let secret = self.secret(&sym);
+                p.push(
+                    serde_json::to_vec(&serde_json::json!({
+                        "deviceID": dev, "oobSecret": secret, "validUntil": ""
+                    }))
+                    .unwrap_or_default(),
+                );
+                let (body, _) = self.build_request(
+                    &Step {
+                        secret: Some(sym),
+                        ..Step::default()
+                    },
+                    &dev,
+                )?;
+                q.push(body);
+            }
+            posts.push(p);
+            provs.push(q);
+        }
+        let started = Instant::now();
+        let mut approved = 0usize;
+        let mut problems: Vec<String> = Vec::new();
+        for r in 0..=rounds {
+            let mut post_tasks = Vec::new();
+            if r < rounds {
+                for b in posts[r].drain(..) {
+                    let (u, c) = (oob.clone(), admin.clone());
+                    post_tasks.push(tokio::spawn(async move {
+                        net::request(&u, Method::POST, Some(b), c, timeout).await
+                    }));
+                }
+            }
+            let mut prov_tasks = Vec::new();
+            if r > 0 {
+                for b in provs[r - 1].drain(..) {
+                    let (u, c) = (url.clone(), anon.clone());
+                    prov_tasks.push(tokio::spawn(async move {
+                        net::request(&u, Method::POST, Some(b), c, timeout).await
+                    }));
+                }
+            }
+            for t in post_tasks {
+                match t.await {
+                    Ok(Ok(resp)) if resp.status == 200 => {}
+                    Ok(Ok(resp)) => {
+                        problems.push(format!("round {r}: posting a secret: HTTP {}", resp.status));
+                    }
+                    Ok(Err(e)) => problems.push(format!("round {r}: posting a secret: {e}")),
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+            for t in prov_tasks {
+                match t.await {
+                    Ok(Ok(resp)) if resp.status == 200 => {
+                        let s =
+                            resp_json(&resp).and_then(|v| v["status"].as_str().map(str::to_string));
+                        if s.as_deref() == Some("Approved") {
+                            approved += 1;
+                        } else {
+                            problems.push(format!(
+                                "round {}: status {}",
+                                r - 1,
+                                s.unwrap_or_default()
+                            ));
+                        }
+                    }
+                    Ok(Ok(resp)) => problems.push(format!("round {}: HTTP {}", r - 1, resp.status)),
+                    Ok(Err(e)) => problems.push(format!("round {}: {e}", r - 1)),
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+        }
+        let total = n * rounds;
+        let directory_ok = matches!(
+            self.call_with(Method::GET, &self.ctx.target.url.clone(), None, "nobody", true)
+                .await,
+            Ok(r) if r.status == 200
+        );
+        let mut distinct = problems.clone();
+        distinct.sort();
+        distinct.dedup();
+        self.evidence.push(Exchange::note(
+            self.step_no,
+            format!(
+                "{rounds} rounds of {n} devices, secrets posted while the previous round provisioned: {approved} of {total} Approved in {} ms; directory afterwards: {}; problems: {}",
+                started.elapsed().as_millis(),
+                if directory_ok { "answers" } else { "NO ANSWER" },
+                if distinct.is_empty() {
+                    "none".into()
+                } else {
+                    distinct.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+                }
+            ),
+        ));
+        if st.expect.all_approved == Some(true) && (approved != total || !directory_ok) {
+            distinct.truncate(3);
+            return fail(format!(
+                "{approved} of {total} Approved{} ({})",
+                if directory_ok {
+                    ""
+                } else {
+                    "; the server no longer answers"
+                },
+                distinct.join("; ")
+            ));
+        }
+        Ok(None)
+    }
 }

@@ -275,10 +275,11 @@ impl Case<'_> {
             }
             Action::Guess => self.do_guess(st).await,
             Action::Burst => self.do_burst(st).await,
+            Action::Concurrent if st.rounds.is_some() => self.do_concurrent_rounds(st).await,
             Action::Concurrent => self.do_concurrent(st).await,
             Action::Sanity => self.do_sanity().await,
             Action::Observe => self.do_observe(st).await,
-            Action::Discover => self.do_discover().await,
+            Action::Discover => self.do_discover(st).await,
             Action::Serve | Action::GiveCertificate | Action::RunDevice => {
                 fail("a client-case action in a server case")
             }
