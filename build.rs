@@ -19,7 +19,35 @@ fn collect(dir: &Path, out: &mut Vec<String>) {
     }
 }
 
+/// The git revision the binary is built from, for sign-off bundles.
+fn git_revision() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let head = manifest.join(".git/HEAD");
+    if head.exists() {
+        println!("cargo:rerun-if-changed={}", head.display());
+        if let Ok(h) = fs::read_to_string(&head) {
+            if let Some(r) = h.trim().strip_prefix("ref: ") {
+                println!(
+                    "cargo:rerun-if-changed={}",
+                    manifest.join(".git").join(r).display()
+                );
+            }
+        }
+    }
+    let rev = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(manifest)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=IDPROV_GIT_REVISION={rev}");
+}
+
 fn main() {
+    git_revision();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();

@@ -760,6 +760,11 @@ fn build_report(
                 title: title.to_string(),
                 section: "PROTOCOL §1".into(),
                 level: Level::Must,
+                rules: if *k == FindingKind::Hang {
+                    vec!["transport.robust".into(), "transport.timeouts".into()]
+                } else {
+                    vec!["transport.robust".into()]
+                },
                 verdict: if n == 0 { Verdict::Pass } else { Verdict::Fail },
                 detail: if n == 0 {
                     format!("{sent} requests; statuses {hist}")
@@ -801,6 +806,7 @@ fn build_report(
                 .into(),
             section: "PROTOCOL §1".into(),
             level: Level::May,
+            rules: vec!["transport.unknown-method".into()],
             verdict: Verdict::Info,
             detail: format!(
                 "{}; the conformance cases judge 405 vs 501 for the methods the profile names",

@@ -16,6 +16,7 @@ pub mod fuzz;
 pub mod net;
 pub mod pki;
 pub mod server;
+pub mod spec;
 pub mod suite;
 pub mod tls;
 pub mod vectors;

@@ -1,6 +1,7 @@
 //! `idprov check` as a process: exit codes 0/1/2, reports on disk,
 //! known-failing files, --list, and an external target given by URL.
 
+mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,8 +36,7 @@ fn bare_check_passes_and_writes_reports() {
     for f in ["report.json", "junit.xml", "report.html", "report.md"] {
         assert!(rep.join(f).exists(), "{f}");
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(rep.join("report.json")).unwrap()).unwrap();
+    let v = report(&rep);
     assert_eq!(v["seed"], 1);
     assert_eq!(v["summary"]["fail"], 0);
     assert_eq!(v["outcome"]["result"], "pass");
@@ -187,8 +187,7 @@ fn external_server_by_url() {
         out.contains("server.renewal.expired-refused") && out.contains("lacks capability ca-key"),
         "{out}"
     );
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(rep.join("report.json")).unwrap()).unwrap();
+    let v = report(&rep);
     let verdict = |id: &str| {
         v["cases"]
             .as_array()
@@ -293,8 +292,11 @@ impl Drop for FaultyServer {
     }
 }
 
+/// Reads a report.json the CLI wrote, checking it meets the schema.
 fn report(rep: &std::path::Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(rep.join("report.json")).unwrap()).unwrap()
+    let v = serde_json::from_slice(&std::fs::read(rep.join("report.json")).unwrap()).unwrap();
+    common::assert_meets_schema(&v, &rep.display().to_string());
+    v
 }
 
 /// A server that answers but whose core is broken is a failing target, not

@@ -1,5 +1,5 @@
 //! Interop with the Go reference, from its recorded exchanges
-//! (tests/fixtures/go-reference, copied from shared/captures): our signer
+//! (tests/fixtures/go-reference, recorded from the Go reference): our signer
 //! produces its exact bytes, our verifier accepts what it signed, our
 //! tolerant parsers accept its wire format, and our server provisions from a
 //! request its client made.

@@ -1,7 +1,9 @@
 //! `idprov check`: the conformance suite. Loads the case catalogue
 //! (`scenarios/`), runs it against a target, and writes the reports.
 
+pub mod bundle;
 pub mod client;
+pub mod explain;
 pub mod features;
 pub mod options;
 pub mod outcome;
@@ -366,6 +368,7 @@ pub fn combine(server: Report, client: Report) -> Report {
     let mut caps: BTreeSet<String> = server.capabilities.into_iter().collect();
     caps.extend(client.capabilities);
     let mut r = Report {
+        schema_version: server.schema_version,
         suite: server.suite,
         version: server.version,
         role: "server+client".into(),

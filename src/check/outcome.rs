@@ -81,6 +81,7 @@ mod tests {
             title: String::new(),
             section: "PROTOCOL §1".into(),
             level,
+            rules: vec![],
             verdict,
             detail: String::new(),
             ms: 0,

@@ -87,6 +87,9 @@ pub struct CaseResult {
     pub section: String,
     /// Level.
     pub level: Level,
+    /// Rules of docs/PROTOCOL.md the case checks.
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// Verdict.
     pub verdict: Verdict,
     /// Why (failure, skip reason, observation).
@@ -112,6 +115,7 @@ impl CaseResult {
             title: s.title.clone(),
             section: s.section.clone(),
             level: s.level,
+            rules: s.rules.clone(),
             verdict: Verdict::Skip,
             detail: String::new(),
             ms: 0,
@@ -120,6 +124,143 @@ impl CaseResult {
             known_failing: None,
         }
     }
+}
+
+/// The scenario behind a case id, for its rationale and fix.
+fn case_doc(id: &str) -> Option<Scenario> {
+    super::scenario::catalogue()
+        .ok()?
+        .into_iter()
+        .find(|s| s.id == id)
+}
+
+/// The profile (docs/PROTOCOL.md) as a self-contained HTML page, with an
+/// anchor per rule so reports can link to `PROTOCOL.html#<rule-id>`.
+pub fn protocol_html() -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    // Inline markup: `code` and **bold**; a rule id gets its anchor.
+    let inline = |s: &str| -> String {
+        let mut out = String::new();
+        let mut code = false;
+        let mut bold = false;
+        let e = esc(s);
+        let mut rest = e.as_str();
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix("**`") {
+                if let Some((id, after)) = r.split_once("`**") {
+                    out.push_str(&format!(
+                        "<a id=\"{id}\" href=\"#{id}\"><strong><code>{id}</code></strong></a>"
+                    ));
+                    rest = after;
+                    continue;
+                }
+            }
+            if let Some(r) = rest.strip_prefix("**") {
+                out.push_str(if bold { "</strong>" } else { "<strong>" });
+                bold = !bold;
+                rest = r;
+                continue;
+            }
+            if let Some(r) = rest.strip_prefix('`') {
+                out.push_str(if code { "</code>" } else { "<code>" });
+                code = !code;
+                rest = r;
+                continue;
+            }
+            let ch = rest.chars().next().unwrap_or(' ');
+            out.push(ch);
+            rest = &rest[ch.len_utf8()..];
+        }
+        if code {
+            out.push_str("</code>");
+        }
+        if bold {
+            out.push_str("</strong>");
+        }
+        out
+    };
+    let mut h = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>IDProv profile (idprov)</title>\n<style>body{font:15px/1.5 system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}pre{background:#f6f6f6;padding:6px;overflow:auto}a[id]:target strong{background:#ffef9e}code{font-size:0.95em}</style></head><body>\n",
+    );
+    let mut in_code = false;
+    let mut in_list = false;
+    let mut para = String::new();
+    let flush = |h: &mut String, para: &mut String, in_list: &mut bool| {
+        if !para.is_empty() {
+            if *in_list {
+                h.push_str(&format!("<li>{para}</li>\n"));
+            } else {
+                h.push_str(&format!("<p>{para}</p>\n"));
+            }
+            para.clear();
+        }
+    };
+    for line in crate::spec::PROTOCOL_MD.lines() {
+        if line.trim_start().starts_with("```") {
+            flush(&mut h, &mut para, &mut in_list);
+            h.push_str(if in_code { "</pre>\n" } else { "<pre>" });
+            in_code = !in_code;
+            continue;
+        }
+        if in_code || line.trim_start().starts_with('|') {
+            if !in_code {
+                flush(&mut h, &mut para, &mut in_list);
+                h.push_str(&format!("<pre>{}</pre>\n", esc(line)));
+            } else {
+                h.push_str(&esc(line));
+                h.push('\n');
+            }
+            continue;
+        }
+        let t = line.trim_start();
+        if let Some(level) = ["### ", "## ", "# "].iter().position(|p| t.starts_with(p)) {
+            flush(&mut h, &mut para, &mut in_list);
+            if in_list {
+                h.push_str("</ul>\n");
+                in_list = false;
+            }
+            let n = 3 - level;
+            let text = t.trim_start_matches('#').trim();
+            h.push_str(&format!("<h{n}>{}</h{n}>\n", inline(text)));
+            continue;
+        }
+        if t.is_empty() {
+            flush(&mut h, &mut para, &mut in_list);
+            if in_list {
+                h.push_str("</ul>\n");
+                in_list = false;
+            }
+            continue;
+        }
+        let item = t.strip_prefix("- ").or_else(|| {
+            t.split_once(". ")
+                .filter(|(d, _)| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+                .map(|(_, r)| r)
+        });
+        if let Some(item) = item {
+            flush(&mut h, &mut para, &mut in_list);
+            if !in_list {
+                h.push_str("<ul>\n");
+                in_list = true;
+            }
+            para.push_str(&inline(item));
+            continue;
+        }
+        if !para.is_empty() {
+            para.push(' ');
+        }
+        para.push_str(&inline(t));
+    }
+    flush(&mut h, &mut para, &mut in_list);
+    if in_list {
+        h.push_str("</ul>\n");
+    }
+    h.push_str("</body></html>\n");
+    h
 }
 
 /// Verdict counts.
@@ -135,9 +276,15 @@ pub struct Summary {
     pub info: usize,
 }
 
+/// Version of the `report.json` format (docs/report.schema.json); raised
+/// when a field changes meaning or goes away.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
 /// The whole report (`report.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    /// Version of this format ([`REPORT_SCHEMA_VERSION`]).
+    pub schema_version: u32,
     /// Always `idprov`.
     pub suite: String,
     /// Suite version.
@@ -212,6 +359,7 @@ impl Report {
         outcome: Outcome,
     ) -> Self {
         let mut r = Report {
+            schema_version: REPORT_SCHEMA_VERSION,
             suite: "idprov".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             role: role.into(),
@@ -283,6 +431,11 @@ impl Report {
         crate::fsutil::write_atomic(
             &dir.join("report.md"),
             self.markdown().as_bytes(),
+            crate::fsutil::MODE_PUBLIC,
+        )?;
+        crate::fsutil::write_atomic(
+            &dir.join("PROTOCOL.html"),
+            protocol_html().as_bytes(),
             crate::fsutil::MODE_PUBLIC,
         )?;
         Ok(())
@@ -547,10 +700,43 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
                     .unwrap_or_default(),
                 detail = esc(&c.detail)
             );
+            if !c.rules.is_empty() {
+                let links: Vec<String> = c
+                    .rules
+                    .iter()
+                    .map(|r| format!("<a href=\"PROTOCOL.html#{0}\"><code>{0}</code></a>", esc(r)))
+                    .collect();
+                let _ = write!(h, "<div class=\"rules\">rules: {}</div>", links.join(" "));
+            }
+            if c.verdict == Verdict::Fail {
+                // What the rule says and why it matters, where it is needed.
+                for r in c.rules.iter().filter_map(|r| crate::spec::rule(r)) {
+                    let _ = write!(
+                        h,
+                        "<blockquote><code>{}</code> {}: {}</blockquote>",
+                        esc(&r.id),
+                        r.level.as_str(),
+                        esc(&r.text)
+                    );
+                }
+                if let Some(s) = case_doc(&c.id) {
+                    let _ = write!(
+                        h,
+                        "<p><b>Why it matters:</b> {}<br><b>How to fix:</b> {}</p>",
+                        esc(&s.rationale),
+                        esc(&s.fix)
+                    );
+                }
+            }
             if !c.evidence.is_empty() {
                 let _ = write!(
                     h,
-                    "<details><summary>{} exchanges</summary>",
+                    "<details{}><summary>{} exchanges</summary>",
+                    if c.verdict == Verdict::Fail {
+                        " open"
+                    } else {
+                        ""
+                    },
                     c.evidence.len()
                 );
                 for e in &c.evidence {
@@ -563,23 +749,36 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
                         .iter()
                         .map(|(k, v)| format!("{k}: {v}\n"))
                         .collect();
+                    let status = match (&e.status, &e.error) {
+                        (Some(s), _) => s.to_string(),
+                        (None, Some(err)) => format!("no response: {}", esc(err)),
+                        (None, None) => "no response".into(),
+                    };
+                    // The status line always shows; long bodies fold under it.
                     let _ = write!(
                         h,
-                        "<pre>step {step} · {m} {url} as {cred} · {ms} ms\n{req}\n→ {status}\n{headers}\n{resp}</pre>",
+                        "<pre>step {step} · {m} {url} as {cred} · {ms} ms → {status}</pre>",
                         step = e.step,
                         m = esc(&e.method),
                         url = esc(&e.url),
                         cred = esc(&e.credential),
                         ms = e.ms,
-                        req = esc(&e.request_body),
-                        status = match (&e.status, &e.error) {
-                            (Some(s), _) => s.to_string(),
-                            (None, Some(err)) => format!("no response: {}", esc(err)),
-                            (None, None) => "no response".into(),
-                        },
-                        headers = esc(&headers),
-                        resp = esc(&e.response_body)
                     );
+                    let body = format!(
+                        "{}\n→ {status}\n{}\n{}",
+                        esc(&e.request_body),
+                        esc(&headers),
+                        esc(&e.response_body)
+                    );
+                    if e.request_body.len() + e.response_body.len() > 600 {
+                        let _ = write!(
+                            h,
+                            "<details><summary>bodies ({} bytes)</summary><pre>{body}</pre></details>",
+                            e.request_body.len() + e.response_body.len()
+                        );
+                    } else {
+                        let _ = write!(h, "<pre>{body}</pre>");
+                    }
                 }
                 h.push_str("</details>");
             }
@@ -609,6 +808,7 @@ mod tests {
             title: "t".into(),
             section: "PROTOCOL §4".into(),
             level: Level::Must,
+            rules: vec!["oob.fields".into()],
             verdict,
             detail: "expected HTTP 400, got 200".into(),
             ms: 1,

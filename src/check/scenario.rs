@@ -56,6 +56,13 @@ pub struct Scenario {
     pub level: Level,
     /// Server or client.
     pub role: Role,
+    /// Identifiers of the rules of docs/PROTOCOL.md the case checks.
+    pub rules: Vec<String>,
+    /// Why the rule matters: what breaks, or who can attack, when it is
+    /// violated.
+    pub rationale: String,
+    /// How to fix an implementation that fails the case.
+    pub fix: String,
     /// Capabilities the target must have (else the case is skipped).
     #[serde(default)]
     pub requires: Vec<String>,
@@ -354,6 +361,16 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     if !s.section.starts_with("PROTOCOL §") {
         return Err(err("section must cite `PROTOCOL §n`".into()));
     }
+    if s.rules.is_empty() {
+        return Err(err(
+            "`rules` must name at least one rule of docs/PROTOCOL.md".into(),
+        ));
+    }
+    if s.rationale.trim().is_empty() || s.fix.trim().is_empty() {
+        return Err(err(
+            "`rationale` and `fix` must say why the rule matters and how to fix a failure".into(),
+        ));
+    }
     if s.steps.is_empty() {
         return Err(err("no steps".into()));
     }
@@ -404,12 +421,27 @@ impl Scenario {
     }
 }
 
-/// Every embedded scenario, parsed, sorted by id.
+/// Every embedded scenario, parsed, sorted by id; each must cite rules
+/// that exist in docs/PROTOCOL.md.
 pub fn catalogue() -> Result<Vec<Scenario>, ScenarioError> {
+    let known: BTreeSet<String> = crate::spec::rules()
+        .map_err(|e| ScenarioError {
+            file: "docs/PROTOCOL.md".into(),
+            msg: e.to_string(),
+        })?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for (file, text) in SCENARIOS {
         let s = parse(file, text)?;
+        if let Some(unknown) = s.rules.iter().find(|r| !known.contains(*r)) {
+            return Err(ScenarioError {
+                file: file.to_string(),
+                msg: format!("rule `{unknown}` is not in docs/PROTOCOL.md"),
+            });
+        }
         if !seen.insert(s.id.clone()) {
             return Err(ScenarioError {
                 file: file.to_string(),

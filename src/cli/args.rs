@@ -36,6 +36,48 @@ pub enum Command {
     Fuzz(FuzzCommand),
     /// Measure how fast a server provisions (default: the reference server).
     Bench(BenchArgs),
+    /// The protocol profile: rules and what checks them.
+    #[command(subcommand)]
+    Spec(SpecCommand),
+    /// Sign-off bundles written by `check --bundle`.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+/// `idprov spec` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SpecCommand {
+    /// The coverage matrix: every rule of docs/PROTOCOL.md and the cases,
+    /// vectors and fuzz targets that check it; MUST rules with no case.
+    Coverage {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CoverageFormat::Text)]
+        format: CoverageFormat,
+    },
+    /// Print the rules of the profile (id, level, role, section, text).
+    Rules,
+}
+
+/// Formats of `idprov spec coverage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoverageFormat {
+    /// One rule a line, then counts.
+    Text,
+    /// A Markdown table, then counts.
+    Markdown,
+    /// The whole matrix as JSON.
+    Json,
+}
+
+/// `idprov bundle` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Check every file of a bundle against its SHA-256 manifest and print
+    /// the run's summary; exit 1 naming the first file that does not match.
+    Verify {
+        /// The bundle (`.tar.gz`).
+        file: PathBuf,
+    },
 }
 
 /// `idprov bench` flags.
@@ -127,6 +169,12 @@ pub enum CheckWhich {
     Server(ServerTargetArgs),
     /// Check a device through its shim (default: this binary's own client).
     Client(ClientTargetArgs),
+    /// Explain a case: its rules, why they matter, its steps, how to fix a
+    /// failure and how to reproduce it by hand.
+    Explain {
+        /// The case id (see `idprov check --list`).
+        case: String,
+    },
 }
 
 /// How to run a device under test.
@@ -200,6 +248,11 @@ pub struct CommonArgs {
     /// Per-case time limit in seconds.
     #[arg(long, global = true, default_value_t = 90)]
     pub timeout: u64,
+    /// Also write a sign-off bundle (.tar.gz): every report, the evidence,
+    /// the command line, versions, the target's identity, the catalogue,
+    /// and a SHA-256 manifest (`idprov bundle verify` checks it).
+    #[arg(long, global = true)]
+    pub bundle: Option<PathBuf>,
 }
 
 /// `idprov server` flags.

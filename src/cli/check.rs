@@ -40,10 +40,20 @@ fn list_catalogue(role: Option<crate::check::scenario::Role>) -> ExitCode {
 pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
     use crate::check::{self, CheckOptions};
     let c = &a.common;
+    if let Some(CheckWhich::Explain { case }) = &a.which {
+        return match crate::check::explain::explain(case) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(EXIT_USAGE, e),
+        };
+    }
     if c.list {
-        let role = a.which.as_ref().map(|w| match w {
-            CheckWhich::Server(_) => crate::check::scenario::Role::Server,
-            CheckWhich::Client(_) => crate::check::scenario::Role::Client,
+        let role = a.which.as_ref().and_then(|w| match w {
+            CheckWhich::Server(_) => Some(crate::check::scenario::Role::Server),
+            CheckWhich::Client(_) => Some(crate::check::scenario::Role::Client),
+            CheckWhich::Explain { .. } => None,
         });
         return list_catalogue(role);
     }
@@ -66,7 +76,9 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         Some(CheckWhich::Server(t)) => (t, true, None),
         Some(CheckWhich::Client(c)) => (empty_server_target(), false, Some(c.cmd)),
         None => (empty_server_target(), true, Some(None)),
+        Some(CheckWhich::Explain { .. }) => return fail(EXIT_USAGE, "explain takes no target"),
     };
+    let mut identities: Vec<crate::check::bundle::TargetIdentity> = Vec::new();
     let role = match (run_server_side, client_cmd.is_some()) {
         (true, true) => "server+client",
         (true, false) => "server",
@@ -94,6 +106,10 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return setup_error(e.0),
             };
+            identities.push(crate::check::bundle::TargetIdentity {
+                target: template.clone(),
+                ..Default::default()
+            });
             match check::check_client(target, &opts).await {
                 Ok(r) => Some(r),
                 Err(e) => return setup_error(e.0),
@@ -104,12 +120,15 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         let Some(report) = client_report else {
             return setup_error("nothing to check".into());
         };
-        return finish_report(report, &opts);
+        return finish_report(report, &opts, c.bundle.as_deref(), identities);
     }
     let (target, embedded) = match resolve_target(&target_args).await {
         Ok(t) => t,
         Err(e) => return setup_error(e),
     };
+    if c.bundle.is_some() {
+        identities.insert(0, crate::check::bundle::server_identity(&target).await);
+    }
     let result = check::check_server(target, &opts).await;
     if let Some((srv, dir)) = embedded {
         srv.shutdown().await;
@@ -123,7 +142,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         Some(c) => check::combine(report, c),
         None => report,
     };
-    finish_report(report, &opts)
+    finish_report(report, &opts, c.bundle.as_deref(), identities)
 }
 
 /// Says why the suite could not test (one line), writes the error report so
@@ -160,6 +179,8 @@ fn empty_server_target() -> ServerTargetArgs {
 fn finish_report(
     report: crate::check::report::Report,
     opts: &crate::check::CheckOptions,
+    bundle: Option<&std::path::Path>,
+    identities: Vec<crate::check::bundle::TargetIdentity>,
 ) -> ExitCode {
     use std::io::IsTerminal;
     print!("{}", report.table(std::io::stdout().is_terminal()));
@@ -186,6 +207,20 @@ fn finish_report(
         "reports: {}/report.json, junit.xml, report.html, report.md",
         opts.report_dir.display()
     );
+    if let Some(out) = bundle {
+        let run = crate::check::bundle::RunInfo {
+            command_line: std::env::args().collect(),
+            tool: "idprov".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_revision: crate::check::bundle::git_revision().into(),
+            seed: report.seed,
+            target: identities,
+        };
+        if let Err(e) = crate::check::bundle::write(&opts.report_dir, &report, &run, out) {
+            return fail(EXIT_USAGE, format!("--bundle: {e}"));
+        }
+        println!("bundle: {}", out.display());
+    }
     if o.failed {
         ExitCode::from(1)
     } else {

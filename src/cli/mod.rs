@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod fuzz;
 mod roles;
+mod spec;
 mod target;
 
 pub use args::*;
@@ -36,5 +37,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Vectors(v) => roles::run_vectors(v),
         Command::Fuzz(f) => fuzz::run_fuzz(f).await,
         Command::Bench(b) => bench::run_bench(b).await,
+        Command::Spec(s) => spec::run_spec(s),
+        Command::Bundle(b) => spec::run_bundle(b),
     }
 }

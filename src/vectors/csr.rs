@@ -28,6 +28,9 @@ pub struct CsrTest {
     pub comment: String,
     /// Kinds of bug.
     pub flags: Vec<String>,
+    /// Rules of docs/PROTOCOL.md the case checks (from its group and flags).
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// The request's publicKeyPEM.
     pub public_key_pem: String,
     /// The request's csrPEM.
@@ -76,6 +79,7 @@ pub fn generate() -> Result<VectorFile<CsrGroup>, VectorError> {
                 tc_id: ids.next(),
                 comment: comment.into(),
                 flags: flags.iter().map(|f| f.to_string()).collect(),
+                rules: Vec::new(),
                 public_key_pem: public_key_pem.into(),
                 csr_pem,
                 result,
@@ -193,6 +197,9 @@ pub fn generate() -> Result<VectorFile<CsrGroup>, VectorError> {
         Invalid,
     );
     let count = ids.count();
+    for c in &mut tests {
+        c.rules = super::rules_for("CsrVerify", &c.flags);
+    }
     Ok(VectorFile {
         algorithm: "IDProv CSR extension".into(),
         schema: "csr_schema.json".into(),

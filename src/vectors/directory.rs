@@ -47,6 +47,9 @@ pub struct DirectoryTest {
     pub comment: String,
     /// Kinds of bug.
     pub flags: Vec<String>,
+    /// Rules of docs/PROTOCOL.md the case checks (from its group and flags).
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// The document as served.
     pub document: String,
     /// Normalised result for valid cases.
@@ -94,6 +97,7 @@ pub fn generate() -> VectorFile<DirectoryGroup> {
             tc_id: ids.next(),
             comment: comment.into(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            rules: Vec::new(),
             document,
             expected,
             result,
@@ -283,6 +287,9 @@ pub fn generate() -> VectorFile<DirectoryGroup> {
     add("not JSON", &["InvalidJson"], "<html>".into(), None, Invalid);
     add("a JSON array", &["InvalidJson"], "[]".into(), None, Invalid);
     let count = ids.count();
+    for c in &mut tests {
+        c.rules = super::rules_for("DirectoryParse", &c.flags);
+    }
     VectorFile {
         algorithm: "IDProv directory".into(),
         schema: "directory_schema.json".into(),

@@ -41,6 +41,9 @@ pub struct DiscoveryTest {
     pub comment: String,
     /// Kinds of bug.
     pub flags: Vec<String>,
+    /// Rules of docs/PROTOCOL.md the case checks (from its group and flags).
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// TXT attributes as received.
     pub txt: Vec<TxtAttr>,
     /// A/AAAA addresses.
@@ -98,6 +101,7 @@ pub fn generate() -> VectorFile<DiscoveryGroup> {
             tc_id: ids.next(),
             comment: comment.into(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            rules: Vec::new(),
             txt,
             addresses,
             port,
@@ -304,6 +308,9 @@ pub fn generate() -> VectorFile<DiscoveryGroup> {
         Invalid,
     );
     let count = ids.count();
+    for c in &mut tests {
+        c.rules = super::rules_for("TxtToUrl", &c.flags);
+    }
     VectorFile {
         algorithm: "IDProv DNS-SD discovery".into(),
         schema: "discovery_schema.json".into(),

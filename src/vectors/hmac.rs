@@ -51,6 +51,9 @@ pub struct HmacTest {
     pub comment: String,
     /// Kinds of bug it catches.
     pub flags: Vec<String>,
+    /// Rules of docs/PROTOCOL.md the case checks (from its group and flags).
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// The OOB secret (HMAC key = its UTF-8 bytes).
     pub secret: String,
     /// Verify groups: the message as received. Sign group: the exact bytes
@@ -121,6 +124,7 @@ impl Builder {
             tc_id: 0,
             comment: comment.into(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            rules: Vec::new(),
             secret: secret.into(),
             message,
             signing_input,
@@ -677,7 +681,7 @@ pub fn generate() -> Result<VectorFile<HmacGroup>, VectorError> {
 
     b.group(
         "GoReference",
-        "Exchanges recorded from the Go reference (shared/captures/go-reference), byte for byte.",
+        "Exchanges recorded from the Go reference (tests/fixtures/go-reference), byte for byte.",
     );
     for (c, secret, msg, flags, r) in [
         ("exchange 05: request, secret1", "secret1", CAP05, &["GoReference"][..], Valid),
@@ -734,6 +738,7 @@ pub fn generate() -> Result<VectorFile<HmacGroup>, VectorError> {
             tc_id: 0,
             comment: c.into(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            rules: Vec::new(),
             secret: "secret1".into(),
             message: String::from_utf8(bytes).unwrap_or_default(),
             signing_input: None,
@@ -758,6 +763,7 @@ pub fn generate() -> Result<VectorFile<HmacGroup>, VectorError> {
         tc_id: 0,
         comment: "the Go reference's request of exchange 05, reproduced byte for byte".into(),
         flags: vec!["ExactBytes".into(), "GoReference".into()],
+        rules: Vec::new(),
         secret: "secret1".into(),
         message: CAP05.to_string(),
         signing_input: None,
@@ -807,6 +813,11 @@ pub fn generate() -> Result<VectorFile<HmacGroup>, VectorError> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    for g in &mut b.groups {
+        for c in &mut g.tests {
+            c.rules = super::rules_for(&g.kind, &c.flags);
+        }
+    }
     Ok(VectorFile {
         algorithm: "IDProv OOB HMAC".into(),
         schema: "oob_hmac_schema.json".into(),

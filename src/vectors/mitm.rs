@@ -40,6 +40,9 @@ pub struct MitmTest {
     pub comment: String,
     /// Kinds of bug.
     pub flags: Vec<String>,
+    /// Rules of docs/PROTOCOL.md the case checks (from its group and flags).
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// The response body as received.
     pub response: String,
     /// Valid: the device accepts the certificate; invalid: it refuses.
@@ -105,6 +108,7 @@ pub fn generate() -> Result<VectorFile<MitmGroup>, VectorError> {
             tc_id: ids.next(),
             comment: comment.into(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            rules: Vec::new(),
             response,
             result,
         });
@@ -274,6 +278,9 @@ pub fn generate() -> Result<VectorFile<MitmGroup>, VectorError> {
         Invalid,
     );
     let count = ids.count();
+    for c in &mut tests {
+        c.rules = super::rules_for("ProvisionResponse", &c.flags);
+    }
     Ok(VectorFile {
         algorithm: "IDProv device-side response checks".into(),
         schema: "mitm_schema.json".into(),

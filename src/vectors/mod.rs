@@ -300,3 +300,91 @@ pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// The rules of docs/PROTOCOL.md a vector case checks, from its group type
+/// and its flags.
+pub(crate) fn rules_for(group: &str, flags: &[String]) -> Vec<String> {
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    let mut r: Vec<&str> = match group {
+        "CsrVerify" => vec!["csr.verify"],
+        "DirectoryParse" => vec!["directory.shape"],
+        "TxtToUrl" => vec!["discovery.client-keys"],
+        "ProvisionResponse" => vec!["client.verify-approved"],
+        "RequestVerify" => vec!["hmac.signing-input", "hmac.raw-blanking"],
+        "ResponseVerify" => vec!["hmac.response-signed"],
+        "GoReference" => vec!["hmac.raw-key", "hmac.signing-input"],
+        "RequestSign" => vec!["hmac.signing-input", "client.signs"],
+        "PeerCertificateDecision" => vec!["decision.renewal", "decision.no-authority"],
+        _ => vec![],
+    };
+    let extra: &[(&str, &str)] = &[
+        ("WeakKey", "provreq.key"),
+        ("UnsupportedAlgorithm", "provreq.key"),
+        ("NoCa", "directory.client-ca-forms"),
+        ("NoCa", "client.no-ca"),
+        ("Base64Ca", "directory.client-ca-forms"),
+        ("BadCa", "directory.client-ca-forms"),
+        ("UrlEndpoints", "directory.client-endpoint-forms"),
+        ("BadEndpoint", "directory.client-endpoint-forms"),
+        ("MissingEndpoint", "directory.client-endpoint-forms"),
+        ("LegacyKey", "directory.client-tolerance"),
+        ("Version", "directory.client-tolerance"),
+        ("UnknownField", "directory.client-tolerance"),
+        ("MissingPath", "discovery.txt-path"),
+        ("BothKeys", "discovery.txt-path-key"),
+        ("CertOnRejected", "client.untrusted-hints"),
+        ("CertOnWaiting", "client.untrusted-hints"),
+        ("Sha256Key", "hmac.raw-key"),
+        ("NonAsciiSecret", "hmac.raw-key"),
+        ("LongSecret", "hmac.raw-key"),
+        ("EmptyKey", "hmac.response-empty-key"),
+        ("ModifiedField", "hmac.signing-input"),
+        ("Administrator", "decision.admin"),
+    ];
+    for (flag, rule) in extra {
+        if has(flag) {
+            r.push(rule);
+        }
+    }
+    // Directory groups: the LegacyKey flag in discovery means the TXT key.
+    if group == "TxtToUrl" {
+        r.retain(|x| *x != "directory.client-tolerance");
+        if has("LegacyKey") {
+            r.push("discovery.txt-path-key");
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for x in r {
+        if !out.iter().any(|o| o == x) {
+            out.push(x.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod rules_tests {
+    #[test]
+    fn every_vector_case_names_known_rules() {
+        let known: Vec<String> = crate::spec::rules()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        for (name, text) in super::generate_all().unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for g in v["testGroups"].as_array().unwrap() {
+                for t in g["tests"].as_array().unwrap() {
+                    let rules = t["rules"].as_array().unwrap();
+                    assert!(!rules.is_empty(), "{name} tcId {} names no rule", t["tcId"]);
+                    for r in rules {
+                        assert!(
+                            known.iter().any(|k| k == r.as_str().unwrap()),
+                            "{name}: {r}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

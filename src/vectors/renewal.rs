@@ -32,6 +32,9 @@ pub struct RenewalTest {
     pub comment: String,
     /// Kinds of bug.
     pub flags: Vec<String>,
+    /// Rules of docs/PROTOCOL.md the case checks (from its group and flags).
+    #[serde(default)]
+    pub rules: Vec<String>,
     /// deviceID of the request.
     pub device_id: String,
     /// The client certificate presented over TLS, or null for none.
@@ -237,6 +240,7 @@ pub fn generate() -> Result<VectorFile<RenewalGroup>, VectorError> {
             tc_id: ids.next(),
             comment: comment.into(),
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            rules: Vec::new(),
             device_id: device.into(),
             peer_cert_pem: pem,
             decision: decision.into(),
@@ -249,6 +253,9 @@ pub fn generate() -> Result<VectorFile<RenewalGroup>, VectorError> {
         });
     }
     let count = ids.count();
+    for c in &mut tests {
+        c.rules = super::rules_for("PeerCertificateDecision", &c.flags);
+    }
     Ok(VectorFile {
         algorithm: "IDProv renewal and administrator authority".into(),
         schema: "renewal_schema.json".into(),

@@ -104,3 +104,20 @@ pub fn json(resp: &HttpsResponse) -> serde_json::Value {
 pub fn status_of(resp: &HttpsResponse) -> String {
     json(resp)["status"].as_str().unwrap_or("").to_string()
 }
+
+/// Validates a report.json value against docs/report.schema.json.
+pub fn assert_meets_schema(v: &serde_json::Value, what: &str) {
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:#?}");
+}

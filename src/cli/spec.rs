@@ -1,0 +1,56 @@
+//! `idprov spec` (the profile's rules and their coverage) and `idprov
+//! bundle verify`.
+
+use super::args::*;
+use super::{fail, EXIT_USAGE};
+use std::process::ExitCode;
+
+pub(super) fn run_spec(s: SpecCommand) -> ExitCode {
+    match s {
+        SpecCommand::Coverage { format } => {
+            let c = match crate::spec::coverage::shipped() {
+                Ok(c) => c,
+                Err(e) => return fail(EXIT_USAGE, e),
+            };
+            match format {
+                CoverageFormat::Text => print!("{}", crate::spec::coverage::render(&c, false)),
+                CoverageFormat::Markdown => {
+                    print!("{}", crate::spec::coverage::render(&c, true))
+                }
+                CoverageFormat::Json => match serde_json::to_string_pretty(&c) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => return fail(EXIT_USAGE, e),
+                },
+            }
+            ExitCode::SUCCESS
+        }
+        SpecCommand::Rules => match crate::spec::rules() {
+            Ok(rules) => {
+                for r in rules {
+                    println!(
+                        "{:<34} {:<6} {:<7} {:<12} {}",
+                        r.id,
+                        r.level.as_str(),
+                        format!("{:?}", r.role).to_lowercase(),
+                        r.section,
+                        r.text
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(EXIT_USAGE, e),
+        },
+    }
+}
+
+pub(super) fn run_bundle(b: BundleCommand) -> ExitCode {
+    match b {
+        BundleCommand::Verify { file } => match crate::check::bundle::verify(&file) {
+            Ok(v) => {
+                print!("{}", crate::check::bundle::summary(&v));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(1, format!("bundle {}: {e}", file.display())),
+        },
+    }
+}
