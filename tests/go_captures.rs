@@ -159,3 +159,112 @@ async fn our_server_provisions_from_go_client_requests() {
     }
     srv.shutdown().await;
 }
+
+/// Go's `encoding/json` view of a `[]byte` member: base64 (standard
+/// alphabet, padded) of the bytes, or `null`. Anything else fails as Go's
+/// decoder does ("illegal base64 data at input byte N").
+fn go_bytes(v: &serde_json::Value, what: &str) -> Result<Option<Vec<u8>>, String> {
+    use base64::Engine;
+    match v {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map(Some)
+            .map_err(|e| format!("{what}: illegal base64 data: {e}")),
+        other => Err(format!("{what}: cannot unmarshal {other} into []byte")),
+    }
+}
+
+/// Go's view of a `string` member (`null` leaves it empty).
+fn go_string(v: &serde_json::Value, what: &str) -> Result<String, String> {
+    match v {
+        serde_json::Value::Null => Ok(String::new()),
+        serde_json::Value::String(s) => Ok(s.clone()),
+        other => Err(format!("{what}: cannot unmarshal {other} into string")),
+    }
+}
+
+/// Decodes a directory as the Go reference's types do (PROTOCOL §10).
+fn go_decode_directory(body: &[u8]) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let mut endpoints = Vec::new();
+    for k in [
+        "directory",
+        "status",
+        "postOobSecret",
+        "postProvisionRequest",
+    ] {
+        endpoints.push(go_string(&v["endpoints"][k], k)?);
+    }
+    go_string(&v["version"], "version")?;
+    let ca = go_bytes(&v["caCert"], "caCert")?;
+    Ok((endpoints, ca))
+}
+
+/// `idprov server --wire go`: a Go-reference device or admin tool can read
+/// every answer with its own types, and the Go client's recorded requests
+/// provision end to end; the profile's default form fails the Go decoder
+/// exactly as the issue reported.
+#[tokio::test]
+async fn wire_go_answers_decode_with_go_types_and_go_requests_provision() {
+    // The default form: a Go decoder cannot read caCert.
+    let d = tempfile::tempdir().unwrap();
+    let srv = start(d.path()).await;
+    let r = call(&srv, http::Method::GET, "/idprov/directory", None, None)
+        .await
+        .unwrap();
+    let err = go_decode_directory(&r.body).unwrap_err();
+    assert!(err.contains("illegal base64"), "{err}");
+    srv.shutdown().await;
+
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = config(d.path());
+    cfg.wire = idprov::server::Wire::Go;
+    let srv = idprov::server::start(cfg).await.unwrap();
+    let r = call(&srv, http::Method::GET, "/idprov/directory", None, None)
+        .await
+        .unwrap();
+    let (endpoints, ca) = go_decode_directory(&r.body).unwrap();
+    assert_eq!(endpoints[3], "/idprov/provreq");
+    let ca = String::from_utf8(ca.expect("caCert offered")).unwrap();
+    assert_eq!(ca.trim(), srv.ca_pem.trim());
+    // Our own tolerant client still reads it.
+    let parsed = parse_directory(&r.body, &srv.directory_url()).unwrap();
+    assert_eq!(parsed.ca_encoding, CaEncoding::Base64Pem);
+
+    // The Go client's recorded request (gdev1, signed with gsecret1).
+    admin(&srv).post_oob("gdev1", "gsecret1", "").await.unwrap();
+    let r = provreq(&srv, fixture("61-goclient.request.body"), None).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(go_string(&v["status"], "status").unwrap(), "Approved");
+    let client_cert = go_string(&v["clientCert"], "clientCert").unwrap();
+    go_string(&v["caCert"], "caCert").unwrap();
+    assert!(v["retrySec"].is_u64() || v["retrySec"].is_null());
+    sign::verify_raw(&r.body, b"gsecret1").unwrap();
+    // The certificate is for the Go client's key and the device's name.
+    let req: ProvisionRequest =
+        serde_json::from_slice(&fixture("61-goclient.request.body")).unwrap();
+    let info = CertInfo::from_pem(&client_cert).unwrap();
+    assert_eq!(info.cn, ["gdev1"]);
+    let key = idprov::pki::DevicePublicKey::from_pem(&req.public_key_pem).unwrap();
+    assert_eq!(info.spki_der, key.spki_der());
+
+    // Status, as the Go admin tool reads it: clientCert is a []byte.
+    let st = call(
+        &srv,
+        http::Method::GET,
+        "/idprov/status/gdev1",
+        None,
+        Some(&admin_identity(&srv)),
+    )
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&st.body).unwrap();
+    assert_eq!(go_string(&v["status"], "status").unwrap(), "Approved");
+    let pem = go_bytes(&v["clientCert"], "clientCert").unwrap().unwrap();
+    assert_eq!(String::from_utf8(pem).unwrap().trim(), client_cert.trim());
+    // Security rules stay the profile's: the secret was one-time.
+    let again = provreq(&srv, fixture("61-goclient.request.body"), None).await;
+    assert_ne!(status_of(&again), "Approved");
+    srv.shutdown().await;
+}

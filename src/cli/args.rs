@@ -274,6 +274,11 @@ pub struct ServerArgs {
     /// `/idprov/directory`, …); the directory and DNS-SD advertise it.
     #[arg(long, default_value = "/idprov", value_parser = parse_path_prefix)]
     pub path_prefix: String,
+    /// `go`: encode the directory's caCert and the status answer's
+    /// clientCert as base64 of the PEM, as the Go reference's devices and
+    /// admin tool decode them (every security rule stays the profile's).
+    #[arg(long, value_enum, default_value_t = crate::server::Wire::Profile)]
+    pub wire: crate::server::Wire,
 }
 
 /// A path prefix: empty, or starting with `/`, without `?`, `#` or `{`.

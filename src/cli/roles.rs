@@ -17,6 +17,7 @@ pub(super) async fn run_server(a: ServerArgs) -> ExitCode {
         mdns: !a.no_mdns,
         cert_validity: time::Duration::days(a.cert_days as i64),
         path_prefix: a.path_prefix.clone(),
+        wire: a.wire,
         ..ServerConfig::default()
     };
     let running = match server::start(cfg).await {

@@ -560,8 +560,16 @@ async fn status(shared: &Shared, id: &str) -> Result<Response<Full<Bytes>>, Requ
         .await
         .map_err(|e| RequestError::Internal(e.to_string()))?
         .map_err(|e| RequestError::Internal(e.to_string()))?;
-    if shared.faults.has(Fault::GoWireFormat) {
+    let go_fault = shared.faults.has(Fault::GoWireFormat);
+    if go_fault || shared.config.wire == super::Wire::Go {
+        // The Go reference's status type: clientCert is a []byte (base64 of
+        // the PEM, or null); the reference itself leaves caCert empty.
         use base64::Engine;
+        let ca = if go_fault {
+            String::new()
+        } else {
+            shared.ca.cert_pem().to_string()
+        };
         let (status, cert) = match &latest {
             Some(r) => (
                 "Approved",
@@ -573,7 +581,9 @@ async fn status(shared: &Shared, id: &str) -> Result<Response<Full<Bytes>>, Requ
         };
         let mut body = b"{\"deviceID\":".to_vec();
         body.extend(crate::core::json::to_go_json(id));
-        body.extend(format!(",\"status\":\"{status}\",\"caCert\":\"\",\"clientCert\":").as_bytes());
+        body.extend(format!(",\"status\":\"{status}\",\"caCert\":").as_bytes());
+        body.extend(crate::core::json::to_go_json(&ca));
+        body.extend(b",\"clientCert\":");
         body.extend(crate::core::json::to_go_json(&cert));
         body.push(b'}');
         return Ok(json_response(StatusCode::OK, body));

@@ -51,6 +51,23 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Path prefix of the four endpoints (default `/idprov`).
     pub path_prefix: String,
+    /// How members are encoded where the Go reference's types differ from
+    /// the profile's.
+    pub wire: Wire,
+}
+
+/// The encoding of members whose type differs between the profile and the
+/// Go reference's decoders (PROTOCOL §10). Every security rule is the same
+/// in both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Wire {
+    /// The profile: `caCert` and status `clientCert` as PEM text.
+    #[default]
+    Profile,
+    /// For Go-reference devices and admin tools, whose decoders type the
+    /// directory's `caCert` and the status answer's `clientCert` as `[]byte`:
+    /// both are sent as base64 of the PEM bytes.
+    Go,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +83,7 @@ impl Default for ServerConfig {
             max_secrets: 100_000,
             header_timeout: Duration::from_secs(10),
             path_prefix: DEFAULT_PATH_PREFIX.into(),
+            wire: Wire::Profile,
         }
     }
 }
@@ -243,6 +261,9 @@ pub async fn start_with_faults(
         endpoints: Endpoints::under(&config.path_prefix),
         ca_cert: if faults.has(faults::Fault::NoCaInDirectory) {
             String::new()
+        } else if config.wire == Wire::Go {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(dd.ca.cert_pem().as_bytes())
         } else {
             dd.ca.cert_pem().to_string()
         },
