@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let default = match cli.command {
         idprov::cli::Command::Check(_)
         | idprov::cli::Command::Fuzz(_)
-        | idprov::cli::Command::Bench(_) => "warn",
+        | idprov::cli::Command::Bench(_) => "warn,idprov::server=error",
         _ => "info",
     };
     let filter = cli.log.clone().unwrap_or_else(|| default.into());

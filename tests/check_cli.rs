@@ -473,3 +473,58 @@ run emptytxt 43902 {fs} --fault empty-txt --mdns --listen 127.0.0.1:43902 --data
     assert_eq!(v, "fail");
     assert!(detail.contains("path"), "{detail}");
 }
+
+/// Output for scripts: a closed pipe ends the process quietly, `-q` prints
+/// the summary alone, `--color always` paints, `never` does not.
+#[test]
+fn closed_pipes_quiet_and_colour() {
+    let mut child = Command::new(BIN)
+        .args(["check", "server", "--list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(141)),
+        "{:?}",
+        out.status
+    );
+    let d = tempfile::tempdir().unwrap();
+    let rep = d.path().join("rep");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "check",
+            "server",
+            "--cases",
+            "server.oob.admin-accepted",
+            "--report-dir",
+            rep.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let o = idprov(&a);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (out, err) = run(&["-q"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("passed") && !out.contains("CASE"), "{out}");
+    // The embedded server's own log lines stay out of a check's output.
+    assert!(!err.contains("provisioning:"), "{err}");
+    let (out, _) = run(&["--color", "always"]);
+    assert!(out.contains("\u{1b}[32mPASS"), "{out}");
+    assert!(out.starts_with("CASE"), "{out}");
+    let (out, _) = run(&["--color", "never"]);
+    assert!(!out.contains('\u{1b}'), "{out}");
+}

@@ -355,6 +355,11 @@ impl Case<'_> {
         let run = run_shim(self.target, &v, self.timeout)
             .await
             .map_err(StepError::Fail)?;
+        // The device has exited: let the servers finish observing what it
+        // did (a handshake it aborted) before judging.
+        for s in [&self.primary, &self.second].into_iter().flatten() {
+            s.settle(Duration::from_secs(3)).await;
+        }
         let mut note = format!(
             "ran {} → {} in {} ms",
             run.argv.join(" ").replace(&self.secret, "«secret»"),

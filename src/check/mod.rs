@@ -34,6 +34,45 @@ pub const CLIENT_CONTROL: &str = "client.provision.honest";
 /// as known failing, and fail the run when they do not pass.
 pub const CONTROLS: &[&str] = &[SANITY_FIRST, SANITY_LAST, CLIENT_CONTROL];
 
+/// Progress on stderr (cases done of all, failures so far), or a hidden bar.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    failed: usize,
+}
+
+impl Progress {
+    fn new(total: usize, on: bool, what: &str) -> Self {
+        let bar = if on {
+            let b = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} cases · {msg}",
+            ) {
+                b.set_style(style);
+            }
+            b.set_prefix(what.to_string());
+            b.set_message("0 failed");
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Progress { bar, failed: 0 }
+    }
+
+    fn done(&mut self, r: &CaseResult) {
+        if r.verdict == Verdict::Fail {
+            self.failed += 1;
+            self.bar.set_message(format!("{} failed", self.failed));
+        }
+        self.bar.inc(1);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 /// A usage or setup problem: the suite could not test (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -197,8 +236,15 @@ pub async fn check_server(
 
     let by_id: BTreeMap<&str, &Scenario> = all.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut results: BTreeMap<String, CaseResult> = BTreeMap::new();
+    let total = selected
+        .iter()
+        .filter(|s| s.id != SANITY_FIRST && s.id != SANITY_LAST)
+        .count()
+        + 2;
+    let mut progress = Progress::new(total, opts.progress, "server");
     if let Some(first) = by_id.get(SANITY_FIRST) {
         let r = run_case(first, &ctx, opts.timeout).await;
+        progress.done(&r);
         if r.verdict != Verdict::Pass {
             eprintln!(
                 "idprov check server: the first sanity case failed ({}); running the rest, but the run fails",
@@ -223,6 +269,7 @@ pub async fn check_server(
     for t in tasks {
         match t.await {
             Ok(r) => {
+                progress.done(&r);
                 results.insert(r.id.clone(), r);
             }
             Err(e) => return Err(SetupError(format!("a case task crashed: {e}"))),
@@ -230,12 +277,15 @@ pub async fn check_server(
     }
     for s in exclusive {
         let r = run_case(s, &ctx, opts.timeout).await;
+        progress.done(&r);
         results.insert(r.id.clone(), r);
     }
     if let Some(last) = by_id.get(SANITY_LAST) {
         let r = run_case(last, &ctx, opts.timeout).await;
+        progress.done(&r);
         results.insert(r.id.clone(), r);
     }
+    drop(progress);
     let mut cases: Vec<CaseResult> = results.into_values().collect();
     let outcome = decide_outcome(&mut cases, opts.strict, &known, baseline.as_ref());
     let mut report = Report::assemble(
@@ -320,16 +370,20 @@ pub async fn check_client(
         }));
     }
     let mut results: BTreeMap<String, CaseResult> = BTreeMap::new();
+    let mut progress = Progress::new(selected.len(), opts.progress, "client");
     for t in tasks {
         let r = t
             .await
             .map_err(|e| SetupError(format!("a case task crashed: {e}")))?;
+        progress.done(&r);
         results.insert(r.id.clone(), r);
     }
     for s in exclusive {
         let r = client::run_client_case(s, &target, seed, &caps, opts.timeout).await;
+        progress.done(&r);
         results.insert(r.id.clone(), r);
     }
+    drop(progress);
     let mut cases: Vec<CaseResult> = results.into_values().collect();
     let outcome = decide_outcome(&mut cases, opts.strict, &known, baseline.as_ref());
     let mut report = Report::assemble(

@@ -33,6 +33,8 @@ pub struct CheckOptions {
     /// A bare `check` runs both roles: `--cases` patterns are checked
     /// against the whole catalogue rather than one role's.
     pub both_roles: bool,
+    /// Show progress (cases done of all, failures so far) on stderr.
+    pub progress: bool,
 }
 
 impl Default for CheckOptions {
@@ -48,6 +50,7 @@ impl Default for CheckOptions {
             jobs: 4,
             timeout: Duration::from_secs(90),
             both_roles: false,
+            progress: false,
         }
     }
 }

@@ -11,9 +11,38 @@ pub struct Cli {
     /// Log filter (tracing env-filter syntax), e.g. `debug` or `idprov=trace`.
     #[arg(long, global = true, env = "IDPROV_LOG")]
     pub log: Option<String>,
+    /// Colour: `auto` (on a terminal, unless NO_COLOR is set), `always`, `never`.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// When output is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour output going to stdout.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
 }
 
 /// Subcommands.
@@ -248,6 +277,9 @@ pub struct CommonArgs {
     /// Per-case time limit in seconds.
     #[arg(long, global = true, default_value_t = 90)]
     pub timeout: u64,
+    /// Print only the summary (and why the run failed), not the table.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// Also write a sign-off bundle (.tar.gz): every report, the evidence,
     /// the command line, versions, the target's identity, the catalogue,
     /// and a SHA-256 manifest (`idprov bundle verify` checks it).

@@ -38,14 +38,14 @@ pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
     drop(child);
     match res {
         Ok(r) => {
-            print!("{}", crate::bench::report::table(&r));
+            out!("{}", crate::bench::report::table(&r));
             if let Err(e) = crate::bench::report::write(&r, &b.report_dir) {
                 return fail(
                     EXIT_USAGE,
                     format!("writing {}: {e}", b.report_dir.display()),
                 );
             }
-            println!("reports: {}/bench.json, bench.html", b.report_dir.display());
+            outln!("reports: {}/bench.json, bench.html", b.report_dir.display());
             if r.levels.iter().any(|l| !l.errors.is_empty()) {
                 ExitCode::from(1)
             } else {

@@ -12,7 +12,7 @@ fn list_catalogue(role: Option<crate::check::scenario::Role>) -> ExitCode {
         Ok(all) => {
             for s in all.iter().filter(|s| role.is_none_or(|r| s.role == r)) {
                 let features = s.features();
-                println!(
+                outln!(
                     "{:<48} {:<6} {:<14} {}{}",
                     s.id,
                     s.level.as_str(),
@@ -26,7 +26,7 @@ fn list_catalogue(role: Option<crate::check::scenario::Role>) -> ExitCode {
                 );
             }
             if role != Some(Role::Server) {
-                println!(
+                outln!(
                     "\nIDPROV_FEATURE values (exit 89 skips an optional feature; for a core one it is a failure):\n{}",
                     crate::check::features::describe()
                 );
@@ -43,7 +43,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
     if let Some(CheckWhich::Explain { case }) = &a.which {
         return match crate::check::explain::explain(case) {
             Ok(text) => {
-                print!("{text}");
+                out!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(EXIT_USAGE, e),
@@ -71,6 +71,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         jobs: c.jobs,
         timeout: Duration::from_secs(c.timeout),
         both_roles: a.which.is_none(),
+        progress: !c.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let (target_args, run_server_side, client_cmd) = match a.which {
         Some(CheckWhich::Server(t)) => (t, true, None),
@@ -120,7 +121,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         let Some(report) = client_report else {
             return setup_error("nothing to check".into());
         };
-        return finish_report(report, &opts, c.bundle.as_deref(), identities);
+        return finish_report(report, &opts, c.bundle.as_deref(), identities, c.quiet);
     }
     let (target, embedded) = match resolve_target(&target_args).await {
         Ok(t) => t,
@@ -142,7 +143,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         Some(c) => check::combine(report, c),
         None => report,
     };
-    finish_report(report, &opts, c.bundle.as_deref(), identities)
+    finish_report(report, &opts, c.bundle.as_deref(), identities, c.quiet)
 }
 
 /// Says why the suite could not test (one line), writes the error report so
@@ -181,9 +182,13 @@ fn finish_report(
     opts: &crate::check::CheckOptions,
     bundle: Option<&std::path::Path>,
     identities: Vec<crate::check::bundle::TargetIdentity>,
+    quiet: bool,
 ) -> ExitCode {
-    use std::io::IsTerminal;
-    print!("{}", report.table(std::io::stdout().is_terminal()));
+    if quiet {
+        out!("{}", report.summary_line());
+    } else {
+        out!("{}", report.table(super::colour()));
+    }
     if let Err(e) = report.write_all(&opts.report_dir) {
         return fail(
             EXIT_USAGE,
@@ -192,21 +197,23 @@ fn finish_report(
     }
     let o = &report.outcome;
     if !o.stale_known_failing.is_empty() {
-        println!(
+        outln!(
             "stale known-failing entries (these pass now): {}",
             o.stale_known_failing.join(", ")
         );
     }
     if !o.regressions.is_empty() {
-        println!(
+        outln!(
             "regressions against the baseline: {}",
             o.regressions.join(", ")
         );
     }
-    println!(
-        "reports: {}/report.json, junit.xml, report.html, report.md",
-        opts.report_dir.display()
-    );
+    if !quiet {
+        outln!(
+            "reports: {}/report.json, junit.xml, report.html, report.md",
+            opts.report_dir.display()
+        );
+    }
     if let Some(out) = bundle {
         let run = crate::check::bundle::RunInfo {
             command_line: std::env::args().collect(),
@@ -219,7 +226,9 @@ fn finish_report(
         if let Err(e) = crate::check::bundle::write(&opts.report_dir, &report, &run, out) {
             return fail(EXIT_USAGE, format!("--bundle: {e}"));
         }
-        println!("bundle: {}", out.display());
+        if !quiet {
+            outln!("bundle: {}", out.display());
+        }
     }
     if o.failed {
         ExitCode::from(1)

@@ -38,15 +38,15 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
             match res {
                 Ok(r) => {
                     use std::io::IsTerminal;
-                    print!("{}", r.report.table(std::io::stdout().is_terminal()));
+                    out!("{}", r.report.table(std::io::stdout().is_terminal()));
                     for (repro, path) in r.findings.iter().take(10) {
-                        println!(
+                        outln!(
                             "finding: {} — replay with `idprov fuzz replay {}`",
                             repro.detail,
                             path.display()
                         );
                     }
-                    println!(
+                    outln!(
                         "sent {} requests; reports in {}",
                         r.sent,
                         report_dir.display()
@@ -77,16 +77,18 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
             }
             match res {
                 Ok(Some(what)) => {
-                    println!(
+                    outln!(
                         "reproduced against {}: {what} (recorded: {})",
-                        t.url, repro.detail
+                        t.url,
+                        repro.detail
                     );
                     ExitCode::from(1)
                 }
                 Ok(None) => {
-                    println!(
+                    outln!(
                         "did not reproduce against {} (recorded: {})",
-                        t.url, repro.detail
+                        t.url,
+                        repro.detail
                     );
                     ExitCode::SUCCESS
                 }

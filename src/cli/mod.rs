@@ -1,6 +1,19 @@
 //! Command-line interface (SUITE.md "Commands"). Kept thin: parses flags and
 //! calls the library.
 
+/// `print!` to stdout, where a reader that went away (`idprov … | head`)
+/// ends the process quietly (exit 141, as a shell reports SIGPIPE) instead
+/// of a panic.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::write_stdout(format_args!($($t)*)) };
+}
+
+/// `println!` with the behaviour of [`out!`].
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::cli::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 mod args;
 mod bench;
 mod check;
@@ -18,6 +31,18 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code of the shim convention: feature not implemented.
 pub const EXIT_UNIMPLEMENTED: u8 = 89;
 
+/// Writes to stdout; on a closed pipe, exits 141 without a word.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_fmt(args).and_then(|_| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("idprov: writing to stdout: {e}");
+    }
+}
+
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("idprov: {msg}");
     ExitCode::from(code)
@@ -27,8 +52,16 @@ fn read(path: &Path, what: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))
 }
 
+/// Whether stdout is coloured in this run (set once from `--color`).
+static COLOUR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn colour() -> bool {
+    COLOUR.get().copied().unwrap_or(false)
+}
+
 /// Runs the parsed command and returns the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
+    let _ = COLOUR.set(cli.color.enabled());
     match cli.command {
         Command::Server(a) => roles::run_server(a).await,
         Command::Client(a) => roles::run_client(a).await,

@@ -25,9 +25,9 @@ pub(super) async fn run_server(a: ServerArgs) -> ExitCode {
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let d = a.data_dir.display();
-    println!("idprov server: directory {}", running.directory_url());
-    println!("  CA:    {d}/ca.pem");
-    println!("  admin: {d}/admin-cert.pem {d}/admin-key.pem");
+    outln!("idprov server: directory {}", running.directory_url());
+    outln!("  CA:    {d}/ca.pem");
+    outln!("  admin: {d}/admin-cert.pem {d}/admin-key.pem");
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => return fail(1, format!("cannot install SIGTERM handler: {e}")),
@@ -54,7 +54,7 @@ pub(super) async fn run_client(a: ClientArgs) -> ExitCode {
     opts.timeout = Duration::from_secs(a.timeout);
     match client::run(&opts).await {
         Ok(o) => {
-            println!(
+            outln!(
                 "{} {}: serial {}, valid until {}, files in {}",
                 if o.renewed { "renewed" } else { "provisioned" },
                 a.device_id,
@@ -96,7 +96,7 @@ pub(super) async fn run_admin(a: AdminCommand) -> ExitCode {
             };
             match c.post_oob(&conn.device_id, &secret, &valid_until).await {
                 Ok(()) => {
-                    println!("OOB secret posted for {}", conn.device_id);
+                    outln!("OOB secret posted for {}", conn.device_id);
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(1, e),
@@ -109,7 +109,7 @@ pub(super) async fn run_admin(a: AdminCommand) -> ExitCode {
             };
             match c.status(&conn.device_id).await {
                 Ok(body) => {
-                    println!("{}", String::from_utf8_lossy(&body));
+                    outln!("{}", String::from_utf8_lossy(&body));
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(1, e),
@@ -122,14 +122,14 @@ pub(super) fn run_vectors(v: VectorsCommand) -> ExitCode {
     match v {
         VectorsCommand::Generate { dir } => match crate::vectors::generate(&dir) {
             Ok(files) => {
-                println!("wrote {} files to {}", files.len(), dir.display());
+                outln!("wrote {} files to {}", files.len(), dir.display());
                 ExitCode::SUCCESS
             }
             Err(e) => fail(EXIT_USAGE, e),
         },
         VectorsCommand::Verify { dir } => match crate::vectors::verify(&dir) {
             Ok(summary) => {
-                print!("{}", crate::vectors::summary_text(&summary));
+                out!("{}", crate::vectors::summary_text(&summary));
                 if summary.iter().all(|f| f.mismatches.is_empty()) {
                     ExitCode::SUCCESS
                 } else {

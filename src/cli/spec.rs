@@ -13,12 +13,12 @@ pub(super) fn run_spec(s: SpecCommand) -> ExitCode {
                 Err(e) => return fail(EXIT_USAGE, e),
             };
             match format {
-                CoverageFormat::Text => print!("{}", crate::spec::coverage::render(&c, false)),
+                CoverageFormat::Text => out!("{}", crate::spec::coverage::render(&c, false)),
                 CoverageFormat::Markdown => {
-                    print!("{}", crate::spec::coverage::render(&c, true))
+                    out!("{}", crate::spec::coverage::render(&c, true))
                 }
                 CoverageFormat::Json => match serde_json::to_string_pretty(&c) {
-                    Ok(j) => println!("{j}"),
+                    Ok(j) => outln!("{j}"),
                     Err(e) => return fail(EXIT_USAGE, e),
                 },
             }
@@ -27,7 +27,7 @@ pub(super) fn run_spec(s: SpecCommand) -> ExitCode {
         SpecCommand::Rules => match crate::spec::rules() {
             Ok(rules) => {
                 for r in rules {
-                    println!(
+                    outln!(
                         "{:<34} {:<6} {:<7} {:<12} {}",
                         r.id,
                         r.level.as_str(),
@@ -47,7 +47,7 @@ pub(super) fn run_bundle(b: BundleCommand) -> ExitCode {
     match b {
         BundleCommand::Verify { file } => match crate::check::bundle::verify(&file) {
             Ok(v) => {
-                print!("{}", crate::check::bundle::summary(&v));
+                out!("{}", crate::check::bundle::summary(&v));
                 ExitCode::SUCCESS
             }
             Err(e) => fail(1, format!("bundle {}: {e}", file.display())),

@@ -149,6 +149,8 @@ pub struct TlsCounts {
     /// Handshakes that began with a ClientHello and then failed (the device
     /// refused the server's certificate, or gave up).
     pub refused: u32,
+    /// Handshakes begun and not yet finished either way.
+    pub pending: u32,
 }
 
 struct State {
@@ -197,6 +199,15 @@ impl HostileServer {
     /// TLS connections begun and given up so far.
     pub fn tls_counts(&self) -> TlsCounts {
         *self.state.tls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits (at most `limit`) until no TLS handshake is half-way, so that a
+    /// device that has exited is judged on everything it did.
+    pub async fn settle(&self, limit: std::time::Duration) {
+        let deadline = Instant::now() + limit;
+        while self.tls_counts().pending > 0 && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Stops the server.
@@ -285,9 +296,24 @@ pub async fn start(
                 let Ok(Ok(start)) = tokio::time::timeout(limit, lazy).await else {
                     return;
                 };
-                st.tls.lock().unwrap_or_else(|p| p.into_inner()).hellos += 1;
-                let Ok(Ok(tls)) = tokio::time::timeout(limit, start.into_stream(cfg)).await else {
-                    st.tls.lock().unwrap_or_else(|p| p.into_inner()).refused += 1;
+                {
+                    let mut c = st.tls.lock().unwrap_or_else(|p| p.into_inner());
+                    c.hellos += 1;
+                    c.pending += 1;
+                }
+                let done = tokio::time::timeout(limit, start.into_stream(cfg)).await;
+                let tls = {
+                    let mut c = st.tls.lock().unwrap_or_else(|p| p.into_inner());
+                    c.pending = c.pending.saturating_sub(1);
+                    match done {
+                        Ok(Ok(tls)) => Some(tls),
+                        _ => {
+                            c.refused += 1;
+                            None
+                        }
+                    }
+                };
+                let Some(tls) = tls else {
                     return;
                 };
                 let has_cert = tls.get_ref().1.peer_certificates().is_some();
