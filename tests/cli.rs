@@ -176,6 +176,33 @@ fn server_admin_client_and_openssl() {
         ],
         &[],
     );
+    // The old spellings (--ca, --cert, --key) still work; the default output
+    // is a summary.
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("status   Approved") && out.contains("CN=cli-1 OU=iotdevice"),
+        "{out}"
+    );
+    assert!(out.contains("sha256") && out.contains("serial"), "{out}");
+    let o = run(
+        &[
+            "admin",
+            "status",
+            "--json",
+            "--url",
+            &srv.url,
+            "--ca-cert",
+            &format!("{d}/ca.pem"),
+            "--admin-cert",
+            &format!("{d}/admin-cert.pem"),
+            "--admin-key",
+            &format!("{d}/admin-key.pem"),
+            "--device-id",
+            "cli-1",
+        ],
+        &[],
+    );
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"status\":\"Approved\""));
     assert!(srv.terminate().success(), "graceful shutdown exits 0");
@@ -313,4 +340,64 @@ done
         "{stderr}"
     );
     assert!(tmp.path().join("dev/cert.pem").exists());
+}
+
+/// Every command's help ends with examples and its exit codes, shows no
+/// empty default, and carries no flag that does not apply to it; shell
+/// completions and manual pages are generated.
+#[test]
+fn help_completions_and_man_pages() {
+    let commands: &[&[&str]] = &[
+        &["server"],
+        &["client"],
+        &["admin", "oob"],
+        &["admin", "status"],
+        &["check"],
+        &["check", "server"],
+        &["check", "client"],
+        &["check", "explain"],
+        &["vectors", "verify"],
+        &["fuzz", "server"],
+        &["fuzz", "replay"],
+        &["bench"],
+        &["spec", "coverage"],
+        &["bundle", "verify"],
+    ];
+    for c in commands {
+        let mut a = c.to_vec();
+        a.push("--help");
+        let o = run(&a, &[]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{c:?}");
+        assert!(
+            out.contains("Examples:") && out.contains("Exit codes:"),
+            "{c:?}:\n{out}"
+        );
+        assert!(
+            !out.contains("[default: ]") && !out.contains("[default: \"\"]"),
+            "{c:?}:\n{out}"
+        );
+    }
+    for c in [&["fuzz", "server", "--help"][..], &["bench", "--help"][..]] {
+        let out = String::from_utf8_lossy(&run(c, &[]).stdout).into_owned();
+        assert!(
+            !out.contains("--ca-key") && !out.contains("--plugin-cert"),
+            "{c:?}:\n{out}"
+        );
+    }
+    let o = run(&["completions", "bash"], &[]);
+    assert!(o.status.success());
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        script.contains("_idprov") && script.contains("--ca-cert"),
+        "{script}"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&["man", "--dir", d.path().to_str().unwrap()], &[]);
+    assert!(o.status.success());
+    let page = std::fs::read_to_string(d.path().join("idprov-check.1")).unwrap();
+    assert!(
+        page.contains(".TH") && page.contains("Exit codes"),
+        "{page}"
+    );
 }

@@ -759,6 +759,6 @@ pub fn own_client_template() -> Result<String, SetupError> {
     let exe: PathBuf = std::env::current_exe().map_err(|e| SetupError(format!("own path: {e}")))?;
     let exe = shell_words::quote(&exe.to_string_lossy()).into_owned();
     Ok(format!(
-        "{exe} client --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca {{ca}} --timeout 60"
+        "{exe} client --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca-cert {{ca}} --timeout 60"
     ))
 }

@@ -45,32 +45,80 @@ impl ColorChoice {
     }
 }
 
+/// Examples and exit codes shown after the help of this command.
+const H_SERVER: &str = "Examples:\n  idprov server                                    # 127.0.0.1:43776, data in ./idprov-data\n  idprov server --listen 0.0.0.0:43776 --data-dir /var/lib/idprov --cert-days 90\n  idprov server --wire go --no-mdns                # for Go-reference devices and admin tools\n\nExit codes: 0 stopped by SIGTERM or Ctrl-C after finishing open requests;\n2 could not start (data directory, port).";
+
+/// Examples and exit codes shown after the help of this command.
+const H_CLIENT: &str = "Examples:\n  idprov client --url https://srv:43776/idprov/directory --device-id sensor-7 --secret s3cret --dir dev7\n  idprov client --device-id sensor-7 --secret s3cret --dir dev7   # find the server by DNS-SD\n  idprov client --device-id sensor-7 --dir dev7                   # renew over mutual TLS\n\nExit codes: 0 provisioned or renewed; 1 refused or failed (one line on stderr\nsays why); 2 usage error; 89 IDPROV_FEATURE names a feature not implemented.";
+
+/// Examples and exit codes shown after the help of this command.
+const H_ADMIN: &str = "Examples:\n  idprov admin oob --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --device-id sensor-7 --secret s3cret\n  idprov admin status --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --device-id sensor-7 [--json]\n\nExit codes: 0 done; 1 the server refused or could not be reached; 2 usage\nerror or an unreadable file.";
+
+/// Examples and exit codes shown after the help of this command.
+const H_CHECK: &str = "Examples:\n  idprov check                                     # both directions against the embedded reference\n  idprov check server --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n  idprov check client --cmd \"my-device --url {url} --id {device_id} --secret {secret} --out {dir}\"\n  idprov check explain server.provision.guess-limit\n\nExit codes: 0 no MUST case failed (--strict: no SHOULD case either), every\ncontrol passed; 1 a counted case or a control failed, a known-failing entry\nis stale, a baseline regressed, or nothing that counts passed; 2 the suite\ncould not test (bad flag or file, target unreachable or untrusted, a shim\nwithout the 89 convention) — report.json and junit.xml are still written.";
+
+/// Examples and exit codes shown after the help of this command.
+const H_VECTORS: &str = "Examples:\n  idprov vectors generate --dir vectors\n  idprov vectors verify --dir vectors\n\nExit codes: 0 done (verify: every case as expected); 1 verify found a\nmismatch (named by tcId); 2 a file could not be read or written.";
+
+/// Examples and exit codes shown after the help of this command.
+const H_FUZZ: &str = "Examples:\n  idprov fuzz server --requests 20000 --seed 1     # the embedded reference server\n  idprov fuzz server --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n  idprov fuzz replay out/fuzz-reproducers/server-error-123.json --url URL (same credentials)\n\nExit codes: 0 no finding (replay: it no longer fires); 1 findings (a 500 or\n502–504, a hang, a dropped connection, a failed health check; replay: it\nfires again); 2 setup error.";
+
+/// Examples and exit codes shown after the help of this command.
+const H_BENCH: &str = "Examples:\n  idprov bench --devices 2000 --concurrency 1,8,64,256\n  idprov bench --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n\nExit codes: 0 every provisioning succeeded and verified; 1 some failed\n(errors are counted per level in the table and bench.json); 2 setup error.";
+
+/// Examples and exit codes shown after the help of this command.
+const H_SPEC: &str = "Examples:\n  idprov spec rules\n  idprov spec coverage --format markdown\n\nExit codes: 0 printed; 2 the embedded profile or catalogue is unreadable.";
+
+/// Examples and exit codes shown after the help of this command.
+const H_BUNDLE: &str = "Examples:\n  idprov check server --url URL … --bundle signoff.tar.gz\n  idprov bundle verify signoff.tar.gz\n\nExit codes: 0 every file matches the manifest; 1 a file is missing, extra or\nchanged (named), or the file is not a bundle.";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the reference provisioning server.
+    #[command(after_help = H_SERVER)]
     Server(ServerArgs),
     /// Provision (or renew) this device's certificate.
+    #[command(after_help = H_CLIENT)]
     Client(ClientArgs),
     /// Administer a server: post OOB secrets, read status.
+    #[command(after_help = H_ADMIN)]
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Check a server (or, bare, the embedded reference) against the spec.
+    #[command(after_help = H_CHECK)]
     Check(CheckArgs),
     /// Generate or verify the test vectors.
+    #[command(after_help = H_VECTORS)]
     #[command(subcommand)]
     Vectors(VectorsCommand),
     /// Fuzz a live server, or replay a finding.
+    #[command(after_help = H_FUZZ)]
     #[command(subcommand)]
     Fuzz(FuzzCommand),
     /// Measure how fast a server provisions (default: the reference server).
+    #[command(after_help = H_BENCH)]
     Bench(BenchArgs),
     /// The protocol profile: rules and what checks them.
+    #[command(after_help = H_SPEC)]
     #[command(subcommand)]
     Spec(SpecCommand),
     /// Sign-off bundles written by `check --bundle`.
+    #[command(after_help = H_BUNDLE)]
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff); with `--dir`, write one page per
+    /// command there.
+    Man {
+        /// Write idprov.1 and idprov-<command>.1 into this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `idprov spec` subcommands.
@@ -78,12 +126,14 @@ pub enum Command {
 pub enum SpecCommand {
     /// The coverage matrix: every rule of docs/PROTOCOL.md and the cases,
     /// vectors and fuzz targets that check it; MUST rules with no case.
+    #[command(after_help = H_SPEC)]
     Coverage {
         /// Output format.
         #[arg(long, value_enum, default_value_t = CoverageFormat::Text)]
         format: CoverageFormat,
     },
     /// Print the rules of the profile (id, level, role, section, text).
+    #[command(after_help = H_SPEC)]
     Rules,
 }
 
@@ -103,6 +153,7 @@ pub enum CoverageFormat {
 pub enum BundleCommand {
     /// Check every file of a bundle against its SHA-256 manifest and print
     /// the run's summary; exit 1 naming the first file that does not match.
+    #[command(after_help = H_BUNDLE)]
     Verify {
         /// The bundle (`.tar.gz`).
         file: PathBuf,
@@ -114,7 +165,7 @@ pub enum BundleCommand {
 pub struct BenchArgs {
     /// Target (default: the reference server, started as a child process).
     #[command(flatten)]
-    pub target: ServerTargetArgs,
+    pub target: ServerConnArgs,
     /// Devices per concurrency level.
     #[arg(long, default_value_t = 1000)]
     pub devices: usize,
@@ -136,10 +187,11 @@ pub struct BenchArgs {
 #[derive(Debug, Subcommand)]
 pub enum FuzzCommand {
     /// Send mutated requests to every endpoint (default: the embedded server).
+    #[command(after_help = H_FUZZ)]
     Server {
         /// Target.
         #[command(flatten)]
-        target: ServerTargetArgs,
+        target: ServerConnArgs,
         /// Requests to send.
         #[arg(long, default_value_t = 20_000)]
         requests: u64,
@@ -154,12 +206,13 @@ pub enum FuzzCommand {
         concurrency: usize,
     },
     /// Send a reproducer file again (default target: a fresh embedded server).
+    #[command(after_help = H_FUZZ)]
     Replay {
         /// The reproducer (from reports/fuzz-reproducers/).
         file: PathBuf,
         /// Target.
         #[command(flatten)]
-        target: ServerTargetArgs,
+        target: ServerConnArgs,
     },
 }
 
@@ -167,12 +220,14 @@ pub enum FuzzCommand {
 #[derive(Debug, Subcommand)]
 pub enum VectorsCommand {
     /// Write every vector file (deterministic: same bytes every time).
+    #[command(after_help = H_VECTORS)]
     Generate {
         /// Target folder.
         #[arg(long, default_value = "vectors")]
         dir: PathBuf,
     },
     /// Check this implementation against every vector file.
+    #[command(after_help = H_VECTORS)]
     Verify {
         /// Folder with the vector files.
         #[arg(long, default_value = "vectors")]
@@ -195,11 +250,14 @@ pub struct CheckArgs {
 #[derive(Debug, Subcommand)]
 pub enum CheckWhich {
     /// Check a provisioning server (default: the embedded reference server).
+    #[command(after_help = H_CHECK)]
     Server(ServerTargetArgs),
     /// Check a device through its shim (default: this binary's own client).
+    #[command(after_help = H_CHECK)]
     Client(ClientTargetArgs),
     /// Explain a case: its rules, why they matter, its steps, how to fix a
     /// failure and how to reproduce it by hand.
+    #[command(after_help = H_CHECK)]
     Explain {
         /// The case id (see `idprov check --list`).
         case: String,
@@ -215,9 +273,9 @@ pub struct ClientTargetArgs {
     pub cmd: Option<String>,
 }
 
-/// How to reach a server under test.
-#[derive(Debug, Args)]
-pub struct ServerTargetArgs {
+/// How to reach a server: its directory URL, CA and an admin credential.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServerConnArgs {
     /// The server's directory URL (omit to check the embedded server).
     #[arg(long, requires_all = ["ca_cert", "admin_cert", "admin_key"])]
     pub url: Option<String>,
@@ -230,6 +288,14 @@ pub struct ServerTargetArgs {
     /// Its private key.
     #[arg(long)]
     pub admin_key: Option<PathBuf>,
+}
+
+/// A server under test: how to reach it, and what else the suite may use.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServerTargetArgs {
+    /// How to reach it.
+    #[command(flatten)]
+    pub conn: ServerConnArgs,
     /// The CA's private key, if you have it: enables cases that need
     /// certificates the server would not issue (expired, other OU), and
     /// mints a plugin credential when none is given.
@@ -241,6 +307,15 @@ pub struct ServerTargetArgs {
     /// Its private key.
     #[arg(long, requires = "plugin_cert")]
     pub plugin_key: Option<PathBuf>,
+}
+
+impl From<ServerConnArgs> for ServerTargetArgs {
+    fn from(conn: ServerConnArgs) -> Self {
+        ServerTargetArgs {
+            conn,
+            ..ServerTargetArgs::default()
+        }
+    }
 }
 
 /// Options common to every check (SUITE.md).
@@ -330,15 +405,21 @@ pub struct ClientArgs {
     /// This device's ID.
     #[arg(long)]
     pub device_id: String,
-    /// The OOB secret (not needed to renew).
-    #[arg(long, env = "IDPROV_CLIENT_SECRET", hide_env_values = true)]
+    /// The OOB secret (not needed to renew); also read from `IDPROV_SECRET`
+    /// (the shim's name; `IDPROV_CLIENT_SECRET` still works).
+    #[arg(long, env = "IDPROV_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
     /// Where ca.pem, cert.pem and key.pem are kept.
     #[arg(long)]
     pub dir: PathBuf,
     /// A pre-provisioned CA to trust instead of the leap of faith (empty =
     /// none); `IDPROV_CA` from the shim contract is read when absent.
-    #[arg(long, env = "IDPROV_CA")]
+    #[arg(
+        long = "ca-cert",
+        alias = "ca",
+        env = "IDPROV_CA",
+        value_name = "CA_PEM"
+    )]
     pub ca: Option<String>,
     /// Overall time limit in seconds, Waiting retries included.
     #[arg(long, default_value_t = 120)]
@@ -352,13 +433,13 @@ pub struct AdminConn {
     #[arg(long)]
     pub url: String,
     /// CA certificate to verify the server.
-    #[arg(long)]
+    #[arg(long = "ca-cert", alias = "ca", value_name = "CA_PEM")]
     pub ca: PathBuf,
     /// Admin or plugin client certificate.
-    #[arg(long)]
+    #[arg(long = "admin-cert", alias = "cert", value_name = "CERT_PEM")]
     pub cert: PathBuf,
     /// Its private key.
-    #[arg(long)]
+    #[arg(long = "admin-key", alias = "key", value_name = "KEY_PEM")]
     pub key: PathBuf,
     /// The device concerned.
     #[arg(long)]
@@ -369,6 +450,7 @@ pub struct AdminConn {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Post an OOB secret for a device.
+    #[command(after_help = H_ADMIN)]
     Oob {
         /// Connection.
         #[command(flatten)]
@@ -377,13 +459,18 @@ pub enum AdminCommand {
         #[arg(long)]
         secret: String,
         /// RFC 3339 expiry (default: the server's, 3 days).
-        #[arg(long, default_value = "")]
-        valid_until: String,
+        #[arg(long)]
+        valid_until: Option<String>,
     },
-    /// Print a device's provisioning status.
+    /// Print a device's provisioning status: status, certificate subject,
+    /// serial, validity and fingerprint (`--json`: the document as served).
+    #[command(after_help = H_ADMIN)]
     Status {
         /// Connection.
         #[command(flatten)]
         conn: AdminConn,
+        /// Print the status document as the server sent it.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -13,7 +13,7 @@ pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
         );
     }
     let (child, target, pid) = if b.target.url.is_some() {
-        match resolve_target(&b.target).await {
+        match resolve_target(&b.target.clone().into()).await {
             Ok((t, _)) => (None, t, b.server_pid),
             Err(e) => return fail(EXIT_USAGE, e),
         }

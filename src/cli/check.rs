@@ -86,6 +86,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         _ => "client",
     };
     let target_name = target_args
+        .conn
         .url
         .clone()
         .unwrap_or_else(|| "embedded reference".into());
@@ -166,15 +167,7 @@ fn setup_error_exit(
 }
 
 fn empty_server_target() -> ServerTargetArgs {
-    ServerTargetArgs {
-        url: None,
-        ca_cert: None,
-        admin_cert: None,
-        admin_key: None,
-        ca_key: None,
-        plugin_cert: None,
-        plugin_key: None,
-    }
+    ServerTargetArgs::default()
 }
 
 fn finish_report(

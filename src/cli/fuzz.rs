@@ -15,7 +15,7 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
             report_dir,
             concurrency,
         } => {
-            let (t, embedded) = match resolve_target(&target).await {
+            let (t, embedded) = match resolve_target(&target.clone().into()).await {
                 Ok(x) => x,
                 Err(e) => return fail(EXIT_USAGE, e),
             };
@@ -67,7 +67,7 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(EXIT_USAGE, e),
             };
-            let (t, embedded) = match resolve_target(&target).await {
+            let (t, embedded) = match resolve_target(&target.clone().into()).await {
                 Ok(x) => x,
                 Err(e) => return fail(EXIT_USAGE, e),
             };

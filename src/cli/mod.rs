@@ -43,6 +43,46 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// `idprov man`: the manual page on stdout, or every page into `dir`.
+fn man(dir: Option<&Path>) -> ExitCode {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            let mut buf = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut buf) {
+                return fail(EXIT_USAGE, format!("man: {e}"));
+            }
+            out!("{}", String::from_utf8_lossy(&buf));
+            ExitCode::SUCCESS
+        }
+        Some(d) => {
+            if let Err(e) = std::fs::create_dir_all(d) {
+                return fail(EXIT_USAGE, format!("{}: {e}", d.display()));
+            }
+            let mut pages = vec![("idprov".to_string(), cmd.clone())];
+            for sub in cmd.get_subcommands() {
+                pages.push((format!("idprov-{}", sub.get_name()), sub.clone()));
+            }
+            for (name, c) in pages {
+                let mut buf = Vec::new();
+                if let Err(e) = clap_mangen::Man::new(c)
+                    .title(name.clone())
+                    .render(&mut buf)
+                {
+                    return fail(EXIT_USAGE, format!("man {name}: {e}"));
+                }
+                let path = d.join(format!("{name}.1"));
+                if let Err(e) = crate::fsutil::write_atomic(&path, &buf, crate::fsutil::MODE_PUBLIC)
+                {
+                    return fail(EXIT_USAGE, format!("{}: {e}", path.display()));
+                }
+            }
+            outln!("manual pages written to {}", d.display());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("idprov: {msg}");
     ExitCode::from(code)
@@ -71,6 +111,14 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Fuzz(f) => fuzz::run_fuzz(f).await,
         Command::Bench(b) => bench::run_bench(b).await,
         Command::Spec(s) => spec::run_spec(s),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "idprov", &mut buf);
+            out!("{}", String::from_utf8_lossy(&buf));
+            ExitCode::SUCCESS
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Bundle(b) => spec::run_bundle(b),
     }
 }

@@ -48,7 +48,13 @@ pub(super) async fn run_client(a: ClientArgs) -> ExitCode {
             return ExitCode::from(EXIT_UNIMPLEMENTED);
         }
     }
-    let mut opts = ClientOptions::new(&a.device_id, a.secret.as_deref(), &a.dir);
+    // The old name of the secret's variable still works.
+    let secret = a
+        .secret
+        .clone()
+        .or_else(|| std::env::var("IDPROV_CLIENT_SECRET").ok())
+        .filter(|s| !s.is_empty());
+    let mut opts = ClientOptions::new(&a.device_id, secret.as_deref(), &a.dir);
     opts.url = a.url.filter(|u| !u.is_empty());
     opts.ca = a.ca.filter(|p| !p.is_empty()).map(PathBuf::from);
     opts.timeout = Duration::from_secs(a.timeout);
@@ -74,10 +80,10 @@ pub(super) async fn run_client(a: ClientArgs) -> ExitCode {
 fn admin_client(c: &AdminConn) -> Result<AdminClient, String> {
     Ok(AdminClient {
         url: c.url.clone(),
-        ca_pem: read(&c.ca, "--ca")?,
+        ca_pem: read(&c.ca, "--ca-cert")?,
         identity: ClientIdentity {
-            cert_pem: read(&c.cert, "--cert")?,
-            key_pem: read(&c.key, "--key")?,
+            cert_pem: read(&c.cert, "--admin-cert")?,
+            key_pem: read(&c.key, "--admin-key")?,
         },
         timeout: Duration::from_secs(15),
     })
@@ -94,7 +100,14 @@ pub(super) async fn run_admin(a: AdminCommand) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(EXIT_USAGE, e),
             };
-            match c.post_oob(&conn.device_id, &secret, &valid_until).await {
+            match c
+                .post_oob(
+                    &conn.device_id,
+                    &secret,
+                    valid_until.as_deref().unwrap_or(""),
+                )
+                .await
+            {
                 Ok(()) => {
                     outln!("OOB secret posted for {}", conn.device_id);
                     ExitCode::SUCCESS
@@ -102,20 +115,63 @@ pub(super) async fn run_admin(a: AdminCommand) -> ExitCode {
                 Err(e) => fail(1, e),
             }
         }
-        AdminCommand::Status { conn } => {
+        AdminCommand::Status { conn, json } => {
             let c = match admin_client(&conn) {
                 Ok(c) => c,
                 Err(e) => return fail(EXIT_USAGE, e),
             };
             match c.status(&conn.device_id).await {
-                Ok(body) => {
+                Ok(body) if json => {
                     outln!("{}", String::from_utf8_lossy(&body));
                     ExitCode::SUCCESS
                 }
+                Ok(body) => match status_summary(&body) {
+                    Ok(text) => {
+                        out!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(1, format!("the status answer is not readable: {e}")),
+                },
                 Err(e) => fail(1, e),
             }
         }
     }
+}
+
+/// A status document in words: status, then the certificate's subject,
+/// serial, validity and SHA-256 fingerprint (PEM or base64-of-PEM).
+fn status_summary(body: &[u8]) -> Result<String, String> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let mut o = format!(
+        "device   {}\nstatus   {}\n",
+        v["deviceID"].as_str().unwrap_or("?"),
+        v["status"].as_str().unwrap_or("?")
+    );
+    let (pem, _) =
+        crate::core::directory::decode_ca(v.get("clientCert")).map_err(|e| e.to_string())?;
+    if let Some(pem) = pem {
+        let der = crate::pki::cert_der_from_pem(&pem).map_err(|e| e.to_string())?;
+        let info = crate::pki::CertInfo::from_der(&der).map_err(|e| e.to_string())?;
+        let t = |x: time::OffsetDateTime| {
+            x.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        o.push_str(&format!(
+            "subject  CN={} OU={}\nserial   {}\nvalid    {} → {}{}\nsha256   {}\n",
+            info.cn.join(","),
+            info.ou.join(","),
+            info.serial_hex,
+            t(info.not_before),
+            t(info.not_after),
+            if info.valid_at(time::OffsetDateTime::now_utc()) {
+                ""
+            } else {
+                " (not valid now)"
+            },
+            crate::check::bundle::sha256_hex(&der)
+        ));
+    }
+    Ok(o)
 }
 
 pub(super) fn run_vectors(v: VectorsCommand) -> ExitCode {

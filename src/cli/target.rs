@@ -19,7 +19,7 @@ pub(super) async fn resolve_target(
     ),
     String,
 > {
-    if let Some(url) = &t.url {
+    if let Some(url) = &t.conn.url {
         let need = |p: &Option<PathBuf>, what: &str| match p {
             Some(p) => read(p, what),
             None => Err(format!("{what} is required with --url")),
@@ -27,10 +27,10 @@ pub(super) async fn resolve_target(
         return Ok((
             crate::check::runner::ServerTarget {
                 url: url.clone(),
-                ca_pem: need(&t.ca_cert, "--ca-cert")?,
+                ca_pem: need(&t.conn.ca_cert, "--ca-cert")?,
                 admin: ClientIdentity {
-                    cert_pem: need(&t.admin_cert, "--admin-cert")?,
-                    key_pem: need(&t.admin_key, "--admin-key")?,
+                    cert_pem: need(&t.conn.admin_cert, "--admin-cert")?,
+                    key_pem: need(&t.conn.admin_key, "--admin-key")?,
                 },
                 plugin: match (&t.plugin_cert, &t.plugin_key) {
                     (Some(c), Some(k)) => Some(ClientIdentity {
