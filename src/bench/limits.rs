@@ -4,7 +4,7 @@
 use std::process::Command;
 
 /// Operations per second OpenSSL reaches here.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// ECDSA P-256 signatures per second.
     pub ecdsa_p256_sign_per_s: Option<f64>,

@@ -4,6 +4,7 @@
 //! percentiles, errors by kind, server CPU per provisioning and peak RSS —
 //! beside the machine's limits from `openssl speed`.
 
+pub mod compare;
 pub mod limits;
 pub mod report;
 
@@ -38,7 +39,7 @@ pub struct BenchOptions {
 }
 
 /// Figures of one concurrency level.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LevelResult {
     /// Concurrency.
     pub concurrency: usize,
@@ -69,7 +70,7 @@ pub struct LevelResult {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BenchResult {
     /// Target URL.
     pub target: String,

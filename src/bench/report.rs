@@ -70,125 +70,230 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.0}")).unwrap_or_else(|| "n/a".into())
 }
 
-fn svg_line(points: &[(f64, f64)], title: &str, xlabel: &str, ylabel: &str) -> String {
-    let (w, h, m) = (560.0, 300.0, 50.0);
-    let xmax = points.iter().map(|p| p.0).fold(1.0, f64::max);
-    let ymax = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
-    // Logarithmic x (concurrency sweeps are geometric).
-    let lx = |x: f64| m + (x.max(1.0).ln() / xmax.max(2.0).ln()) * (w - 2.0 * m);
-    let ly = |y: f64| h - m - (y / ymax) * (h - 2.0 * m);
-    let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img"><title>{title}</title>"#
-    );
-    let _ = write!(
-        s,
-        r##"<rect width="{w}" height="{h}" fill="#fff"/><line x1="{m}" y1="{}" x2="{}" y2="{}" stroke="#333"/><line x1="{m}" y1="{m}" x2="{m}" y2="{}" stroke="#333"/>"##,
-        h - m,
-        w - m,
-        h - m,
-        h - m
-    );
-    let path: Vec<String> = points
-        .iter()
-        .map(|(x, y)| format!("{:.1},{:.1}", lx(*x), ly(*y)))
-        .collect();
-    let _ = write!(
-        s,
-        r##"<polyline fill="none" stroke="#1565c0" stroke-width="2" points="{}"/>"##,
-        path.join(" ")
-    );
-    for (x, y) in points {
-        let _ = write!(
-            s,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#1565c0"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{:.0}</text><text x="{:.1}" y="{}" font-size="11" text-anchor="middle">{}</text>"##,
-            lx(*x),
-            ly(*y),
-            lx(*x),
-            ly(*y) - 8.0,
-            y,
-            lx(*x),
-            h - m + 16.0,
-            x
-        );
-    }
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{xlabel}</text><text x="14" y="{}" font-size="12" transform="rotate(-90 14 {})" text-anchor="middle">{ylabel}</text><text x="{}" y="20" font-size="14" text-anchor="middle">{title}</text></svg>"#,
-        w / 2.0,
-        h - 12.0,
-        h / 2.0,
-        h / 2.0,
-        w / 2.0
-    );
-    s
+/// One line of a plot.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// (x, y) points, x > 0.
+    pub points: Vec<(f64, f64)>,
 }
 
-fn svg_latency(r: &BenchResult) -> String {
-    let (w, h, m) = (560.0, 300.0, 50.0);
-    let ymax = r.levels.iter().map(|l| l.p99_ms).fold(1.0, f64::max) * 1.15;
-    let n = r.levels.len().max(1) as f64;
-    let group = (w - 2.0 * m) / n;
-    let bar = group / 4.0;
-    let mut s = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img"><title>latency percentiles</title><rect width="{w}" height="{h}" fill="#fff"/><line x1="{m}" y1="{}" x2="{}" y2="{}" stroke="#333"/>"##,
-        h - m,
-        w - m,
-        h - m
-    );
-    for (i, l) in r.levels.iter().enumerate() {
-        for (j, (v, colour)) in [
-            (l.p50_ms, "#90caf9"),
-            (l.p90_ms, "#42a5f5"),
-            (l.p99_ms, "#0d47a1"),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let x = m + i as f64 * group + (j as f64 + 0.5) * bar;
-            let bh = (v / ymax) * (h - 2.0 * m);
-            let _ = write!(
-                s,
-                r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{colour}"/>"##,
-                h - m - bh,
-                bar * 0.9
-            );
-        }
-        let _ = write!(
-            s,
-            r#"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle">c={} (p99 {:.1} ms)</text>"#,
-            m + (i as f64 + 0.5) * group,
-            h - m + 16.0,
-            l.concurrency,
-            l.p99_ms
-        );
+const COLOURS: &[&str] = &[
+    "#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f",
+];
+
+fn fmt_tick(v: f64) -> String {
+    if v >= 100.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
     }
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="20" font-size="14" text-anchor="middle">latency p50 / p90 / p99 (ms)</text></svg>"#,
-        w / 2.0
-    );
-    s
 }
 
-/// Self-contained HTML.
-pub fn html(r: &BenchResult) -> String {
-    let points: Vec<(f64, f64)> = r
-        .levels
-        .iter()
-        .map(|l| (l.concurrency as f64, l.per_second))
-        .collect();
+/// A self-contained SVG line plot: log-scale x (concurrency sweeps are
+/// geometric), linear or log y, tick values on both axes, axis titles with
+/// units, a legend, and an optional horizontal reference line (a limit).
+pub fn svg_plot(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    series: &[Series],
+    log_y: bool,
+    limit: Option<(&str, f64)>,
+) -> String {
     let esc = |t: &str| {
         t.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
+    };
+    let (w, h) = (640.0, 340.0);
+    let (ml, mr, mt, mb) = (70.0, 20.0, 40.0, 60.0);
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
+    let mut xs: Vec<f64> = pts.iter().map(|p| p.0.max(1.0)).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let xmin = xs.first().copied().unwrap_or(1.0);
+    let xmax = xs.last().copied().unwrap_or(2.0).max(xmin * 2.0);
+    let mut ymax = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+    if let Some((_, l)) = limit {
+        ymax = ymax.max(l);
+    }
+    let ymax = if ymax <= 0.0 { 1.0 } else { ymax * 1.1 };
+    let ymin_log = pts
+        .iter()
+        .map(|p| p.1)
+        .filter(|y| *y > 0.0)
+        .fold(f64::INFINITY, f64::min)
+        .min(ymax / 10.0)
+        .max(1e-3);
+    let (lo, hi) = (
+        10f64.powf(ymin_log.log10().floor()),
+        10f64.powf(ymax.log10().ceil()),
+    );
+    let px = |x: f64| {
+        ml + (x.max(1.0).ln() - xmin.ln()) / (xmax.ln() - xmin.ln()).max(1e-9) * (w - ml - mr)
+    };
+    let py = |y: f64| {
+        let f = if log_y {
+            (y.max(lo).log10() - lo.log10()) / (hi.log10() - lo.log10()).max(1e-9)
+        } else {
+            y / ymax
+        };
+        h - mb - f * (h - mt - mb)
+    };
+    let mut s = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img"><title>{t}</title><rect width="{w}" height="{h}" fill="#fff"/>"##,
+        t = esc(title)
+    );
+    // Axes.
+    let _ = write!(
+        s,
+        r##"<line x1="{ml}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/><line x1="{ml}" y1="{mt}" x2="{ml}" y2="{b}" stroke="#333"/>"##,
+        b = h - mb,
+        r = w - mr
+    );
+    // x ticks: the measured levels.
+    for x in &xs {
+        let _ = write!(
+            s,
+            r##"<line x1="{X:.1}" y1="{b}" x2="{X:.1}" y2="{b5}" stroke="#333"/><text x="{X:.1}" y="{ty}" font-size="11" text-anchor="middle">{v}</text>"##,
+            X = px(*x),
+            b = h - mb,
+            b5 = h - mb + 5.0,
+            ty = h - mb + 18.0,
+            v = fmt_tick(*x)
+        );
+    }
+    // y ticks: decades (log) or fifths (linear), with grid lines.
+    let ticks: Vec<f64> = if log_y {
+        let mut v = Vec::new();
+        let mut d = lo;
+        while d <= hi * 1.0001 {
+            v.push(d);
+            d *= 10.0;
+        }
+        v
+    } else {
+        (0..=5).map(|i| ymax * i as f64 / 5.0).collect()
+    };
+    for y in ticks {
+        let _ = write!(
+            s,
+            r##"<line x1="{ml}" y1="{Y:.1}" x2="{r}" y2="{Y:.1}" stroke="#eee"/><text x="{tx}" y="{ty:.1}" font-size="11" text-anchor="end">{v}</text>"##,
+            Y = py(y),
+            r = w - mr,
+            tx = ml - 6.0,
+            ty = py(y) + 4.0,
+            v = fmt_tick(y)
+        );
+    }
+    if let Some((name, v)) = limit {
+        let _ = write!(
+            s,
+            r##"<line x1="{ml}" y1="{Y:.1}" x2="{r}" y2="{Y:.1}" stroke="#888" stroke-dasharray="6 4"/><text x="{r}" y="{ty:.1}" font-size="11" text-anchor="end" fill="#555">limit: {n} = {v:.0}</text>"##,
+            Y = py(v),
+            r = w - mr,
+            ty = py(v) - 5.0,
+            n = esc(name)
+        );
+    }
+    for (i, se) in series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let path: Vec<String> = se
+            .points
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .collect();
+        let _ = write!(
+            s,
+            r##"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"##,
+            path.join(" ")
+        );
+        for (x, y) in &se.points {
+            let _ = write!(
+                s,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"><title>{}: {} at {}</title></circle>"##,
+                px(*x),
+                py(*y),
+                esc(&se.name),
+                fmt_tick(*y),
+                fmt_tick(*x)
+            );
+        }
+        // Legend.
+        let ly = mt + 4.0 + i as f64 * 16.0;
+        let _ = write!(
+            s,
+            r##"<rect x="{lx}" y="{ry}" width="12" height="3" fill="{c}"/><text x="{tx}" y="{ty}" font-size="11">{n}</text>"##,
+            lx = ml + 10.0,
+            ry = ly,
+            tx = ml + 28.0,
+            ty = ly + 5.0,
+            n = esc(&se.name)
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<text x="{cx}" y="{xy}" font-size="12" text-anchor="middle">{xl}</text><text x="16" y="{cy}" font-size="12" transform="rotate(-90 16 {cy})" text-anchor="middle">{yl}</text><text x="{cx}" y="22" font-size="14" text-anchor="middle">{t}</text></svg>"##,
+        cx = (ml + w - mr) / 2.0,
+        xy = h - 14.0,
+        cy = (mt + h - mb) / 2.0,
+        xl = esc(xlabel),
+        yl = esc(ylabel),
+        t = esc(title)
+    );
+    s
+}
+
+/// Self-contained HTML: throughput against the signing limit, latency
+/// percentiles on a log scale, and the table.
+pub fn html(r: &BenchResult) -> String {
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let line = |name: &str, f: &dyn Fn(&super::LevelResult) -> f64| Series {
+        name: name.into(),
+        points: r
+            .levels
+            .iter()
+            .map(|l| (l.concurrency as f64, f(l)))
+            .collect(),
     };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>idprov bench</title><style>body{{font:14px system-ui,sans-serif;margin:1.5em}}pre{{background:#f6f6f6;padding:8px}}</style></head><body><h1>idprov bench</h1><p>Target <code>{}</code> · {} · started {}</p>{}{}<pre>{}</pre></body></html>\n",
         esc(&r.target),
         if r.fresh_tls { "fresh TLS handshake per device" } else { "kept-alive connections" },
         esc(&r.started),
-        svg_line(&points, "provisions per second vs concurrency", "concurrency", "provisions/s"),
-        svg_latency(r),
+        svg_plot(
+            "throughput vs concurrency",
+            "concurrency (devices at once, log scale)",
+            "provisions per second",
+            &[line("provisions/s", &|l| l.per_second)],
+            false,
+            r.limits
+                .ecdsa_p256_sign_per_s
+                .map(|v| ("openssl ECDSA P-256 sign/s (one per certificate)", v)),
+        ),
+        svg_plot(
+            "latency of one provisioning vs concurrency",
+            "concurrency (devices at once, log scale)",
+            "latency, ms (log scale)",
+            &[
+                line("p50", &|l| l.p50_ms),
+                line("p90", &|l| l.p90_ms),
+                line("p99", &|l| l.p99_ms),
+            ],
+            true,
+            None,
+        ),
         esc(&table(r))
     )
 }

@@ -64,7 +64,7 @@ const H_VECTORS: &str = "Examples:\n  idprov vectors generate --dir vectors\n  i
 const H_FUZZ: &str = "Examples:\n  idprov fuzz server --requests 20000 --seed 1     # the embedded reference server\n  idprov fuzz server --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n  idprov fuzz replay out/fuzz-reproducers/server-error-123.json --url URL (same credentials)\n\nExit codes: 0 no finding (replay: it no longer fires); 1 findings (a 500 or\n502–504, a hang, a dropped connection, a failed health check; replay: it\nfires again); 2 setup error.";
 
 /// Examples and exit codes shown after the help of this command.
-const H_BENCH: &str = "Examples:\n  idprov bench --devices 2000 --concurrency 1,8,64,256\n  idprov bench --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n\nExit codes: 0 every provisioning succeeded and verified; 1 some failed\n(errors are counted per level in the table and bench.json); 2 setup error.";
+const H_BENCH: &str = "Examples:\n  idprov bench --devices 2000 --concurrency 1,8,64,256\n  idprov bench --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n  idprov bench --baseline old/bench.json --max-regression 10\n  idprov bench compare before/bench.json after/bench.json\n\nExit codes: 0 every provisioning succeeded and verified (with --baseline:\nand no figure regressed beyond --max-regression); 1 some failed, or a\nregression; 2 setup error or an unreadable file.";
 
 /// Examples and exit codes shown after the help of this command.
 const H_SPEC: &str = "Examples:\n  idprov spec rules\n  idprov spec coverage --format markdown\n\nExit codes: 0 printed; 2 the embedded profile or catalogue is unreadable.";
@@ -97,7 +97,7 @@ pub enum Command {
     #[command(subcommand)]
     Fuzz(FuzzCommand),
     /// Measure how fast a server provisions (default: the reference server).
-    #[command(after_help = H_BENCH)]
+    #[command(after_help = H_BENCH, args_conflicts_with_subcommands = true)]
     Bench(BenchArgs),
     /// The protocol profile: rules and what checks them.
     #[command(after_help = H_SPEC)]
@@ -181,6 +181,31 @@ pub struct BenchArgs {
     /// Where bench.json and bench.html go.
     #[arg(long, default_value = "reports")]
     pub report_dir: PathBuf,
+    /// An earlier bench.json: compare with it, and exit 1 on a regression.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: the largest tolerated change, in percent, of
+    /// throughput (down), p99 latency and server CPU per provisioning (up).
+    #[arg(long, default_value_t = 10.0, requires = "baseline")]
+    pub max_regression: f64,
+    /// Put several runs side by side instead of measuring.
+    #[command(subcommand)]
+    pub sub: Option<BenchSub>,
+}
+
+/// `idprov bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchSub {
+    /// Several bench.json files side by side: one table, and compare.html.
+    #[command(after_help = H_BENCH)]
+    Compare {
+        /// The bench.json files, each named after its file in the table.
+        #[arg(required = true, num_args = 2..)]
+        files: Vec<PathBuf>,
+        /// Where compare.html goes.
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+    },
 }
 
 /// `idprov fuzz` subcommands.
