@@ -71,7 +71,9 @@ pub async fn handle(
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
-            if e.status().is_server_error() {
+            // A failure on our side is an error; 501 for an unknown method
+            // is a deliberate answer like any 4xx.
+            if matches!(e, RequestError::Internal(_)) {
                 tracing::error!(%method, %path, peer = %conn.peer_addr, error = %e, "request failed");
             } else {
                 tracing::debug!(%method, %path, peer = %conn.peer_addr, error = %e, "request refused");
