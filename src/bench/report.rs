@@ -120,11 +120,39 @@ pub fn svg_plot(
     xs.dedup();
     let xmin = xs.first().copied().unwrap_or(1.0);
     let xmax = xs.last().copied().unwrap_or(2.0).max(xmin * 2.0);
-    let mut ymax = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+    let data_max = pts.iter().map(|p| p.1).fold(0.0, f64::max);
+    let mut ymax = data_max;
     if let Some((_, l)) = limit {
         ymax = ymax.max(l);
     }
-    let ymax = if ymax <= 0.0 { 1.0 } else { ymax * 1.1 };
+    // A limit far above the data would flatten it: switch to a log scale.
+    let auto_log = !log_y && limit.is_some_and(|(_, l)| data_max > 0.0 && l > 5.0 * data_max);
+    let log_y = log_y || auto_log;
+    let ylabel = if auto_log {
+        format!("{ylabel} (log scale)")
+    } else {
+        ylabel.to_string()
+    };
+    // Linear: a "nice" step (1, 2 or 5 × 10^k) and a top on a step.
+    let step = {
+        let raw = if ymax <= 0.0 { 1.0 } else { ymax * 1.05 / 5.0 };
+        let mag = 10f64.powf(raw.log10().floor());
+        let f = raw / mag;
+        mag * if f <= 1.0 {
+            1.0
+        } else if f <= 2.0 {
+            2.0
+        } else if f <= 5.0 {
+            5.0
+        } else {
+            10.0
+        }
+    };
+    let ymax = if ymax <= 0.0 {
+        1.0
+    } else {
+        (ymax * 1.05 / step).ceil() * step
+    };
     let ymin_log = pts
         .iter()
         .map(|p| p.1)
@@ -180,7 +208,10 @@ pub fn svg_plot(
         }
         v
     } else {
-        (0..=5).map(|i| ymax * i as f64 / 5.0).collect()
+        (0..)
+            .map(|i| i as f64 * step)
+            .take_while(|v| *v <= ymax * 1.0001)
+            .collect()
     };
     for y in ticks {
         let _ = write!(
@@ -245,7 +276,7 @@ pub fn svg_plot(
         xy = h - 14.0,
         cy = (mt + h - mb) / 2.0,
         xl = esc(xlabel),
-        yl = esc(ylabel),
+        yl = esc(&ylabel),
         t = esc(title)
     );
     s
