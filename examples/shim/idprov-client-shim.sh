@@ -20,5 +20,5 @@ exec "${IDPROV_BIN:-idprov}" client \
   --device-id "$IDPROV_DEVICE_ID" \
   --secret "${IDPROV_SECRET:-}" \
   --dir "$IDPROV_DIR" \
-  --ca "${IDPROV_CA:-}" \
+  --ca-cert "${IDPROV_CA:-}" \
   --timeout 60
