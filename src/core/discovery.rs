@@ -65,6 +65,30 @@ pub fn published_path(txt: &[TxtEntry]) -> Result<(String, PathKey), DiscoveryEr
 /// One TXT attribute as received: key bytes and optional value bytes.
 pub type TxtEntry = (Vec<u8>, Option<Vec<u8>>);
 
+/// Whether `p` is made only of what RFC 3986 allows in a URL path: unreserved
+/// and sub-delimiter characters, `:`, `@`, `/`, and `%` followed by two hex
+/// digits. Anything else (`<`, `>`, `?`, `#`, spaces, non-ASCII, …) would
+/// make a URL that an HTTP client refuses or reads differently.
+fn is_url_path(p: &str) -> bool {
+    let b = p.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            match (b.get(i + 1), b.get(i + 2)) {
+                (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+            continue;
+        }
+        if !(c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&c)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Picks the directory path from TXT attributes. Keys are compared
 /// case-insensitively (RFC 6763 §6.4); `path` wins over the legacy
 /// `directory`; with neither the default `/idprov/directory` is used.
@@ -85,10 +109,7 @@ pub fn directory_path(txt: &[TxtEntry]) -> Result<String, DiscoveryError> {
         return Err(DiscoveryError::TooLong);
     }
     let path = std::str::from_utf8(value).map_err(|_| DiscoveryError::NotUtf8)?;
-    if !path.starts_with('/')
-        || path.starts_with("//")
-        || path.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if !path.starts_with('/') || path.starts_with("//") || !is_url_path(path) {
         return Err(DiscoveryError::BadPath(path.to_string()));
     }
     Ok(path.to_string())
@@ -135,6 +156,23 @@ mod tests {
             "/p"
         );
         assert_eq!(directory_path(&[]).unwrap(), DIRECTORY_PATH);
+        // Only URL path characters (a fuzz finding: `>` built a URL that no
+        // HTTP client parses).
+        for bad in [
+            "/a>b", "/a<b", "/a?b", "/a#b", "/a%zz", "/a%4", "/é", "/a\\b", "/a|b",
+        ] {
+            let txt = [(b"path".to_vec(), Some(bad.as_bytes().to_vec()))];
+            assert!(directory_path(&txt).is_err(), "{bad}");
+        }
+        for good in [
+            "/idprov/directory",
+            "/a%20b/c",
+            "/x:y@z/~a-b_c.d!$&'()*+,;=",
+        ] {
+            let txt = [(b"path".to_vec(), Some(good.as_bytes().to_vec()))];
+            let url = directory_url(&["127.0.0.1".parse().unwrap()], 48, &txt).unwrap();
+            assert!(crate::net::parse_url(&url).is_ok(), "{url}");
+        }
         // A server is read strictly: no key is an error, the legacy key is told apart.
         assert_eq!(published_path(&[]), Err(DiscoveryError::NoPathKey));
         let legacy = [(b"Directory".to_vec(), Some(b"/x/dir".to_vec()))];
