@@ -6,8 +6,8 @@
 //! a certification body. [`verify`] checks the manifest.
 
 use super::report::Report;
+pub use crate::pki::sha256_hex;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -56,15 +56,6 @@ pub fn git_revision() -> &'static str {
     option_env!("IDPROV_GIT_REVISION").unwrap_or("unknown")
 }
 
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 of `bytes`, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
 /// Reads the identity of a server target: fingerprints of its TLS
 /// certificate and CA, and its directory as served.
 pub async fn server_identity(t: &super::runner::ServerTarget) -> TargetIdentity {
@@ -88,24 +79,12 @@ pub async fn server_identity(t: &super::runner::ServerTarget) -> TargetIdentity 
         if let Ok(r) = r {
             if let Some(leaf) = r.server_certs.first() {
                 id.tls_certificate_sha256 = Some(sha256_hex(leaf));
-                id.tls_certificate_pem = Some(pem("CERTIFICATE", leaf));
+                id.tls_certificate_pem = Some(crate::pki::pem_encode("CERTIFICATE", leaf));
             }
             id.directory = Some(String::from_utf8_lossy(&r.body).into_owned());
         }
     }
     id
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut s = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        s.push_str(&String::from_utf8_lossy(chunk));
-        s.push('\n');
-    }
-    s.push_str(&format!("-----END {label}-----\n"));
-    s
 }
 
 /// The cases of `report` and the rules they cite, as `catalogue.json`.

@@ -168,7 +168,7 @@ fn status_summary(body: &[u8]) -> Result<String, String> {
             } else {
                 " (not valid now)"
             },
-            crate::check::bundle::sha256_hex(&der)
+            crate::pki::sha256_hex(&der)
         ));
     }
     Ok(o)

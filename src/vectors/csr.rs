@@ -2,7 +2,6 @@
 
 use super::{note, Expected, Ids, Tally, VectorError, VectorFile};
 use crate::pki::{verify_csr, DevicePublicKey};
-use base64::Engine;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateSigningRequestDer;
 use serde::{Deserialize, Serialize};
@@ -51,16 +50,7 @@ const RSA1024_CSR: &str = include_str!("fixtures/rsa1024.csr");
 const P384_PUB: &str = include_str!("fixtures/p384.pub");
 const P384_CSR: &str = include_str!("fixtures/p384.csr");
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut s = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        s.push_str(&String::from_utf8_lossy(chunk));
-        s.push('\n');
-    }
-    s.push_str(&format!("-----END {label}-----\n"));
-    s
-}
+use crate::pki::pem_encode as pem;
 
 fn der(csr: &str) -> Result<Vec<u8>, VectorError> {
     CertificateSigningRequestDer::from_pem_slice(csr.as_bytes())

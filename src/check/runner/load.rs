@@ -85,26 +85,13 @@ impl Case<'_> {
         let timeout = self.ctx.request_timeout;
         let mut bodies = Vec::new();
         for i in 0..n {
-            let sym = format!("c{i}");
-            let dev = self.device(&sym);
-            let secret = self.secret(&sym);
-            let post = serde_json::to_vec(
-                &serde_json::json!({"deviceID": dev, "oobSecret": secret, "validUntil": ""}),
-            )
-            .unwrap_or_default();
+            let (post, body) = self.device_pair(&format!("c{i}"))?;
             let r = net::request(&oob, Method::POST, Some(post), admin.clone(), timeout)
                 .await
                 .map_err(|e| StepError::Fail(format!("posting secret {i}: {e}")))?;
             if r.status != 200 {
                 return fail(format!("posting secret {i}: HTTP {}", r.status));
             }
-            let (body, _) = self.build_request(
-                &Step {
-                    secret: Some(sym),
-                    ..Step::default()
-                },
-                &dev,
-            )?;
             bodies.push(body);
         }
         let started = Instant::now();
@@ -156,6 +143,25 @@ impl Case<'_> {
         Ok(None)
     }
 
+    /// For a fresh device named `sym`: the OOB post of its secret (as sent
+    /// by an admin) and its provisioning request signed with that secret.
+    fn device_pair(&mut self, sym: &str) -> Result<(Vec<u8>, Vec<u8>), StepError> {
+        let dev = self.device(sym);
+        let secret = self.secret(sym);
+        let post = serde_json::to_vec(
+            &serde_json::json!({"deviceID": dev, "oobSecret": secret, "validUntil": ""}),
+        )
+        .unwrap_or_default();
+        let (body, _) = self.build_request(
+            &Step {
+                secret: Some(sym.to_string()),
+                ..Step::default()
+            },
+            &dev,
+        )?;
+        Ok((post, body))
+    }
+
     /// Rounds of concurrent traffic: in each round the secrets of the next
     /// batch are posted while the current batch provisions, all at once, so
     /// that OOB posts and provisioning requests overlap (where an unlocked
@@ -174,22 +180,8 @@ impl Case<'_> {
         for r in 0..rounds {
             let (mut p, mut q) = (Vec::new(), Vec::new());
             for i in 0..n {
-                let sym = format!("r{r}c{i}");
-                let dev = self.device(&sym);
-                let secret = self.secret(&sym);
-                p.push(
-                    serde_json::to_vec(&serde_json::json!({
-                        "deviceID": dev, "oobSecret": secret, "validUntil": ""
-                    }))
-                    .unwrap_or_default(),
-                );
-                let (body, _) = self.build_request(
-                    &Step {
-                        secret: Some(sym),
-                        ..Step::default()
-                    },
-                    &dev,
-                )?;
+                let (post, body) = self.device_pair(&format!("r{r}c{i}"))?;
+                p.push(post);
                 q.push(body);
             }
             posts.push(p);

@@ -66,7 +66,7 @@ impl Case<'_> {
                 } else if mode != "valid" && mode != "key-mismatch" {
                     return fail(format!("unknown csr mode `{mode}`"));
                 }
-                Some(pem_encode("CERTIFICATE REQUEST", &der))
+                Some(crate::pki::pem_encode("CERTIFICATE REQUEST", &der))
             }
         };
         let mut fields: Vec<(&str, Value)> = vec![("deviceID", Value::String(device.into()))];
@@ -133,16 +133,4 @@ impl Case<'_> {
 
 pub(super) fn encode_object(fields: &[(&str, Value)]) -> Vec<u8> {
     crate::core::json::encode_members(fields)
-}
-
-pub(super) fn pem_encode(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut s = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        s.push_str(std::str::from_utf8(chunk).unwrap_or(""));
-        s.push('\n');
-    }
-    s.push_str(&format!("-----END {label}-----\n"));
-    s
 }
