@@ -1,0 +1,267 @@
+//! Judging a device run: its exit code, the files it left, the requests
+//! it made and how far it got before refusing.
+
+use super::*;
+
+impl Case<'_> {
+    pub(super) fn judge(&self, st: &Step, run: &ShimRun) -> Result<Option<String>, StepError> {
+        let e = &st.expect;
+        let Some(srv) = &self.primary else {
+            return fail("no server");
+        };
+        match e.exit.as_deref() {
+            None => {}
+            Some("success") if run.code != Some(0) => {
+                return fail(format!(
+                    "expected the device to succeed, it {}{}",
+                    run.code
+                        .map(|c| format!("exited {c}"))
+                        .unwrap_or_else(|| "timed out".into()),
+                    last_line(&run.stderr_tail)
+                ))
+            }
+            Some("failure") if run.code == Some(0) => {
+                return fail("expected the device to refuse, it exited 0 (accepted)")
+            }
+            Some("failure") if run.timed_out => return fail("the device hung instead of refusing"),
+            Some("failure") => self.check_reached(e.reached.as_deref(), run)?,
+            Some("success") => {}
+            Some(o) => return fail(format!("unknown exit expectation `{o}`")),
+        }
+        let d = self.dir.path();
+        let now_files = snapshot(d);
+        match e.files.as_deref() {
+            None => {}
+            Some("none") if !now_files.is_empty() => {
+                return fail(format!(
+                    "the device wrote {} although it had to refuse",
+                    now_files.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            }
+            Some("unchanged") if now_files != self.before => {
+                return fail(
+                    "the device changed its certificate set although the new one does not verify",
+                )
+            }
+            Some("written") => self.check_set(d, &srv.ca_pem)?,
+            Some("replaced") => {
+                self.check_set(d, &srv.ca_pem)?;
+                if now_files.get("cert.pem") == self.before.get("cert.pem") {
+                    return fail("cert.pem was not replaced");
+                }
+            }
+            Some("none" | "unchanged") => {}
+            Some(o) => return fail(format!("unknown files expectation `{o}`")),
+        }
+        if e.key_mode_600 == Some(true) {
+            let mode = std::fs::metadata(d.join("key.pem"))
+                .map(|m| m.permissions().mode() & 0o777)
+                .map_err(|e| StepError::Fail(format!("key.pem: {e}")))?;
+            if mode != 0o600 {
+                return fail(format!("key.pem has mode {mode:o}, not 600"));
+            }
+        }
+        let reqs = self.provreqs();
+        if e.secret_not_sent == Some(true) && !self.secret.is_empty() {
+            if let Some((_, r)) = self
+                .all_requests()
+                .into_iter()
+                .find(|(_, r)| String::from_utf8_lossy(&r.body).contains(&self.secret))
+            {
+                return fail(format!("the secret was sent in a request to {}", r.path));
+            }
+        }
+        if e.request_signed == Some(true) {
+            let Some(r) = reqs.last() else {
+                return fail("the device sent no provisioning request");
+            };
+            if let Err(err) = sign::verify_raw(&r.body, self.secret.as_bytes()) {
+                let hint = match sign::detect_variant(&r.body, &self.secret) {
+                    Ok(KeyVariant::Sha256OfSecret) => " (it verifies with SHA-256(secret) as key)",
+                    _ => "",
+                };
+                return fail(format!(
+                    "the request's signature does not verify with the secret: {err}{hint}"
+                ));
+            }
+        }
+        if let Some(n) = e.provreq_count_min {
+            if (reqs.len() as u32) < n {
+                return fail(format!(
+                    "{} provisioning requests, expected at least {n}",
+                    reqs.len()
+                ));
+            }
+        }
+        if let Some(ms) = e.retry_spacing_ms_min {
+            for w in reqs.windows(2) {
+                let gap = w[1].at.saturating_sub(w[0].at);
+                if gap < Duration::from_millis(ms) {
+                    return fail(format!(
+                        "retried after {} ms; retrySec asked for at least {ms} ms",
+                        gap.as_millis()
+                    ));
+                }
+            }
+        }
+        if e.mtls == Some(true) {
+            if reqs.is_empty() {
+                return fail("the device sent no provisioning request");
+            }
+            if reqs.iter().any(|r| !r.client_cert) {
+                return fail("a renewal request came without the device's client certificate");
+            }
+        }
+        if let Some(which) = e.nothing_reached.as_deref() {
+            let server = if which == "second" {
+                &self.second
+            } else {
+                &self.primary
+            };
+            if let Some(s) = server {
+                let got = s.requests();
+                if !got.is_empty() {
+                    return fail(format!(
+                        "the device sent {} request(s) to the {which} server before refusing",
+                        got.len()
+                    ));
+                }
+            }
+        }
+        if e.no_csr == Some(true)
+            && reqs.iter().any(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .is_ok_and(|v| v.get("csrPEM").is_some())
+            })
+        {
+            return fail(
+                "the device sent csrPEM to a server that does not list csr in its extensions (a server that does not know the field cannot verify the signature over it)",
+            );
+        }
+        if e.csr_valid_if_sent == Some(true) {
+            let Some(r) = reqs.last() else {
+                return fail("the device sent no provisioning request");
+            };
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            match v["csrPEM"].as_str().filter(|c| !c.is_empty()) {
+                None => return Ok(Some("the device sent no csrPEM (optional)".into())),
+                Some(csr) => {
+                    let key = DevicePublicKey::from_pem(v["publicKeyPEM"].as_str().unwrap_or(""))
+                        .map_err(|e| StepError::Fail(format!("publicKeyPEM: {e}")))?;
+                    crate::pki::verify_csr(csr, &key).map_err(|e| {
+                        StepError::Fail(format!("the csrPEM sent is not valid: {e}"))
+                    })?;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A refusal counts only when the device got as far as the point where
+    /// the server misbehaved; otherwise it failed for reasons of its own.
+    fn check_reached(&self, point: Option<&str>, run: &ShimRun) -> Result<(), StepError> {
+        let said: String = last_line(&run.stderr_tail)
+            .trim_start_matches(": ")
+            .replace(&self.secret, "«secret»")
+            .chars()
+            .take(300)
+            .collect();
+        let said = if said.is_empty() {
+            "(nothing on stderr)".to_string()
+        } else {
+            said
+        };
+        let earlier = |what: &str| {
+            fail(format!(
+                "failed before the server misbehaved ({what}): {said}"
+            ))
+        };
+        let Some(primary) = &self.primary else {
+            return fail("no server");
+        };
+        let got = primary.requests();
+        let fetched_directory = got
+            .iter()
+            .any(|r| r.path == DIRECTORY_PATH && r.status == 200);
+        match point {
+            Some("directory") if !fetched_directory => earlier("it never fetched the directory"),
+            Some("provreq")
+                if !got
+                    .iter()
+                    .any(|r| r.path == PROVREQ_PATH && r.method == "POST" && r.status == 200) =>
+            {
+                earlier("it never sent a provisioning request that the server answered")
+            }
+            Some("tls-refused") if primary.tls_counts().refused == 0 => {
+                earlier("it never opened the TLS connection it had to refuse")
+            }
+            Some("second:tls-refused") => {
+                let refused = self.second.as_ref().map_or(0, |s| s.tls_counts().refused);
+                if !fetched_directory {
+                    earlier("it never fetched the directory that points to the second server")
+                } else if refused == 0 {
+                    earlier(
+                        "it never opened the TLS connection to the second server it had to refuse",
+                    )
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_set(&self, d: &Path, ca_pem: &str) -> Result<(), StepError> {
+        let read = |n: &str| {
+            std::fs::read_to_string(d.join(n)).map_err(|e| StepError::Fail(format!("{n}: {e}")))
+        };
+        let (ca, cert, key) = (read("ca.pem")?, read("cert.pem")?, read("key.pem")?);
+        let want_ca = cert_der_from_pem(ca_pem).map_err(|e| StepError::Fail(e.to_string()))?;
+        if cert_der_from_pem(&ca).ok().as_deref() != Some(&want_ca[..]) {
+            return fail("ca.pem is not the server's CA");
+        }
+        let der =
+            cert_der_from_pem(&cert).map_err(|e| StepError::Fail(format!("cert.pem: {e}")))?;
+        verify_chain(&der, &want_ca, OffsetDateTime::now_utc(), Usage::Client)
+            .map_err(|e| StepError::Fail(format!("cert.pem: {e}")))?;
+        let info = CertInfo::from_der(&der).map_err(|e| StepError::Fail(e.to_string()))?;
+        if info.cn != [self.device_id.clone()] {
+            return fail(format!("cert.pem is for {:?}", info.cn));
+        }
+        let kp =
+            rcgen::KeyPair::from_pem(&key).map_err(|e| StepError::Fail(format!("key.pem: {e}")))?;
+        if rcgen::PublicKeyData::subject_public_key_info(&kp) != info.spki_der {
+            return fail("key.pem does not hold the key cert.pem was issued for");
+        }
+        Ok(())
+    }
+
+    pub(super) fn observe(&self, st: &Step) -> Result<Option<String>, StepError> {
+        match st.what.as_deref() {
+            Some("request-form") => {
+                let Some(r) = self.provreqs().into_iter().last() else {
+                    return fail("the device sent no provisioning request");
+                };
+                let variant = match sign::detect_variant(&r.body, &self.secret) {
+                    Ok(KeyVariant::Raw) => "signs with the raw secret",
+                    Ok(KeyVariant::Sha256OfSecret) => "signs with SHA-256(secret)",
+                    Err(_) => "signature verifies with neither key variant",
+                };
+                let canonical = sign::verify_reserialized_request(&r.body, self.secret.as_bytes())
+                    .is_ok()
+                    && crate::core::json::top_level_members(&r.body)
+                        .map(|m| m.iter().map(|m| m.key.clone()).collect::<Vec<_>>())
+                        .is_ok_and(|k| k == ["deviceID", "ip", "mac", "publicKeyPEM", "signature"]);
+                Ok(Some(format!(
+                    "{variant}; {}",
+                    if canonical {
+                        "sends Go's canonical form (the Go reference accepts it)"
+                    } else {
+                        "does not send Go's canonical form (a re-serialising server such as the Go reference would reject it)"
+                    }
+                )))
+            }
+            o => fail(format!("unknown observation {o:?}")),
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! `idprov check client`: runs a device implementation through the shim
+//! (SUITE.md) against the suite's honest and hostile servers, and judges it
+//! by its exit code, the files it left and the requests it made.
+
+use super::features;
+use super::report::{CaseResult, Exchange, Verdict};
+use super::scenario::{Action, BugsSpec, Scenario, Step};
+use super::SetupError;
+use crate::core::messages::{DIRECTORY_PATH, PROVREQ_PATH};
+use crate::core::sign::{self, KeyVariant};
+use crate::pki::{
+    cert_der_from_pem, verify_chain, CertAuthority, CertInfo, DevicePublicKey, Usage,
+};
+use crate::suite::hostile::{self, Bugs, HostileServer, Recorded, SignMode, Tamper, WireForm};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::collections::{BTreeSet, HashMap};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+mod judge;
+mod shim;
+
+pub use shim::{probe, run_shim, ClientTarget, ShimRun, ShimValues, EXIT_UNIMPLEMENTED};
+
+fn bugs_of(spec: &BugsSpec) -> Result<Bugs, String> {
+    Ok(Bugs {
+        sign: match spec.sign.as_deref().unwrap_or("honest") {
+            "honest" => SignMode::Honest,
+            "other-secret" => SignMode::OtherSecret,
+            "sha256-key" => SignMode::Sha256Key,
+            "unsigned" => SignMode::Unsigned,
+            o => return Err(format!("unknown sign mode `{o}`")),
+        },
+        tamper: match spec.tamper.as_deref() {
+            None => None,
+            Some("client-cert") => Some(Tamper::ClientCert),
+            Some("ca-cert") => Some(Tamper::CaCert),
+            Some("status") => Some(Tamper::Status),
+            Some("retry-sec") => Some(Tamper::RetrySec),
+            Some(o) => return Err(format!("unknown tamper `{o}`")),
+        },
+        other_cn: spec.other_cn,
+        other_key: spec.other_key,
+        other_ca: spec.other_ca,
+        expired: spec.expired,
+        reject: spec.reject,
+        cert_on_rejected: spec.cert_on_rejected,
+        waiting_times: spec.waiting_times,
+        waiting_retry_sec: spec.waiting_retry_sec,
+        tls_other_ca: spec.tls_other_ca,
+        provreq_url: None,
+        advertise_csr: spec.advertise_csr,
+        no_ca_in_directory: spec.no_ca_in_directory,
+        wire: match spec.wire.as_deref() {
+            None => None,
+            Some(w) => {
+                Some(WireForm::by_name(w).ok_or_else(|| format!("unknown wire form `{w}`"))?)
+            }
+        },
+    })
+}
+
+enum StepError {
+    Fail(String),
+    Skip(String),
+}
+
+fn fail<T>(m: impl Into<String>) -> Result<T, StepError> {
+    Err(StepError::Fail(m.into()))
+}
+
+struct Case<'a> {
+    target: &'a ClientTarget,
+    timeout: Duration,
+    device_id: String,
+    secret: String,
+    dir: tempfile::TempDir,
+    aux: tempfile::TempDir,
+    primary: Option<HostileServer>,
+    second: Option<HostileServer>,
+    before: HashMap<String, Vec<u8>>,
+    evidence: Vec<Exchange>,
+    step_no: usize,
+    last_feature: Option<String>,
+}
+
+const SET: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
+
+fn snapshot(dir: &Path) -> HashMap<String, Vec<u8>> {
+    SET.iter()
+        .filter_map(|n| std::fs::read(dir.join(n)).ok().map(|b| (n.to_string(), b)))
+        .collect()
+}
+
+impl Case<'_> {
+    fn all_requests(&self) -> Vec<(String, Recorded)> {
+        let mut v = Vec::new();
+        for (name, s) in [("primary", &self.primary), ("second", &self.second)] {
+            if let Some(s) = s {
+                v.extend(s.requests().into_iter().map(|r| (name.to_string(), r)));
+            }
+        }
+        v
+    }
+
+    fn provreqs(&self) -> Vec<Recorded> {
+        self.all_requests()
+            .into_iter()
+            .filter(|(_, r)| r.path == PROVREQ_PATH && r.method == "POST")
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    async fn step(&mut self, st: &Step) -> Result<Option<String>, StepError> {
+        match st.action {
+            Some(Action::Serve) => self.serve(st).await.map(|_| None),
+            Some(Action::GiveCertificate) => self.give_certificate().map(|_| None),
+            Some(Action::RunDevice) => self.run_device(st).await,
+            Some(Action::Wait) => {
+                tokio::time::sleep(Duration::from_millis(st.ms.unwrap_or(0).min(60_000))).await;
+                Ok(None)
+            }
+            Some(Action::Observe) => self.observe(st),
+            other => fail(format!("action {other:?} is not for client cases")),
+        }
+    }
+
+    async fn serve(&mut self, st: &Step) -> Result<(), StepError> {
+        let spec = st.bugs.clone().unwrap_or_default();
+        let mut bugs = bugs_of(&spec).map_err(StepError::Fail)?;
+        let listen = "127.0.0.1:0"
+            .parse()
+            .map_err(|_| StepError::Fail("address".into()))?;
+        if spec.second_server {
+            let b = hostile::start(listen, &self.secret, Bugs::default())
+                .await
+                .map_err(|e| StepError::Fail(format!("setup: {e}")))?;
+            bugs.provreq_url = Some(b.provreq_url());
+            self.second = Some(b);
+        }
+        let mut a = hostile::start(listen, &self.secret, bugs)
+            .await
+            .map_err(|e| StepError::Fail(format!("setup: {e}")))?;
+        if spec.advertise {
+            a.advertise()
+                .map_err(|e| StepError::Fail(format!("DNS-SD: {e}")))?;
+        }
+        self.primary = Some(a);
+        Ok(())
+    }
+
+    fn give_certificate(&mut self) -> Result<(), StepError> {
+        let Some(srv) = &self.primary else {
+            return fail("no server yet");
+        };
+        let key = rcgen::KeyPair::generate().map_err(|e| StepError::Fail(e.to_string()))?;
+        let dk = DevicePublicKey::from_pem(&key.public_key_pem())
+            .map_err(|e| StepError::Fail(e.to_string()))?;
+        let cert = srv
+            .issue_device(&self.device_id, &dk)
+            .map_err(StepError::Fail)?;
+        let d = self.dir.path();
+        let w = |n: &str, b: &[u8], mode: u32| {
+            crate::fsutil::write_atomic(&d.join(n), b, mode)
+                .map_err(|e| StepError::Fail(e.to_string()))
+        };
+        w("ca.pem", srv.ca_pem.as_bytes(), 0o644)?;
+        w("cert.pem", cert.as_bytes(), 0o644)?;
+        w("key.pem", key.serialize_pem().as_bytes(), 0o600)?;
+        Ok(())
+    }
+
+    async fn run_device(&mut self, st: &Step) -> Result<Option<String>, StepError> {
+        let Some(srv) = &self.primary else {
+            return fail("no server yet");
+        };
+        let url = match st.url.as_deref().unwrap_or("directory") {
+            "directory" => srv.url(),
+            "none" => String::new(),
+            o => return fail(format!("unknown url mode `{o}`")),
+        };
+        let ca = match st.ca.as_deref().unwrap_or("none") {
+            "none" => String::new(),
+            mode @ ("server" | "other") => {
+                let pem = if mode == "server" {
+                    srv.ca_pem.clone()
+                } else {
+                    CertAuthority::generate("unrelated CA", OffsetDateTime::now_utc())
+                        .map_err(|e| StepError::Fail(e.to_string()))?
+                        .cert_pem()
+                        .to_string()
+                };
+                let p = self.aux.path().join("preprovisioned-ca.pem");
+                std::fs::write(&p, pem).map_err(|e| StepError::Fail(e.to_string()))?;
+                p.to_string_lossy().into_owned()
+            }
+            o => return fail(format!("unknown ca mode `{o}`")),
+        };
+        let secret = if st.secret.as_deref() == Some("none") {
+            String::new()
+        } else {
+            self.secret.clone()
+        };
+        self.before = snapshot(self.dir.path());
+        self.last_feature = st.feature.clone();
+        let v = ShimValues {
+            url,
+            device_id: self.device_id.clone(),
+            secret,
+            dir: self.dir.path().to_string_lossy().into_owned(),
+            ca,
+            feature: st.feature.clone(),
+        };
+        let run = run_shim(self.target, &v, self.timeout)
+            .await
+            .map_err(StepError::Fail)?;
+        // The device has exited: let the servers finish observing what it
+        // did (a handshake it aborted) before judging.
+        for s in [&self.primary, &self.second].into_iter().flatten() {
+            s.settle(Duration::from_secs(3)).await;
+        }
+        let mut note = format!(
+            "ran {} → {} in {} ms",
+            run.argv.join(" ").replace(&self.secret, "«secret»"),
+            match run.code {
+                Some(c) => format!("exit {c}"),
+                None if run.timed_out => "timed out".into(),
+                None => "killed".into(),
+            },
+            run.ms
+        );
+        if !run.stderr_tail.is_empty() {
+            note.push_str(&format!(
+                "\nstderr:\n{}",
+                run.stderr_tail.replace(&self.secret, "«secret»")
+            ));
+        }
+        self.evidence.push(Exchange::note(self.step_no, note));
+        for (server, r) in self.all_requests() {
+            self.evidence.push(Exchange {
+                step: self.step_no,
+                method: r.method.clone(),
+                url: format!("{server} server {}", r.path),
+                credential: if r.client_cert {
+                    "client certificate".into()
+                } else {
+                    "none".into()
+                },
+                request_body: String::from_utf8_lossy(&r.body).replace(&self.secret, "«secret»"),
+                status: None,
+                response_headers: Vec::new(),
+                response_body: String::new(),
+                error: None,
+                ms: r.at.as_millis() as u64,
+            });
+        }
+        if run.code == Some(EXIT_UNIMPLEMENTED) {
+            return match st.feature.as_deref().and_then(features::feature) {
+                Some(f) if f.optional => Err(StepError::Skip(format!(
+                    "unimplemented: the device lacks the optional feature {}",
+                    f.name
+                ))),
+                Some(f) => fail(format!(
+                    "MUST behaviour not implemented: the device exited {EXIT_UNIMPLEMENTED} for `{}`, a core feature ({}, {})",
+                    f.name, f.covers, f.section
+                )),
+                None => fail(format!(
+                    "the device exited {EXIT_UNIMPLEMENTED} (not implemented) for plain provisioning, which every device must do"
+                )),
+            };
+        }
+        self.judge(st, &run)
+    }
+}
+
+fn last_line(s: &str) -> String {
+    s.lines()
+        .last()
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default()
+}
+
+/// Runs one client case.
+pub async fn run_client_case(
+    sc: &Scenario,
+    target: &ClientTarget,
+    seed: u64,
+    capabilities: &BTreeSet<String>,
+    timeout: Duration,
+) -> CaseResult {
+    let started = Instant::now();
+    let mut result = CaseResult::new(sc);
+    if let Some(reason) = super::missing_capabilities(sc, capabilities) {
+        result.verdict = Verdict::Skip;
+        result.detail = reason;
+        return result;
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(
+        seed ^ sc.id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        }),
+    );
+    let (dir, aux) = match (tempfile::tempdir(), tempfile::tempdir()) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => {
+            result.verdict = Verdict::Fail;
+            result.detail = "setup: cannot create a temporary directory".into();
+            return result;
+        }
+    };
+    let slug: String = sc.id.replace('.', "-").chars().skip(7).take(40).collect();
+    let mut case = Case {
+        target,
+        timeout,
+        device_id: format!("{slug}-{:08x}", rng.gen::<u32>()),
+        secret: format!("secret-{:016x}", rng.gen::<u64>()),
+        dir,
+        aux,
+        primary: None,
+        second: None,
+        before: HashMap::new(),
+        evidence: Vec::new(),
+        step_no: 0,
+        last_feature: None,
+    };
+    let mut infos = Vec::new();
+    result.verdict = Verdict::Pass;
+    for (i, st) in sc.steps.iter().enumerate() {
+        case.step_no = i + 1;
+        match case.step(st).await {
+            Ok(Some(info)) => infos.push(info),
+            Ok(None) => {}
+            Err(StepError::Fail(m)) => {
+                result.verdict = Verdict::Fail;
+                result.detail = format!("step {}: {m}", i + 1);
+                break;
+            }
+            Err(StepError::Skip(m)) => {
+                result.verdict = Verdict::Skip;
+                result.detail = m;
+                break;
+            }
+        }
+    }
+    if result.verdict == Verdict::Pass && !infos.is_empty() {
+        result.verdict = Verdict::Info;
+        result.detail = infos.join("; ");
+    }
+    result.devices = vec![case.device_id.clone()];
+    result.evidence = case.evidence;
+    result.ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+/// The template that runs this very binary's `client` as the shim.
+pub fn own_client_template() -> Result<String, SetupError> {
+    let exe: PathBuf = std::env::current_exe().map_err(|e| SetupError(format!("own path: {e}")))?;
+    let exe = shell_words::quote(&exe.to_string_lossy()).into_owned();
+    Ok(format!(
+        "{exe} client --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca-cert {{ca}} --timeout 60"
+    ))
+}
