@@ -185,6 +185,10 @@ pub struct DeviceCertOptions {
     pub serial: Option<Vec<u8>>,
     /// Leave out EKU clientAuth.
     pub omit_client_auth: bool,
+    /// Add EKU serverAuth (a widening the profile forbids).
+    pub add_server_auth: bool,
+    /// A second OU beside `iotdevice` (a role the profile forbids).
+    pub extra_ou: Option<String>,
 }
 
 /// A certificate with its freshly generated private key.
@@ -368,6 +372,16 @@ impl CertAuthority {
         let mut p = leaf_params(device_id, OU_DEVICE, now, validity);
         if !opts.omit_client_auth {
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        if opts.add_server_auth {
+            p.extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        if let Some(ou) = &opts.extra_ou {
+            // A second OU attribute (rcgen keys its map by type, so the
+            // OID is spelt out to add rather than replace).
+            p.distinguished_name
+                .push(DnType::CustomDnType(vec![2, 5, 4, 11]), ou.as_str());
         }
         if let Some(serial) = &opts.serial {
             p.serial_number = Some(SerialNumber::from_slice(serial));

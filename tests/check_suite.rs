@@ -147,6 +147,35 @@ const EXPECTED: &[(Fault, &str)] = &[
         "server.provision.approved-certificate",
     ),
     (Fault::EmptyTxt, "server.discovery.advertised-directory"),
+    // Near misses: each caught by a near-miss case or by the full profile
+    // check that now runs on every certificate a case receives.
+    (Fault::CnCaseFolded, "server.provision.cn-exact-case"),
+    (
+        Fault::RenewalLooseCn,
+        "server.renewal.near-miss-id-no-authority",
+    ),
+    (Fault::GuessLimitFour, "server.provision.guess-limit-exact"),
+    (
+        Fault::RepostKeepsGuessCount,
+        "server.provision.guess-count-per-secret",
+    ),
+    (Fault::DeviceIdMax127, "server.input.device-id-128-accepted"),
+    (Fault::BodyLimitOffByOne, "server.limits.body-exactly-64kib"),
+    (
+        Fault::ValidUntilIgnoresOffset,
+        "server.oob.valid-until-offset",
+    ),
+    (
+        Fault::StatusStaleAfterRenewal,
+        "server.status.latest-after-renewal",
+    ),
+    (Fault::KeyPemNeedsNewline, "server.provision.key-pem-forms"),
+    (
+        Fault::ServerAuthEku,
+        "server.provision.approved-certificate",
+    ),
+    (Fault::SerialCounter, "server.provision.serials-unique"),
+    (Fault::AdminOuLeaks, "server.provision.admin-without-secret"),
 ];
 
 /// Faults whose case needs real mDNS, checked in a network namespace by
@@ -171,7 +200,10 @@ async fn every_broken_server_is_caught() {
     let mut caught = 0;
     let mut table = String::new();
     for fault in Fault::ALL {
-        if NEEDS_NAMESPACE.contains(fault) || FOUND_BY_FUZZING.contains(fault) {
+        if NEEDS_NAMESPACE.contains(fault)
+            || FOUND_BY_FUZZING.contains(fault)
+            || Fault::NEAR_MISSES.contains(fault)
+        {
             continue;
         }
         let r = run(&[*fault], &[]).await;
@@ -197,6 +229,37 @@ async fn every_broken_server_is_caught() {
     }
     eprintln!("{table}");
     assert!(caught >= 15);
+}
+
+/// The near misses (one per kind at least), each caught by the case named
+/// for it; the first detail is printed for the closing note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_miss_servers_are_caught() {
+    let mut table = String::new();
+    for fault in Fault::NEAR_MISSES {
+        let r = run(&[*fault], &[]).await;
+        let fails = failing(&r);
+        let (_, case) = EXPECTED
+            .iter()
+            .find(|(f, _)| f == fault)
+            .unwrap_or_else(|| panic!("{fault:?} has no expected case"));
+        let detail = r
+            .cases
+            .iter()
+            .find(|c| c.id == *case)
+            .map(|c| c.detail.clone())
+            .unwrap_or_default();
+        table.push_str(&format!(
+            "{fault:?} → {case}: {detail}\n   all failing: {}\n",
+            fails.join(", ")
+        ));
+        assert!(
+            fails.iter().any(|f| f == case),
+            "{fault:?} was not caught by {case}; failing: {fails:?}"
+        );
+        assert!(r.outcome.failed, "{fault:?}: the run passed");
+    }
+    eprintln!("{table}");
 }
 
 /// The Go reference's wire format alone (PROTOCOL §10) fails no MUST case

@@ -7,6 +7,7 @@ pub mod explain;
 pub mod features;
 pub mod options;
 pub mod outcome;
+pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod scenario;
@@ -231,6 +232,7 @@ pub async fn check_server(
         seed,
         capabilities: capabilities.clone(),
         request_timeout,
+        serials: profile::SerialLedger::default(),
     });
     eprintln!("idprov check server: target {} · seed {seed}", target.url);
 

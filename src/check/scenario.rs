@@ -69,6 +69,11 @@ pub struct Scenario {
     /// Must run alone (load, bursts).
     #[serde(default)]
     pub exclusive: bool,
+    /// Set when the case tests its rule by the smallest violation a real
+    /// implementation gets wrong, naming the kind (one of
+    /// [`NEAR_MISS_KINDS`]).
+    #[serde(default)]
+    pub near_miss: Option<String>,
     /// Longer explanation.
     #[serde(default)]
     pub description: String,
@@ -210,8 +215,12 @@ pub struct Step {
     pub endpoint: Option<String>,
     /// Body text (raw/provision override), `{device}` and `{key}` replaced.
     pub body: Option<String>,
-    /// Body of this many bytes (raw).
+    /// Body of this many bytes (raw; for `provision`, the request padded
+    /// with JSON whitespace to exactly this size).
     pub body_size: Option<usize>,
+    /// How `publicKeyPEM` is written: `lf` (default), `no-final-newline`,
+    /// `crlf` — every form RFC 7468 allows.
+    pub key_form: Option<String>,
     /// Count (guess, burst, concurrent).
     pub count: Option<u32>,
     /// Concurrent: this many rounds of `count` devices, each round posting
@@ -312,6 +321,14 @@ pub struct ScenarioError {
     pub msg: String,
 }
 
+/// The kinds of near miss (issue 15's method): a boundary in time, an
+/// identity that differs in one detail, another accepted encoding, a read
+/// after a write, a count at and one past a limit, and the exact reaction a
+/// device must take.
+pub const NEAR_MISS_KINDS: &[&str] = &[
+    "time", "identity", "encoding", "state", "counts", "reaction",
+];
+
 const AREAS: &[&str] = &[
     "sanity",
     "discovery",
@@ -373,6 +390,14 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     }
     if s.steps.is_empty() {
         return Err(err("no steps".into()));
+    }
+    if let Some(k) = &s.near_miss {
+        if !NEAR_MISS_KINDS.contains(&k.as_str()) {
+            return Err(err(format!(
+                "near_miss `{k}` is not one of {}",
+                NEAR_MISS_KINDS.join(", ")
+            )));
+        }
     }
     for (i, st) in s.steps.iter().enumerate() {
         let n = i + 1;

@@ -260,6 +260,15 @@ impl SecretStore {
         );
     }
 
+    /// Sets the failed-guess count of a device's secret (the reference
+    /// server's test-only faults use it to model a counter that is not
+    /// reset by a re-post).
+    pub fn set_failures(&mut self, device_id: &str, failures: u32) {
+        if let Some(e) = self.entries.get_mut(device_id) {
+            e.failures = failures;
+        }
+    }
+
     /// The entry for a device.
     pub fn get(&self, device_id: &str) -> Option<&SecretEntry> {
         self.entries.get(device_id)

@@ -72,6 +72,40 @@ pub enum Fault {
     /// No time limit on reading a body: a body shorter than its
     /// `Content-Length` holds the request open for ever.
     NoBodyTimeout,
+    /// Near miss (identity): the certificate's CN is the device ID in lower
+    /// case.
+    CnCaseFolded,
+    /// Near miss (identity): a device certificate renews a device whose ID
+    /// differs only in letter case or a trailing dot.
+    RenewalLooseCn,
+    /// Near miss (counts): the secret is discarded on the 4th failed
+    /// signature instead of after the 5th.
+    GuessLimitFour,
+    /// Near miss (state): failed guesses are counted per device, not per
+    /// posted secret, so a re-post does not reset them.
+    RepostKeepsGuessCount,
+    /// Near miss (counts): a device ID of exactly 128 characters is refused.
+    DeviceIdMax127,
+    /// Near miss (counts): a body of exactly 64 KiB gets 413.
+    BodyLimitOffByOne,
+    /// Near miss (time): `validUntil`'s UTC offset is dropped (its local
+    /// time read as UTC).
+    ValidUntilIgnoresOffset,
+    /// Near miss (state): status answers from a cache filled on first read
+    /// and never invalidated, so it shows a renewed device's old
+    /// certificate.
+    StatusStaleAfterRenewal,
+    /// Near miss (encoding): `publicKeyPEM` refused unless it ends in a
+    /// newline and uses LF line ends.
+    KeyPemNeedsNewline,
+    /// Near miss (profile): EKU widened to clientAuth + serverAuth.
+    ServerAuthEku,
+    /// Near miss (profile): 16-octet serials from a counter (unique, long,
+    /// and predictable).
+    SerialCounter,
+    /// Near miss (identity): certificates provisioned by an admin carry
+    /// the admin's OU beside iotdevice.
+    AdminOuLeaks,
 }
 
 impl Fault {
@@ -131,6 +165,35 @@ impl Fault {
         Fault::Sha256HmacKey,
         Fault::EmptyTxt,
         Fault::NoBodyTimeout,
+        Fault::CnCaseFolded,
+        Fault::RenewalLooseCn,
+        Fault::GuessLimitFour,
+        Fault::RepostKeepsGuessCount,
+        Fault::DeviceIdMax127,
+        Fault::BodyLimitOffByOne,
+        Fault::ValidUntilIgnoresOffset,
+        Fault::StatusStaleAfterRenewal,
+        Fault::KeyPemNeedsNewline,
+        Fault::ServerAuthEku,
+        Fault::SerialCounter,
+        Fault::AdminOuLeaks,
+    ];
+
+    /// The near misses of issue-15's method: each passed the catalogue that
+    /// judged only a few properties with far-off violations.
+    pub const NEAR_MISSES: &'static [Fault] = &[
+        Fault::CnCaseFolded,
+        Fault::RenewalLooseCn,
+        Fault::GuessLimitFour,
+        Fault::RepostKeepsGuessCount,
+        Fault::DeviceIdMax127,
+        Fault::BodyLimitOffByOne,
+        Fault::ValidUntilIgnoresOffset,
+        Fault::StatusStaleAfterRenewal,
+        Fault::KeyPemNeedsNewline,
+        Fault::ServerAuthEku,
+        Fault::SerialCounter,
+        Fault::AdminOuLeaks,
     ];
 
     /// The Go reference as recorded (PROTOCOL §10): its wire format plus

@@ -188,6 +188,8 @@ const DRAIN_LIMIT: u64 = 4 * 1024 * 1024;
 async fn read_body(shared: &Shared, req: Request<Incoming>) -> Result<Bytes, RequestError> {
     let max = if shared.faults.has(Fault::NoBodyLimit) {
         16 * 1024 * 1024
+    } else if shared.faults.has(Fault::BodyLimitOffByOne) {
+        MAX_BODY - 1
     } else {
         MAX_BODY
     };
@@ -247,6 +249,8 @@ fn post_oob(shared: &Shared, body: &[u8]) -> Result<Response<Full<Bytes>>, Reque
         || shared.faults.has(Fault::NoDeviceIdCheck)
     {
         faulty_parse_oob(shared, body, now)?
+    } else if shared.faults.has(Fault::ValidUntilIgnoresOffset) {
+        validate::parse_oob(&offset_blind(body), now)?
     } else {
         validate::parse_oob(body, now)?
     };
@@ -258,7 +262,11 @@ fn post_oob(shared: &Shared, body: &[u8]) -> Result<Response<Full<Bytes>>, Reque
         if secrets.len() >= shared.config.max_secrets && secrets.get(&post.device_id).is_none() {
             return Err(RequestError::Internal("secret store is full".into()));
         }
+        let carried = secrets.get(&post.device_id).map(|e| e.failures);
         secrets.post(&post.device_id, &post.secret, post.valid_until);
+        if let (Some(n), true) = (carried, shared.faults.has(Fault::RepostKeepsGuessCount)) {
+            secrets.set_failures(&post.device_id, n);
+        }
     }
     tracing::info!(device = %post.device_id, valid_until = %post.valid_until, "OOB secret posted");
     let body = if shared.faults.has(Fault::GoWireFormat) {
@@ -331,6 +339,23 @@ fn faulty_parse_oob(
     })
 }
 
+/// The `ValidUntilIgnoresOffset` fault: `validUntil`'s local date and time
+/// are kept and its offset replaced by `Z`.
+fn offset_blind(body: &[u8]) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.to_vec();
+    };
+    let rfc = time::format_description::well_known::Rfc3339;
+    if let Some(t) = v["validUntil"]
+        .as_str()
+        .and_then(|t| OffsetDateTime::parse(t, &rfc).ok())
+    {
+        let blind = t.replace_offset(time::UtcOffset::UTC);
+        v["validUntil"] = serde_json::Value::String(blind.format(&rfc).unwrap_or_default());
+    }
+    serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec())
+}
+
 fn has_nested_object(body: &[u8]) -> bool {
     crate::core::json::top_level_members(body)
         .map(|m| m.iter().any(|m| body.get(m.value.start) == Some(&b'{')))
@@ -370,6 +395,16 @@ async fn provision(
     } else {
         validate::parse_provision_request(&body)?
     };
+    if f(Fault::DeviceIdMax127) && req.device_id.len() >= 128 {
+        return Err(validate::InvalidInput::DeviceId("longer than 127 characters").into());
+    }
+    if f(Fault::KeyPemNeedsNewline)
+        && (!req.public_key_pem.ends_with("-----\n") || req.public_key_pem.contains('\r'))
+    {
+        return Err(RequestError::BadKey(crate::pki::PkiError::NotPem(
+            "PUBLIC KEY",
+        )));
+    }
     let key = DevicePublicKey::from_pem(&req.public_key_pem).map_err(RequestError::BadKey)?;
     if let Some(csr) = &req.csr_pem {
         if !f(Fault::IgnoreCsr) {
@@ -382,6 +417,8 @@ async fn provision(
     let policy = crate::core::decision::Policy {
         guess_limit: if f(Fault::NoGuessLimit) {
             u32::MAX
+        } else if f(Fault::GuessLimitFour) {
+            4
         } else {
             shared.config.guess_limit
         },
@@ -413,7 +450,11 @@ async fn provision(
     };
     if let PeerCert::Verified { cn, ous, .. } = conn.peer_cert.as_ref() {
         let is_device = ous.iter().any(|o| o == crate::core::messages::OU_DEVICE);
-        let other = is_device && cn != &req.device_id && f(Fault::RenewOtherDevice);
+        let loose = |x: &str| x.trim_end_matches('.').to_ascii_lowercase();
+        let other = is_device
+            && cn != &req.device_id
+            && (f(Fault::RenewOtherDevice)
+                || (f(Fault::RenewalLooseCn) && loose(cn) == loose(&req.device_id)));
         let expired_own = is_device
             && cn == &req.device_id
             && f(Fault::ExpiredRenewal)
@@ -479,13 +520,27 @@ async fn provision(
             authority,
             response_key,
         } => {
+            let counter = f(Fault::SerialCounter).then(|| {
+                let n = shared
+                    .serial_counter
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut s = vec![0x4f, 0x12, 0x9a, 0x33, 0x71, 0x0c, 0x5e, 0x21];
+                s.extend(n.to_be_bytes());
+                s
+            });
             let opts = DeviceCertOptions {
                 serial: f(Fault::SerialFromTime)
-                    .then(|| (now.unix_timestamp() as u32).to_be_bytes().to_vec()),
+                    .then(|| (now.unix_timestamp() as u32).to_be_bytes().to_vec())
+                    .or(counter),
                 omit_client_auth: f(Fault::NoClientAuthEku),
+                add_server_auth: f(Fault::ServerAuthEku),
+                extra_ou: (f(Fault::AdminOuLeaks) && matches!(authority, Authority::Administrator))
+                    .then(|| "admin".to_string()),
             };
             let cn = if f(Fault::WrongCn) {
                 format!("x-{}", req.device_id)
+            } else if f(Fault::CnCaseFolded) {
+                req.device_id.to_lowercase()
             } else {
                 req.device_id.clone()
             };
@@ -558,10 +613,31 @@ async fn status(shared: &Shared, id: &str) -> Result<Response<Full<Bytes>>, Requ
     check_device_id(id)?;
     let store = shared.store.clone();
     let key = id.to_string();
-    let latest = tokio::task::spawn_blocking(move || store.latest(&key))
-        .await
-        .map_err(|e| RequestError::Internal(e.to_string()))?
-        .map_err(|e| RequestError::Internal(e.to_string()))?;
+    let cached = if shared.faults.has(Fault::StatusStaleAfterRenewal) {
+        shared
+            .status_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    } else {
+        None
+    };
+    let latest = match cached {
+        Some(r) => Some(r),
+        None => tokio::task::spawn_blocking(move || store.latest(&key))
+            .await
+            .map_err(|e| RequestError::Internal(e.to_string()))?
+            .map_err(|e| RequestError::Internal(e.to_string()))?,
+    };
+    if let (Some(r), true) = (&latest, shared.faults.has(Fault::StatusStaleAfterRenewal)) {
+        shared
+            .status_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_insert_with(|| r.clone());
+    }
     let go_fault = shared.faults.has(Fault::GoWireFormat);
     if go_fault || shared.config.wire == super::Wire::Go {
         // The Go reference's status type: clientCert is a []byte (base64 of

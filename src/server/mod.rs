@@ -120,6 +120,10 @@ pub struct Shared {
     pub oob_inflight: std::sync::atomic::AtomicUsize,
     /// Signalled to stop serving at once (for `DieUnderConcurrency`).
     pub die: tokio::sync::Notify,
+    /// Status answers cached on first read (for `StatusStaleAfterRenewal`).
+    pub status_cache: Mutex<std::collections::HashMap<String, store::IssuedRecord>>,
+    /// Next serial (for `SerialCounter`).
+    pub serial_counter: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -297,6 +301,8 @@ pub async fn start_with_faults(
         inflight: std::sync::atomic::AtomicUsize::new(0),
         oob_inflight: std::sync::atomic::AtomicUsize::new(0),
         die: tokio::sync::Notify::new(),
+        status_cache: Mutex::new(std::collections::HashMap::new()),
+        serial_counter: std::sync::atomic::AtomicU64::new(0x0100_0000),
     });
     let advert = if config.mdns {
         Some(

@@ -83,7 +83,7 @@ pub fn generate() -> Result<VectorFile<MitmGroup>, VectorError> {
     let secret = "oob-secret-1";
     let opts = |n: u8| DeviceCertOptions {
         serial: Some(vec![0x40, n, 0, 0, 0, 0, 0, 1]),
-        omit_client_auth: false,
+        ..DeviceCertOptions::default()
     };
     let issue =
         |issuer: &CertAuthority, cn: &str, key: &DevicePublicKey, at: OffsetDateTime, n: u8| {

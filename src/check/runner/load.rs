@@ -8,6 +8,7 @@ impl Case<'_> {
         let url = self.provreq_url().await;
         let cfg = self.config("admin", false)?;
         let mut bodies = Vec::new();
+        let mut spkis = Vec::new();
         for i in 0..n {
             let dev = self.device(&format!("b{i}"));
             let (body, _) = self.build_request(
@@ -17,6 +18,7 @@ impl Case<'_> {
                 },
                 &dev,
             )?;
+            spkis.push((dev, provision::spki_of_body(&body)));
             bodies.push(body);
         }
         let timeout = self.ctx.request_timeout;
@@ -30,18 +32,36 @@ impl Case<'_> {
                 })
             })
             .collect();
+        let ca_der = cert_der_from_pem(&self.ctx.target.ca_pem)
+            .map_err(|e| StepError::Fail(format!("target CA: {e}")))?;
         let mut serials = Vec::new();
-        for t in tasks {
+        for (t, spki) in tasks.into_iter().zip(spkis) {
             let r = t
                 .await
                 .map_err(|e| StepError::Fail(e.to_string()))?
                 .map_err(|e| StepError::Fail(format!("no answer: {e}")))?;
             let v = resp_json(&r).unwrap_or(Value::Null);
-            let pem = v["clientCert"].as_str().unwrap_or("");
-            let info = CertInfo::from_pem(pem).map_err(|e| {
-                StepError::Fail(format!("admin provisioning gave no certificate: {e}"))
+            let (pem, dev) = (v["clientCert"].as_str().unwrap_or(""), &spki.0);
+            let der = cert_der_from_pem(pem).map_err(|e| {
+                StepError::Fail(format!(
+                    "admin provisioning of {dev} gave no certificate: {e}"
+                ))
             })?;
-            serials.push(info);
+            let checked = check_device_certificate(
+                &der,
+                &Expected {
+                    ca_der: &ca_der,
+                    device_id: dev,
+                    spki: spki.1.as_deref(),
+                    now: OffsetDateTime::now_utc(),
+                },
+            )
+            .map_err(|e| StepError::Fail(format!("clientCert of {dev}: {e}")))?;
+            self.ctx
+                .serials
+                .record(&checked.serial, &der, &self.case_id)
+                .map_err(|e| StepError::Fail(format!("clientCert of {dev}: {e}")))?;
+            serials.push(checked);
         }
         let elapsed = started.elapsed();
         self.evidence.push(Exchange::note(
@@ -66,12 +86,12 @@ impl Case<'_> {
                     distinct.len()
                 ));
             }
-            if let Some(short) = serials.iter().find(|s| s.serial_len < 8) {
-                return fail(format!(
-                    "serial {} has {} octets: cannot hold 64 random bits",
-                    short.serial_hex, short.serial_len
-                ));
-            }
+            // Sorted, so that a counter shows as a progression whatever
+            // order the answers arrived in.
+            let mut raw: Vec<Vec<u8>> = serials.into_iter().map(|s| s.serial).collect();
+            raw.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+            crate::check::profile::serials_look_random(&raw)
+                .map_err(|e| StepError::Fail(e.to_string()))?;
         }
         Ok(None)
     }
@@ -92,12 +112,14 @@ impl Case<'_> {
             if r.status != 200 {
                 return fail(format!("posting secret {i}: HTTP {}", r.status));
             }
-            bodies.push(body);
+            bodies.push((self.device(&format!("c{i}")), body));
         }
         let started = Instant::now();
+        let mut violations = Vec::new();
         let tasks: Vec<_> = bodies
-            .into_iter()
-            .map(|b| {
+            .iter()
+            .cloned()
+            .map(|(_, b)| {
                 let (url, cfg) = (url.clone(), anon.clone());
                 tokio::spawn(async move {
                     net::request(&url, Method::POST, Some(b), cfg, timeout).await
@@ -106,16 +128,18 @@ impl Case<'_> {
             .collect();
         let mut approved = 0;
         let mut problems = Vec::new();
-        for t in tasks {
+        for (t, (dev, body)) in tasks.into_iter().zip(&bodies) {
             match t.await {
-                Ok(Ok(r)) if r.status == 200 => {
-                    let s = resp_json(&r).and_then(|v| v["status"].as_str().map(str::to_string));
-                    if s.as_deref() == Some("Approved") {
-                        approved += 1;
-                    } else {
-                        problems.push(format!("status {}", s.unwrap_or_default()));
-                    }
-                }
+                Ok(Ok(r)) if r.status == 200 => match self.judge_parallel(&r, dev, body) {
+                    Ok(true) => approved += 1,
+                    Ok(false) => problems.push(format!(
+                        "status {}",
+                        resp_json(&r)
+                            .and_then(|v| v["status"].as_str().map(str::to_string))
+                            .unwrap_or_default()
+                    )),
+                    Err(v) => violations.push(v),
+                },
                 Ok(Ok(r)) => problems.push(format!("HTTP {}", r.status)),
                 Ok(Err(e)) => problems.push(e.to_string()),
                 Err(e) => problems.push(e.to_string()),
@@ -133,6 +157,12 @@ impl Case<'_> {
                 }
             ),
         ));
+        if let Some(v) = violations.first() {
+            return fail(format!(
+                "{} answer(s) break the profile; first: {v}",
+                violations.len()
+            ));
+        }
         if st.expect.all_approved == Some(true) && approved != n {
             problems.truncate(3);
             return fail(format!(
@@ -143,11 +173,24 @@ impl Case<'_> {
         Ok(None)
     }
 
+    /// Judges one answer of a parallel batch like any other provisioning
+    /// answer: `Ok(true)` when Approved and sound, `Err` naming the device
+    /// when it breaks a rule.
+    fn judge_parallel(&self, r: &HttpsResponse, dev: &str, body: &[u8]) -> Result<bool, String> {
+        let v = resp_json(r).unwrap_or(Value::Null);
+        let spki = provision::spki_of_body(body);
+        match self.judge_answer(r, &v, dev, spki.as_deref(), "nobody", false) {
+            Ok(()) => Ok(v["status"].as_str() == Some("Approved")),
+            Err(StepError::Fail(m) | StepError::Skip(m)) => Err(format!("{dev}: {m}")),
+        }
+    }
+
     /// For a fresh device named `sym`: the OOB post of its secret (as sent
     /// by an admin) and its provisioning request signed with that secret.
     fn device_pair(&mut self, sym: &str) -> Result<(Vec<u8>, Vec<u8>), StepError> {
         let dev = self.device(sym);
         let secret = self.secret(sym);
+        self.posted.insert(dev.clone(), secret.clone());
         let post = serde_json::to_vec(
             &serde_json::json!({"deviceID": dev, "oobSecret": secret, "validUntil": ""}),
         )
@@ -176,13 +219,14 @@ impl Case<'_> {
         let timeout = self.ctx.request_timeout;
         // Everything is prepared before the clock starts.
         let mut posts: Vec<Vec<Vec<u8>>> = Vec::new();
-        let mut provs: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut provs: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
         for r in 0..rounds {
             let (mut p, mut q) = (Vec::new(), Vec::new());
             for i in 0..n {
-                let (post, body) = self.device_pair(&format!("r{r}c{i}"))?;
+                let sym = format!("r{r}c{i}");
+                let (post, body) = self.device_pair(&sym)?;
                 p.push(post);
-                q.push(body);
+                q.push((self.device(&sym), body));
             }
             posts.push(p);
             provs.push(q);
@@ -190,6 +234,7 @@ impl Case<'_> {
         let started = Instant::now();
         let mut approved = 0usize;
         let mut problems: Vec<String> = Vec::new();
+        let mut violations: Vec<String> = Vec::new();
         for r in 0..=rounds {
             let mut post_tasks = Vec::new();
             if r < rounds {
@@ -201,13 +246,16 @@ impl Case<'_> {
                 }
             }
             let mut prov_tasks = Vec::new();
-            if r > 0 {
-                for b in provs[r - 1].drain(..) {
-                    let (u, c) = (url.clone(), anon.clone());
-                    prov_tasks.push(tokio::spawn(async move {
-                        net::request(&u, Method::POST, Some(b), c, timeout).await
-                    }));
-                }
+            let batch = if r > 0 {
+                std::mem::take(&mut provs[r - 1])
+            } else {
+                Vec::new()
+            };
+            for (_, b) in &batch {
+                let (u, c, b) = (url.clone(), anon.clone(), b.clone());
+                prov_tasks.push(tokio::spawn(async move {
+                    net::request(&u, Method::POST, Some(b), c, timeout).await
+                }));
             }
             for t in post_tasks {
                 match t.await {
@@ -219,19 +267,19 @@ impl Case<'_> {
                     Err(e) => problems.push(e.to_string()),
                 }
             }
-            for t in prov_tasks {
+            for (t, (dev, body)) in prov_tasks.into_iter().zip(&batch) {
                 match t.await {
                     Ok(Ok(resp)) if resp.status == 200 => {
-                        let s =
-                            resp_json(&resp).and_then(|v| v["status"].as_str().map(str::to_string));
-                        if s.as_deref() == Some("Approved") {
-                            approved += 1;
-                        } else {
-                            problems.push(format!(
+                        match self.judge_parallel(&resp, dev, body) {
+                            Ok(true) => approved += 1,
+                            Ok(false) => problems.push(format!(
                                 "round {}: status {}",
                                 r - 1,
-                                s.unwrap_or_default()
-                            ));
+                                resp_json(&resp)
+                                    .and_then(|v| v["status"].as_str().map(str::to_string))
+                                    .unwrap_or_default()
+                            )),
+                            Err(v) => violations.push(v),
                         }
                     }
                     Ok(Ok(resp)) => problems.push(format!("round {}: HTTP {}", r - 1, resp.status)),
@@ -262,6 +310,12 @@ impl Case<'_> {
                 }
             ),
         ));
+        if let Some(v) = violations.first() {
+            return fail(format!(
+                "{} answer(s) break the profile; first: {v}",
+                violations.len()
+            ));
+        }
         if st.expect.all_approved == Some(true) && (approved != total || !directory_ok) {
             distinct.truncate(3);
             return fail(format!(

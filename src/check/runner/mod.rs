@@ -13,12 +13,13 @@ mod transport;
 
 use super::report::{CaseResult, Exchange, Verdict};
 use super::scenario::{Action, Scenario, Step};
+use crate::check::profile::{check_device_certificate, Expected};
 use crate::client::discover;
 use crate::core::directory::{decode_ca, parse_directory, split_https_url, Directory};
 use crate::core::messages::{OOB_PATH, PROVREQ_PATH, STATUS_TEMPLATE};
 use crate::core::sign::{self, KeyVariant};
 use crate::net::{self, HttpsResponse};
-use crate::pki::{cert_der_from_pem, verify_chain, CertAuthority, CertInfo, Usage};
+use crate::pki::{cert_der_from_pem, verify_chain, CertAuthority, Usage};
 use crate::tls::{client_config, ClientIdentity, ServerTrust};
 use http::Method;
 use rand::{Rng, SeedableRng};
@@ -64,6 +65,8 @@ pub struct RunContext {
     pub request_timeout: Duration,
     /// A CA unrelated to the target, for foreign credentials.
     pub foreign_ca: CertAuthority,
+    /// Every certificate serial seen in the run.
+    pub serials: crate::check::profile::SerialLedger,
 }
 
 enum StepError {
@@ -85,6 +88,11 @@ struct Saved {
 
 struct Case<'a> {
     ctx: &'a RunContext,
+    case_id: String,
+    /// The last secret each device ID was given by an accepted OOB post.
+    posted: HashMap<String, String>,
+    /// The last certificate issued to each device ID in this case.
+    last_cert: HashMap<String, String>,
     rng: ChaCha20Rng,
     slug: String,
     devices: HashMap<String, String>,
@@ -138,6 +146,9 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
         .collect();
     let mut case = Case {
         ctx,
+        case_id: sc.id.clone(),
+        posted: HashMap::new(),
+        last_cert: HashMap::new(),
         rng: ChaCha20Rng::seed_from_u64(case_seed(ctx.seed, &sc.id)),
         slug,
         devices: HashMap::new(),
@@ -234,9 +245,32 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 impl Case<'_> {
+    /// The device ID a case's symbol stands for: fresh per case, or for
+    /// `base^variant` the near-miss variant of `base`'s ID — `upper`
+    /// (letter case), `dot` (a trailing dot), `padN` (padded to exactly N
+    /// characters).
     pub(super) fn device(&mut self, sym: &str) -> String {
         if let Some(d) = self.devices.get(sym) {
             return d.clone();
+        }
+        if let Some((base, variant)) = sym.split_once('^') {
+            let b = self.device(base);
+            let id = match variant {
+                "upper" => b.to_ascii_uppercase(),
+                "dot" => format!("{b}."),
+                v => match v.strip_prefix("pad").and_then(|n| n.parse::<usize>().ok()) {
+                    Some(n) => {
+                        let mut id: String = b.chars().take(n).collect();
+                        while id.len() < n {
+                            id.push('0');
+                        }
+                        id
+                    }
+                    None => format!("{b}-unknown-variant-{v}"),
+                },
+            };
+            self.devices.insert(sym.to_string(), id.clone());
+            return id;
         }
         let n: u32 = self.rng.gen();
         let id = format!("{}-{}-{:08x}", self.slug, sym, n);
@@ -287,6 +321,13 @@ impl Case<'_> {
     }
 
     pub(super) fn check_http(&self, st: &Step, r: &HttpsResponse) -> Result<(), StepError> {
+        // Whatever the case is about: no request makes a server fail.
+        if r.status >= 500 && r.status != 501 {
+            return fail(format!(
+                "answered HTTP {}: no request may make a server fail (transport.robust)",
+                r.status
+            ));
+        }
         if let Some(codes) = &st.expect.http {
             if !codes.contains(&r.status) {
                 return fail(format!(

@@ -11,7 +11,11 @@ impl Case<'_> {
                 None => return fail("nothing to replay"),
             }
         } else {
-            self.build_request(st, &device)?
+            let (mut body, kp) = self.build_request(st, &device)?;
+            if let Some(n) = st.body_size {
+                pad_object(&mut body, n)?;
+            }
+            (body, kp)
         };
         self.last_body.insert(device.clone(), body.clone());
         let url = self.provreq_url().await;
@@ -56,22 +60,18 @@ impl Case<'_> {
         }
         let v = v.unwrap_or(Value::Null);
         let client_cert = v["clientCert"].as_str().unwrap_or("").to_string();
+        let spki = kp
+            .as_ref()
+            .map(rcgen::PublicKeyData::subject_public_key_info)
+            .or_else(|| spki_of_body(&body));
+        let lenient = st.device.as_deref().unwrap_or("").starts_with("sanity");
+        self.judge_answer(&r, &v, &device, spki.as_deref(), &who, lenient)?;
         if let Some(want_cert) = e.certificate {
-            if want_cert {
-                let spki = kp
-                    .as_ref()
-                    .map(rcgen::PublicKeyData::subject_public_key_info)
-                    .or_else(|| {
-                        crate::pki::DevicePublicKey::from_pem(
-                            serde_json::from_slice::<Value>(&body).ok()?["publicKeyPEM"]
-                                .as_str()?,
-                        )
-                        .ok()
-                        .map(|k| k.spki_der().to_vec())
-                    });
-                let strict = !st.device.as_deref().unwrap_or("").starts_with("sanity");
-                self.check_certificate(&client_cert, &device, spki.as_deref(), strict)?;
-            } else if !client_cert.is_empty() {
+            if want_cert && client_cert.is_empty() {
+                return fail(format!(
+                    "expected a certificate, the answer ({status}) carries none"
+                ));
+            } else if !want_cert && !client_cert.is_empty() {
                 return fail(format!("a {status} answer carries a certificate"));
             }
         }
@@ -125,6 +125,7 @@ impl Case<'_> {
             }
         }
         if r.status == 200 && status == "Approved" && !client_cert.is_empty() {
+            self.last_cert.insert(device.clone(), client_cert.clone());
             let sym = st.device.clone().unwrap_or_else(|| "d".into());
             let identity = kp.as_ref().map(|k| ClientIdentity {
                 cert_pem: client_cert.clone(),
@@ -141,58 +142,85 @@ impl Case<'_> {
         Ok(None)
     }
 
-    pub(super) fn check_certificate(
+    /// What every provisioning answer must satisfy, whatever the case is
+    /// about (MUST rules only: a SHOULD is judged by its own case).
+    pub(super) fn judge_answer(
         &self,
-        pem: &str,
+        r: &HttpsResponse,
+        v: &Value,
         device: &str,
         spki: Option<&[u8]>,
-        strict: bool,
-    ) -> Result<CertInfo, StepError> {
-        if pem.is_empty() {
-            return fail("no clientCert in an Approved answer");
+        who: &str,
+        lenient: bool,
+    ) -> Result<(), StepError> {
+        if r.status != 200 {
+            return Ok(());
         }
-        let der =
-            cert_der_from_pem(pem).map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
-        let info =
-            CertInfo::from_der(&der).map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
-        let ca = cert_der_from_pem(&self.ctx.target.ca_pem)
-            .map_err(|e| StepError::Fail(format!("target CA: {e}")))?;
-        let now = OffsetDateTime::now_utc();
-        verify_chain(&der, &ca, now, Usage::Client)
-            .map_err(|e| StepError::Fail(format!("certificate: {e}")))?;
-        // The sanity cases stop at what makes provisioning work at all (an
-        // Approved certificate from the CA); its properties are judged by
-        // their own cases.
-        if !strict {
-            return Ok(info);
-        }
-        if info.cn != [device.to_string()] {
-            return fail(format!("certificate CN {:?}, expected {device:?}", info.cn));
-        }
-        if !info.ou.iter().any(|o| o == "iotdevice") {
-            return fail(format!("certificate OU {:?} lacks iotdevice", info.ou));
-        }
-        if let Some(spki) = spki {
-            if info.spki_der != spki {
-                return fail("certificate is not for the request's public key");
+        let status = v["status"].as_str().unwrap_or("");
+        let cert = v["clientCert"].as_str().unwrap_or("");
+        match status {
+            "Approved" => {}
+            "Waiting" | "Rejected" if !cert.is_empty() => {
+                let rule = if status == "Waiting" {
+                    "provreq.waiting"
+                } else {
+                    "provreq.rejected"
+                };
+                return fail(format!("a {status} answer carries a certificate ({rule})"));
+            }
+            "Waiting" | "Rejected" => return Ok(()),
+            other => {
+                return fail(format!(
+                    "HTTP 200 whose status is {other:?}, not Approved, Waiting or Rejected (transport.status-codes)"
+                ))
             }
         }
-        if !info.client_auth {
-            return fail("certificate lacks EKU clientAuth");
+        if cert.is_empty() {
+            return fail("an Approved answer without clientCert (provreq.approved)");
         }
-        if info.not_after - now < time::Duration::days(1) {
-            return fail(format!(
-                "certificate valid for less than a day (until {})",
-                rfc3339(info.not_after)
-            ));
+        let ca_der = cert_der_from_pem(&self.ctx.target.ca_pem)
+            .map_err(|e| StepError::Fail(format!("target CA: {e}")))?;
+        let der =
+            cert_der_from_pem(cert).map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
+        if lenient {
+            // The sanity control stops at what makes provisioning work at
+            // all; every other case judges the full profile.
+            return verify_chain(&der, &ca_der, OffsetDateTime::now_utc(), Usage::Client)
+                .map_err(|e| StepError::Fail(format!("certificate: {e}")));
         }
-        if info.serial_len < 8 {
-            return fail(format!(
-                "serial {} has {} octets: cannot hold 64 random bits",
-                info.serial_hex, info.serial_len
-            ));
+        let checked = check_device_certificate(
+            &der,
+            &Expected {
+                ca_der: &ca_der,
+                device_id: device,
+                spki,
+                now: OffsetDateTime::now_utc(),
+            },
+        )
+        .map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
+        self.ctx
+            .serials
+            .record(&checked.serial, &der, &self.case_id)
+            .map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
+        // caCert, when sent, is the directory's CA, byte for byte.
+        let (ca, _) = decode_ca(v.get("caCert"))
+            .unwrap_or((None, crate::core::directory::CaEncoding::Absent));
+        if let Some(ca) = ca.filter(|c| !c.is_empty()) {
+            if cert_der_from_pem(&ca).ok().as_deref() != Some(&ca_der[..]) {
+                return fail("caCert in the answer is not the directory's CA (provreq.approved)");
+            }
         }
-        Ok(info)
+        // An answer to a request signed with a secret is signed with it.
+        if who == "nobody" {
+            if let Some(secret) = self.posted.get(device) {
+                if let Err(err) = sign::verify_raw(&r.body, secret.as_bytes()) {
+                    return fail(format!(
+                        "the Approved answer's signature does not verify with the device's secret: {err} (hmac.response-signed)"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn do_guess(&mut self, st: &Step) -> StepResult {
@@ -263,4 +291,26 @@ impl Case<'_> {
             .await
             .map_err(StepError::Fail)
     }
+}
+
+/// The SubjectPublicKeyInfo DER of a request body's `publicKeyPEM`.
+pub(super) fn spki_of_body(body: &[u8]) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    crate::pki::DevicePublicKey::from_pem(v["publicKeyPEM"].as_str()?)
+        .ok()
+        .map(|k| k.spki_der().to_vec())
+}
+
+/// Pads a JSON object with spaces before its closing brace to exactly `n`
+/// bytes (the same request, at a chosen size).
+fn pad_object(body: &mut Vec<u8>, n: usize) -> Result<(), StepError> {
+    if body.len() > n || body.last() != Some(&b'}') {
+        return fail(format!(
+            "cannot pad a {}-byte request to {n} bytes",
+            body.len()
+        ));
+    }
+    let close = body.len() - 1;
+    body.splice(close..close, std::iter::repeat_n(b' ', n - body.len()));
+    Ok(())
 }

@@ -34,6 +34,12 @@ impl Case<'_> {
             "not-pem" => ("this is not a key".into(), None),
             other => return fail(format!("unknown key kind `{other}`")),
         };
+        let key_pem = match st.key_form.as_deref().unwrap_or("lf") {
+            "lf" => key_pem,
+            "no-final-newline" => key_pem.trim_end_matches('\n').to_string(),
+            "crlf" => key_pem.replace('\n', "\r\n"),
+            other => return fail(format!("unknown key_form `{other}`")),
+        };
         if let Some(body) = &st.body {
             let quoted = serde_json::to_string(&key_pem).unwrap_or_default();
             let escaped = quoted

@@ -23,6 +23,7 @@ impl Case<'_> {
                 return fail(format!("expected status {want}, got {got}"));
             }
         }
+        self.judge_status(&r, &v, &device)?;
         if st.expect.latest_cert == Some(true) {
             let sym = st.device.clone().unwrap_or_else(|| "d".into());
             let want = self
@@ -42,5 +43,50 @@ impl Case<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// What every status answer must satisfy: a certificate it shows is one
+    /// of the device's, fits the profile, and is the latest one this case
+    /// saw issued (`status.latest`).
+    fn judge_status(&self, r: &HttpsResponse, v: &Value, device: &str) -> Result<(), StepError> {
+        if r.status != 200 {
+            return Ok(());
+        }
+        let (got, _) = decode_ca(v.get("clientCert"))
+            .unwrap_or((None, crate::core::directory::CaEncoding::Absent));
+        let status = v["status"].as_str().unwrap_or("(none)");
+        if self.last_cert.contains_key(device) && status != "Approved" {
+            return fail(format!(
+                "status says {status} after a certificate was issued to the device (status.latest)"
+            ));
+        }
+        let Some(got) = got.filter(|g| !g.is_empty()) else {
+            if self.last_cert.contains_key(device) {
+                return fail("status shows no certificate after one was issued (status.latest)");
+            }
+            return Ok(());
+        };
+        let der = cert_der_from_pem(&got)
+            .map_err(|e| StepError::Fail(format!("status clientCert: {e}")))?;
+        let ca_der = cert_der_from_pem(&self.ctx.target.ca_pem)
+            .map_err(|e| StepError::Fail(format!("target CA: {e}")))?;
+        check_device_certificate(
+            &der,
+            &Expected {
+                ca_der: &ca_der,
+                device_id: device,
+                spki: None,
+                now: OffsetDateTime::now_utc(),
+            },
+        )
+        .map_err(|e| StepError::Fail(format!("status clientCert: {e}")))?;
+        if let Some(latest) = self.last_cert.get(device) {
+            if cert_der_from_pem(latest).ok().as_deref() != Some(&der[..]) {
+                return fail(
+                    "status shows a certificate other than the latest one issued to the device (status.latest)",
+                );
+            }
+        }
+        Ok(())
     }
 }
