@@ -84,6 +84,15 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     ("pem-only-ca", "client.directory.ca-cert-base64"),
     ("csr-unasked", "client.csr.not-sent-unless-advertised"),
+    // Near misses (issue 15): each passed the catalogue that looked only at
+    // the set of three files and the properties a case was named after.
+    (
+        "accept-not-yet-valid",
+        "client.mitm.certificate-not-yet-valid",
+    ),
+    ("cn-case-insensitive", "client.mitm.certificate-cn-case"),
+    ("retry-after-rejected", "client.provision.rejected"),
+    ("leaves-temp-file", "client.mitm.certificate-other-cn"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

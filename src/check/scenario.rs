@@ -137,6 +137,12 @@ pub struct BugsSpec {
     /// Expired certificate.
     #[serde(default)]
     pub expired: bool,
+    /// Issue a certificate that becomes valid only in an hour.
+    #[serde(default)]
+    pub not_yet_valid: bool,
+    /// Issue the certificate for the device ID in upper case.
+    #[serde(default)]
+    pub cn_case: bool,
     /// Answer Rejected.
     #[serde(default)]
     pub reject: bool,

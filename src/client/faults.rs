@@ -36,6 +36,17 @@ pub enum ClientFault {
     PemOnlyCa,
     /// Sends a CSR whether or not the server advertises `csr` (§8).
     CsrUnasked,
+    /// Near miss (time): checks only `notAfter`, so a certificate that is
+    /// not valid yet is accepted.
+    AcceptNotYetValid,
+    /// Near miss (identity): compares the CN with its ID ignoring case.
+    CnCaseInsensitive,
+    /// Near miss (reaction): asks once more after `Rejected` before
+    /// giving up.
+    RetryAfterRejected,
+    /// Near miss (files): stages the certificate in `.cert.pem.tmp` before
+    /// checking it and leaves the file behind when it refuses.
+    LeavesTempFile,
 }
 
 impl ClientFault {
@@ -59,6 +70,10 @@ impl ClientFault {
         ),
         (ClientFault::PemOnlyCa, "pem-only-ca"),
         (ClientFault::CsrUnasked, "csr-unasked"),
+        (ClientFault::AcceptNotYetValid, "accept-not-yet-valid"),
+        (ClientFault::CnCaseInsensitive, "cn-case-insensitive"),
+        (ClientFault::RetryAfterRejected, "retry-after-rejected"),
+        (ClientFault::LeavesTempFile, "leaves-temp-file"),
     ];
 
     /// Looks a fault up by name.

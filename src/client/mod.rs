@@ -326,6 +326,7 @@ pub async fn run_with_faults(
             .map_err(|e| ClientError::Usage(format!("current certificate set: {e}")))?,
     );
     let mut requests = 0u32;
+    let mut retried_rejected = false;
     loop {
         requests += 1;
         let resp = net::request(
@@ -359,6 +360,12 @@ pub async fn run_with_faults(
                     not_after: info.not_after,
                     requests,
                 });
+            }
+            ProvisionStatus::Rejected
+                if f(ClientFault::RetryAfterRejected) && !retried_rejected =>
+            {
+                retried_rejected = true;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             ProvisionStatus::Rejected => return Err(ClientError::Rejected),
             ProvisionStatus::Waiting => {
@@ -402,7 +409,13 @@ pub async fn run_with_faults(
                     key: f(ClientFault::AcceptOtherKey),
                     ca: f(ClientFault::AcceptOtherCa),
                     expiry: f(ClientFault::AcceptExpired),
+                    not_before: f(ClientFault::AcceptNotYetValid),
+                    cn_case: f(ClientFault::CnCaseInsensitive),
                 };
+                let staged = opts.dir.join(".cert.pem.tmp");
+                if f(ClientFault::LeavesTempFile) {
+                    let _ = std::fs::write(&staged, parsed.client_cert.as_bytes());
+                }
                 let info = check_certificate_relaxed(
                     &parsed,
                     &pinned_der,
@@ -412,6 +425,7 @@ pub async fn run_with_faults(
                     relax,
                 )?;
                 write_set(&opts.dir, &key, &parsed.client_cert, &pinned_pem)?;
+                let _ = std::fs::remove_file(&staged);
                 return Ok(Outcome {
                     url,
                     renewed: renewing,
@@ -471,6 +485,8 @@ struct Relax {
     key: bool,
     ca: bool,
     expiry: bool,
+    not_before: bool,
+    cn_case: bool,
 }
 
 fn check_certificate_relaxed(
@@ -492,7 +508,7 @@ fn check_certificate_relaxed(
     let der =
         cert_der_from_pem(&resp.client_cert).map_err(|e| refuse(format!("clientCert: {e}")))?;
     let info = CertInfo::from_der(&der).map_err(|e| refuse(format!("clientCert: {e}")))?;
-    let at = if relax.expiry {
+    let at = if relax.expiry || (relax.not_before && info.not_before > now) {
         info.not_before + time::Duration::seconds(1)
     } else {
         now
@@ -500,7 +516,14 @@ fn check_certificate_relaxed(
     if !relax.ca {
         verify_chain(&der, pinned_ca_der, at, Usage::Client).map_err(|e| refuse(e.to_string()))?;
     }
-    if !relax.cn && (info.cn.len() != 1 || info.cn[0] != device_id) {
+    let same_cn = |cn: &str| {
+        if relax.cn_case {
+            cn.eq_ignore_ascii_case(device_id)
+        } else {
+            cn == device_id
+        }
+    };
+    if !relax.cn && (info.cn.len() != 1 || !same_cn(&info.cn[0])) {
         return Err(refuse(format!(
             "certificate is for CN {:?}, not {device_id:?}",
             info.cn
@@ -509,7 +532,12 @@ fn check_certificate_relaxed(
     if !relax.key && info.spki_der != our_spki_der {
         return Err(refuse("certificate does not carry our public key".into()));
     }
-    if !relax.expiry && !info.valid_at(now) {
+    let valid = if relax.not_before {
+        now <= info.not_after
+    } else {
+        info.valid_at(now)
+    };
+    if !relax.expiry && !valid {
         return Err(refuse("certificate is not valid now".into()));
     }
     Ok(info)

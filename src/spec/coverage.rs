@@ -73,6 +73,10 @@ pub struct RuleCoverage {
     pub fuzz: Vec<String>,
     /// Why it has no case, from `docs/uncovered.toml`.
     pub uncovered_reason: Option<String>,
+    /// Cases that test it by a near miss (`near_miss` set).
+    pub near_miss: Vec<String>,
+    /// Why it has no near-miss case, from `docs/uncovered.toml`.
+    pub near_miss_reason: Option<String>,
 }
 
 impl RuleCoverage {
@@ -94,6 +98,18 @@ pub struct Coverage {
 struct UncoveredFile {
     #[serde(default)]
     rule: Vec<UncoveredEntry>,
+    #[serde(default, rename = "near-miss")]
+    near_miss: Vec<UncoveredEntry>,
+}
+
+/// What `docs/uncovered.toml` says: rules without a case, and rules
+/// without a near-miss case, each with the reason.
+#[derive(Debug, Clone, Default)]
+pub struct Uncovered {
+    /// Rule id → why no case checks it.
+    pub cases: BTreeMap<String, String>,
+    /// Rule id → why no near-miss case checks it.
+    pub near_miss: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -103,15 +119,19 @@ struct UncoveredEntry {
     reason: String,
 }
 
-/// Reads `docs/uncovered.toml`: rule id → reason.
-pub fn uncovered_list(text: &str) -> Result<BTreeMap<String, String>, String> {
+/// Reads `docs/uncovered.toml`.
+pub fn uncovered_list(text: &str) -> Result<Uncovered, String> {
     let f: UncoveredFile = toml::from_str(text).map_err(|e| format!("docs/uncovered.toml: {e}"))?;
-    let mut out = BTreeMap::new();
-    for e in f.rule {
-        if e.reason.trim().is_empty() {
-            return Err(format!("docs/uncovered.toml: `{}` has no reason", e.id));
+    let mut out = Uncovered::default();
+    for (list, into) in [(f.rule, &mut out.cases), (f.near_miss, &mut out.near_miss)] {
+        for e in list {
+            if e.reason.trim().is_empty() {
+                return Err(format!("docs/uncovered.toml: `{}` has no reason", e.id));
+            }
+            if into.insert(e.id.clone(), e.reason).is_some() {
+                return Err(format!("docs/uncovered.toml: `{}` is listed twice", e.id));
+            }
         }
-        out.insert(e.id, e.reason);
     }
     Ok(out)
 }
@@ -122,7 +142,7 @@ pub fn build(
     rules: &[Rule],
     cases: &[Scenario],
     vectors: &[(String, String)],
-    uncovered: &BTreeMap<String, String>,
+    uncovered: &Uncovered,
 ) -> Coverage {
     let mut rows: Vec<RuleCoverage> = rules
         .iter()
@@ -130,7 +150,8 @@ pub fn build(
             id: r.id.clone(),
             level: Some(r.level),
             section: r.section.clone(),
-            uncovered_reason: uncovered.get(&r.id).cloned(),
+            uncovered_reason: uncovered.cases.get(&r.id).cloned(),
+            near_miss_reason: uncovered.near_miss.get(&r.id).cloned(),
             ..RuleCoverage::default()
         })
         .collect();
@@ -144,6 +165,9 @@ pub fn build(
                 match s.role {
                     Role::Server => rows[i].server_cases.push(s.id.clone()),
                     Role::Client => rows[i].client_cases.push(s.id.clone()),
+                }
+                if s.near_miss.is_some() {
+                    rows[i].near_miss.push(s.id.clone());
                 }
             }
         }
@@ -197,13 +221,25 @@ pub fn counts(c: &Coverage) -> Vec<(Level, usize, usize, usize)> {
 /// Problems that make the matrix unacceptable: a MUST rule with no case
 /// and no reason, or a reason for a rule that does not exist or now has a
 /// case (a stale entry).
-pub fn problems(c: &Coverage, uncovered: &BTreeMap<String, String>) -> Vec<String> {
+pub fn problems(c: &Coverage, uncovered: &Uncovered) -> Vec<String> {
     let mut out = Vec::new();
     for r in &c.rules {
         if r.level == Some(Level::Must) && !r.has_case() && r.uncovered_reason.is_none() {
             out.push(format!(
                 "MUST rule {} has no case; add one, or list it in docs/uncovered.toml with the reason",
                 r.id
+            ));
+        }
+        if r.has_case() && r.near_miss.is_empty() && r.near_miss_reason.is_none() {
+            out.push(format!(
+                "rule {} has cases but none tests it by a near miss; add one (near_miss = \"…\"), or list it under [[near-miss]] in docs/uncovered.toml with the reason",
+                r.id
+            ));
+        }
+        if !r.near_miss.is_empty() && r.near_miss_reason.is_some() {
+            out.push(format!(
+                "docs/uncovered.toml gives {} no near miss, but {} now is one: remove the entry",
+                r.id, r.near_miss[0]
             ));
         }
         if r.has_case() && r.uncovered_reason.is_some() {
@@ -213,7 +249,7 @@ pub fn problems(c: &Coverage, uncovered: &BTreeMap<String, String>) -> Vec<Strin
             ));
         }
     }
-    for id in uncovered.keys() {
+    for id in uncovered.cases.keys().chain(uncovered.near_miss.keys()) {
         if !c.rules.iter().any(|r| &r.id == id) {
             out.push(format!(
                 "docs/uncovered.toml names {id}, which is not a rule"
@@ -226,7 +262,7 @@ pub fn problems(c: &Coverage, uncovered: &BTreeMap<String, String>) -> Vec<Strin
 /// The counts table, as the README carries it.
 pub fn counts_markdown(c: &Coverage) -> String {
     let mut s = String::from(
-        "| level | rules | checked by a case | by vectors or fuzzing only | not checked |\n| --- | --- | --- | --- | --- |\n",
+        "| level | rules | checked by a case | … with a near-miss case | by vectors or fuzzing only | not checked |\n| --- | --- | --- | --- | --- | --- |\n",
     );
     for (l, total, with, _) in counts(c) {
         let rows: Vec<&RuleCoverage> = c.rules.iter().filter(|r| r.level == Some(l)).collect();
@@ -234,9 +270,10 @@ pub fn counts_markdown(c: &Coverage) -> String {
             .iter()
             .filter(|r| !r.has_case() && (!r.vectors.is_empty() || !r.fuzz.is_empty()))
             .count();
+        let near = rows.iter().filter(|r| !r.near_miss.is_empty()).count();
         let _ = writeln!(
             s,
-            "| {} | {total} | {with} | {other} | {} |",
+            "| {} | {total} | {with} | {near} | {other} | {} |",
             l.as_str(),
             total - with - other
         );
@@ -258,7 +295,7 @@ pub fn render(c: &Coverage, markdown: bool) -> String {
     };
     let mut s = String::new();
     if markdown {
-        s.push_str("| rule | level | server cases | client cases | vectors | fuzz |\n| --- | --- | --- | --- | --- | --- |\n");
+        s.push_str("| rule | level | server cases | client cases | near miss | vectors | fuzz |\n| --- | --- | --- | --- | --- | --- | --- |\n");
     }
     for r in &c.rules {
         let level = r.level.map(Level::as_str).unwrap_or("?");
@@ -268,9 +305,16 @@ pub fn render(c: &Coverage, markdown: bool) -> String {
             format!("{} cases", r.vectors.len())
         };
         if markdown {
+            let near = if r.near_miss.is_empty() {
+                r.near_miss_reason.as_ref().map_or("—".to_string(), |_| {
+                    "none (reason in uncovered.toml)".into()
+                })
+            } else {
+                list(&r.near_miss, 2)
+            };
             let _ = writeln!(
                 s,
-                "| `{}` | {level} | {} | {} | {vectors} | {} |",
+                "| `{}` | {level} | {} | {} | {near} | {vectors} | {} |",
                 r.id,
                 list(&r.server_cases, 3),
                 list(&r.client_cases, 3),
@@ -279,11 +323,12 @@ pub fn render(c: &Coverage, markdown: bool) -> String {
         } else {
             let _ = writeln!(
                 s,
-                "{:<34} {:<6} server {:<3} client {:<3} vectors {:<3} fuzz {:<2} {}",
+                "{:<34} {:<6} server {:<3} client {:<3} near-miss {:<2} vectors {:<3} fuzz {:<2} {}",
                 r.id,
                 level,
                 r.server_cases.len(),
                 r.client_cases.len(),
+                r.near_miss.len(),
                 r.vectors.len(),
                 r.fuzz.len(),
                 match (&r.uncovered_reason, r.has_case()) {
@@ -296,9 +341,14 @@ pub fn render(c: &Coverage, markdown: bool) -> String {
     }
     s.push('\n');
     for (l, total, with, without) in counts(c) {
+        let near = c
+            .rules
+            .iter()
+            .filter(|r| r.level == Some(l) && !r.near_miss.is_empty())
+            .count();
         let _ = writeln!(
             s,
-            "{}{}: {total} rules, {with} checked by a case, {without} not",
+            "{}{}: {total} rules, {with} checked by a case ({near} by a near miss), {without} not",
             if markdown { "- " } else { "" },
             l.as_str()
         );
@@ -353,12 +403,51 @@ mod tests {
     #[test]
     fn a_must_rule_without_case_or_reason_is_a_problem() {
         let rules = crate::spec::parse("## 1. X\n- **`a.b`** MUST (server) — t\n").unwrap();
-        let c = build(&rules, &[], &[], &BTreeMap::new());
-        assert_eq!(problems(&c, &BTreeMap::new()).len(), 1);
-        let reason: BTreeMap<String, String> = [("a.b".to_string(), "why".to_string())].into();
+        let none = Uncovered::default();
+        let c = build(&rules, &[], &[], &none);
+        assert_eq!(problems(&c, &none).len(), 1);
+        let reason = Uncovered {
+            cases: [("a.b".to_string(), "why".to_string())].into(),
+            ..Uncovered::default()
+        };
         let c = build(&rules, &[], &[], &reason);
         assert!(problems(&c, &reason).is_empty());
-        let stale: BTreeMap<String, String> = [("x.y".to_string(), "why".to_string())].into();
+        let stale = Uncovered {
+            cases: [("x.y".to_string(), "why".to_string())].into(),
+            ..Uncovered::default()
+        };
         assert_eq!(problems(&c, &stale).len(), 1);
+    }
+
+    #[test]
+    fn a_rule_with_cases_but_no_near_miss_or_reason_is_a_problem() {
+        let rules = crate::spec::parse("## 1. X\n- **`a.b`** MUST (server) — t\n").unwrap();
+        let case = |near: Option<&str>| {
+            let text = format!(
+                "id = \"server.oob.x\"\ntitle = \"t\"\nsection = \"PROTOCOL §1\"\nlevel = \"MUST\"\nrole = \"server\"\nrules = [\"a.b\"]\nrationale = \"r\"\nfix = \"f\"\n{}\n[[steps]]\ndo = \"directory\"\n",
+                near.map(|k| format!("near_miss = \"{k}\"")).unwrap_or_default()
+            );
+            toml::from_str::<Scenario>(&text).unwrap()
+        };
+        let none = Uncovered::default();
+        let far = build(&rules, &[case(None)], &[], &none);
+        assert_eq!(
+            problems(&far, &none).len(),
+            1,
+            "{:?}",
+            problems(&far, &none)
+        );
+        let near = build(&rules, &[case(Some("counts"))], &[], &none);
+        assert!(problems(&near, &none).is_empty());
+        let why = Uncovered {
+            near_miss: [("a.b".to_string(), "no boundary".to_string())].into(),
+            ..Uncovered::default()
+        };
+        assert!(problems(&build(&rules, &[case(None)], &[], &why), &why).is_empty());
+        // A reason next to a near-miss case is stale.
+        assert_eq!(
+            problems(&build(&rules, &[case(Some("time"))], &[], &why), &why).len(),
+            1
+        );
     }
 }

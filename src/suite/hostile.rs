@@ -65,6 +65,10 @@ pub struct Bugs {
     pub other_ca: bool,
     /// Issue an already expired certificate.
     pub expired: bool,
+    /// Issue a certificate whose validity starts an hour from now.
+    pub not_yet_valid: bool,
+    /// Issue the certificate for the device ID in upper case.
+    pub cn_case: bool,
     /// Answer Rejected (with a certificate attached if `cert_on_rejected`).
     pub reject: bool,
     /// Attach a certificate to Rejected.
@@ -489,6 +493,9 @@ fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
         let ca = if b.other_ca { &st.other_ca } else { &st.ca };
         let (validity, at) = if b.expired {
             (Duration::hours(1), now - Duration::days(2))
+        } else if b.not_yet_valid {
+            // issue_device backdates by 5 minutes: start 65 minutes ahead.
+            (Duration::days(30), now + Duration::minutes(65))
         } else {
             (Duration::days(30), now)
         };
@@ -514,6 +521,8 @@ fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
     };
     let cn = if b.other_cn {
         format!("{}-other", req.device_id)
+    } else if b.cn_case {
+        req.device_id.to_ascii_uppercase()
     } else {
         req.device_id.clone()
     };

@@ -29,6 +29,8 @@ impl Case<'_> {
             Some(o) => return fail(format!("unknown exit expectation `{o}`")),
         }
         let d = self.dir.path();
+        self.judge_files(run)?;
+        self.judge_requests()?;
         let now_files = snapshot(d);
         match e.files.as_deref() {
             None => {}
@@ -263,5 +265,103 @@ impl Case<'_> {
             }
             o => fail(format!("unknown observation {o:?}")),
         }
+    }
+
+    /// Whatever the case is about: after a refusal `{dir}` is exactly as it
+    /// was (no new, changed or removed file, hidden and temporary ones
+    /// included); after a success it holds exactly the certificate set,
+    /// with the key readable by its owner only (`client.files`).
+    fn judge_files(&self, run: &ShimRun) -> Result<(), StepError> {
+        let now = snapshot_all(self.dir.path());
+        if run.code != Some(0) {
+            let changed: Vec<&str> = now
+                .keys()
+                .chain(self.before_all.keys())
+                .filter(|k| now.get(*k) != self.before_all.get(*k))
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !changed.is_empty() {
+                return fail(format!(
+                    "the device did not succeed but changed its directory: {} (client.files)",
+                    changed.join(", ")
+                ));
+            }
+            return Ok(());
+        }
+        let extra: Vec<&str> = now
+            .keys()
+            .filter(|k| !SET.contains(&k.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !extra.is_empty() {
+            return fail(format!(
+                "after success the directory holds more than the certificate set: {} (client.files)",
+                extra.join(", ")
+            ));
+        }
+        if let Some((_, mode)) = now.get("key.pem") {
+            if mode & 0o077 != 0 {
+                return fail(format!(
+                    "key.pem has mode {mode:o}: readable by others (client.files)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whatever the case is about, every request the device made is one
+    /// the rules allowed at that moment: no client certificate it was never
+    /// given, the secret never sent, every first provisioning signed with
+    /// the secret, and no request after the answer that ended the exchange
+    /// (`Approved` or `Rejected`).
+    fn judge_requests(&self) -> Result<(), StepError> {
+        let all = self.all_requests();
+        if !self.gave_certificate {
+            if let Some((server, r)) = all.iter().find(|(_, r)| r.client_cert) {
+                return fail(format!(
+                    "the device presented a client certificate to the {server} server ({}) although it was never given one",
+                    r.path
+                ));
+            }
+        }
+        if !self.secret.is_empty() {
+            if let Some((server, r)) = all
+                .iter()
+                .find(|(_, r)| String::from_utf8_lossy(&r.body).contains(&self.secret))
+            {
+                return fail(format!(
+                    "the secret itself was sent to the {server} server in a request to {} (client.no-secret)",
+                    r.path
+                ));
+            }
+            for (server, r) in all
+                .iter()
+                .filter(|(_, r)| r.path == PROVREQ_PATH && r.method == "POST" && !r.client_cert)
+            {
+                if let Err(err) = sign::verify_raw(&r.body, self.secret.as_bytes()) {
+                    return fail(format!(
+                        "a provisioning request to the {server} server does not verify with the secret: {err} (client.signs)"
+                    ));
+                }
+            }
+        }
+        if let Some(max) = self.max_provreqs {
+            for (name, srv) in [("primary", &self.primary), ("second", &self.second)] {
+                let Some(srv) = srv else { continue };
+                let n = srv
+                    .requests()
+                    .iter()
+                    .filter(|r| r.path == PROVREQ_PATH && r.method == "POST")
+                    .count();
+                if n > max {
+                    return fail(format!(
+                        "the device sent {n} provisioning requests to the {name} server; its answers allowed {max} (after Approved or Rejected it must stop)"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }

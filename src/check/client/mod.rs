@@ -14,7 +14,7 @@ use crate::pki::{
 use crate::suite::hostile::{self, Bugs, HostileServer, Recorded, SignMode, Tamper, WireForm};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,6 +46,8 @@ fn bugs_of(spec: &BugsSpec) -> Result<Bugs, String> {
         other_key: spec.other_key,
         other_ca: spec.other_ca,
         expired: spec.expired,
+        not_yet_valid: spec.not_yet_valid,
+        cn_case: spec.cn_case,
         reject: spec.reject,
         cert_on_rejected: spec.cert_on_rejected,
         waiting_times: spec.waiting_times,
@@ -82,12 +84,53 @@ struct Case<'a> {
     primary: Option<HostileServer>,
     second: Option<HostileServer>,
     before: HashMap<String, Vec<u8>>,
+    /// Every file under `{dir}` (hidden ones too) before the device ran.
+    before_all: BTreeMap<String, (Vec<u8>, u32)>,
+    /// Whether the case gave the device a certificate set.
+    gave_certificate: bool,
+    /// Most provisioning requests the served answers allow per server.
+    max_provreqs: Option<usize>,
     evidence: Vec<Exchange>,
     step_no: usize,
     last_feature: Option<String>,
 }
 
 const SET: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
+
+/// Every regular file under `dir`, hidden and temporary ones included,
+/// with its bytes and permission bits (bounded: 1,000 entries).
+fn snapshot_all(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten().take(1000) {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let rel = p
+                .strip_prefix(dir)
+                .map(|r| r.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if m.is_dir() {
+                if out.len() < 1000 {
+                    stack.push(p);
+                }
+                out.insert(
+                    format!("{rel}/"),
+                    (Vec::new(), m.permissions().mode() & 0o777),
+                );
+            } else {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                out.insert(rel, (bytes, m.permissions().mode() & 0o777));
+            }
+        }
+    }
+    out
+}
 
 fn snapshot(dir: &Path) -> HashMap<String, Vec<u8>> {
     SET.iter()
@@ -144,6 +187,11 @@ impl Case<'_> {
         let mut a = hostile::start(listen, &self.secret, bugs)
             .await
             .map_err(|e| StepError::Fail(format!("setup: {e}")))?;
+        self.max_provreqs = Some(if spec.reject {
+            1
+        } else {
+            spec.waiting_times as usize + 1
+        });
         if spec.advertise {
             a.advertise()
                 .map_err(|e| StepError::Fail(format!("DNS-SD: {e}")))?;
@@ -170,6 +218,7 @@ impl Case<'_> {
         w("ca.pem", srv.ca_pem.as_bytes(), 0o644)?;
         w("cert.pem", cert.as_bytes(), 0o644)?;
         w("key.pem", key.serialize_pem().as_bytes(), 0o600)?;
+        self.gave_certificate = true;
         Ok(())
     }
 
@@ -205,6 +254,7 @@ impl Case<'_> {
             self.secret.clone()
         };
         self.before = snapshot(self.dir.path());
+        self.before_all = snapshot_all(self.dir.path());
         self.last_feature = st.feature.clone();
         let v = ShimValues {
             url,
@@ -322,6 +372,9 @@ pub async fn run_client_case(
         primary: None,
         second: None,
         before: HashMap::new(),
+        before_all: BTreeMap::new(),
+        gave_certificate: false,
+        max_provreqs: None,
         evidence: Vec::new(),
         step_no: 0,
         last_feature: None,
