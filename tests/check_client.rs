@@ -93,14 +93,19 @@ const EXPECTED: &[(&str, &str)] = &[
     ("cn-case-insensitive", "client.mitm.certificate-cn-case"),
     ("retry-after-rejected", "client.provision.rejected"),
     ("leaves-temp-file", "client.mitm.certificate-other-cn"),
+    // Hangs for the whole case time limit: run on its own, with a short one.
+    ("unbounded-retry-sec", "client.waiting.absurd-retry-sec"),
 ];
+
+/// Faults run by their own test rather than the full-catalogue loop.
+const OWN_TEST: &[&str] = &["unbounded-retry-sec"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_client_is_caught() {
     assert_eq!(EXPECTED.len(), ClientFault::ALL.len());
     let exe = faulty_client();
     let mut table = String::new();
-    for (fault, case) in EXPECTED {
+    for (fault, case) in EXPECTED.iter().filter(|(f, _)| !OWN_TEST.contains(f)) {
         let t = format!(
             "{} --fault {fault} --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca {{ca}}",
             exe.display()
@@ -121,6 +126,47 @@ async fn every_broken_client_is_caught() {
         );
     }
     eprintln!("{table}");
+}
+
+/// A device that sleeps for whatever retrySec says is caught as hanging
+/// (with a 10-second case limit, so the test does not wait a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_obeys_an_absurd_retry_sec_is_caught() {
+    let exe = faulty_client();
+    let t = |fault: &str| {
+        format!(
+            "{} --fault {fault} --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca {{ca}}",
+            exe.display()
+        )
+    };
+    let o = CheckOptions {
+        cases: vec!["client.waiting.absurd-retry-sec".into()],
+        timeout: Duration::from_secs(10),
+        ..opts()
+    };
+    let v = |r: &idprov::check::report::Report| {
+        r.cases
+            .iter()
+            .find(|c| c.id == "client.waiting.absurd-retry-sec")
+            .map(|c| (c.verdict, c.detail.clone()))
+            .unwrap()
+    };
+    // Our own client, told its overall limit is 8 s, clamps the hint to
+    // its 30-second maximum, sees that it cannot wait that long, and stops.
+    let own = format!(
+        "{BIN} client --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --timeout 8"
+    );
+    let honest = check::check_client(ClientTarget::parse(&own).unwrap(), &o)
+        .await
+        .unwrap();
+    assert_eq!(v(&honest).0, Verdict::Pass, "{:?}", v(&honest));
+    let broken = check::check_client(ClientTarget::parse(&t("unbounded-retry-sec")).unwrap(), &o)
+        .await
+        .unwrap();
+    let (verdict, detail) = v(&broken);
+    assert_eq!(verdict, Verdict::Fail, "{detail}");
+    assert!(detail.contains("hung"), "{detail}");
+    assert!(broken.outcome.failed);
 }
 
 #[tokio::test]

@@ -176,6 +176,14 @@ const EXPECTED: &[(Fault, &str)] = &[
     ),
     (Fault::SerialCounter, "server.provision.serials-unique"),
     (Fault::AdminOuLeaks, "server.provision.admin-without-secret"),
+    (
+        Fault::CredentialNotBeforeIgnored,
+        "server.renewal.validity-boundary",
+    ),
+    (
+        Fault::CredentialNotBeforeIgnored,
+        "server.oob.admin-not-yet-valid-refused",
+    ),
 ];
 
 /// Faults whose case needs real mDNS, checked in a network namespace by

@@ -281,7 +281,8 @@ pub struct Expect {
     pub unique_serials: Option<bool>,
     /// Concurrent: every device Approved.
     pub all_approved: Option<bool>,
-    /// Device run: `success` (exit 0) or `failure` (any other, not 89).
+    /// Device run: `success` (exit 0), `failure` (any other, not 89), or
+    /// `bounded` (either, but within the time limit: no hang).
     pub exit: Option<String>,
     /// Device run: `written` (a verified set of its own), `none`,
     /// `unchanged` (as before the run), `replaced` (a new verified set).
@@ -417,7 +418,9 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 )));
             }
         }
-        if st.action == Some(Action::RunDevice) && st.expect.exit.as_deref() == Some("failure") {
+        if st.action == Some(Action::RunDevice)
+            && matches!(st.expect.exit.as_deref(), Some("failure" | "bounded"))
+        {
             match st.expect.reached.as_deref() {
                 Some("directory" | "provreq" | "tls-refused" | "second:tls-refused") => {}
                 Some(o) => return Err(err(format!("step {n}: unknown `reached` value `{o}`"))),

@@ -47,6 +47,9 @@ pub enum ClientFault {
     /// Near miss (files): stages the certificate in `.cert.pem.tmp` before
     /// checking it and leaves the file behind when it refuses.
     LeavesTempFile,
+    /// Near miss (reaction): waits as long as `retrySec` says, without its
+    /// own bound.
+    UnboundedRetrySec,
 }
 
 impl ClientFault {
@@ -74,6 +77,7 @@ impl ClientFault {
         (ClientFault::CnCaseInsensitive, "cn-case-insensitive"),
         (ClientFault::RetryAfterRejected, "retry-after-rejected"),
         (ClientFault::LeavesTempFile, "leaves-temp-file"),
+        (ClientFault::UnboundedRetrySec, "unbounded-retry-sec"),
     ];
 
     /// Looks a fault up by name.

@@ -78,7 +78,7 @@ impl ClientOptions {
             dir: dir.to_path_buf(),
             ca: None,
             timeout: Duration::from_secs(120),
-            max_retry: Duration::from_secs(60),
+            max_retry: Duration::from_secs(30),
             request_timeout: Duration::from_secs(15),
             discovery_timeout: Duration::from_secs(10),
         }
@@ -377,6 +377,9 @@ pub async fn run_with_faults(
                 };
                 let wait = if f(ClientFault::IgnoreRetrySec) {
                     Duration::from_millis(50)
+                } else if f(ClientFault::UnboundedRetrySec) {
+                    tokio::time::sleep(Duration::from_secs(hinted)).await;
+                    continue;
                 } else {
                     Duration::from_secs(hinted)
                         .min(opts.max_retry)

@@ -106,6 +106,9 @@ pub enum Fault {
     /// Near miss (identity): certificates provisioned by an admin carry
     /// the admin's OU beside iotdevice.
     AdminOuLeaks,
+    /// Near miss (time): a client certificate's role is judged by its
+    /// expiry only, so one that is not valid yet already grants it.
+    CredentialNotBeforeIgnored,
 }
 
 impl Fault {
@@ -177,6 +180,7 @@ impl Fault {
         Fault::ServerAuthEku,
         Fault::SerialCounter,
         Fault::AdminOuLeaks,
+        Fault::CredentialNotBeforeIgnored,
     ];
 
     /// The near misses of issue-15's method: each passed the catalogue that
@@ -194,6 +198,7 @@ impl Fault {
         Fault::ServerAuthEku,
         Fault::SerialCounter,
         Fault::AdminOuLeaks,
+        Fault::CredentialNotBeforeIgnored,
     ];
 
     /// The Go reference as recorded (PROTOCOL §10): its wire format plus

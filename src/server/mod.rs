@@ -387,9 +387,16 @@ async fn accept_loop(
                     return;
                 }
             };
+            let mut cert = peer_cert(tls.get_ref().1);
+            if let (PeerCert::Verified { not_before, .. }, true) = (
+                &mut cert,
+                shared.faults.has(faults::Fault::CredentialNotBeforeIgnored),
+            ) {
+                *not_before = time::OffsetDateTime::UNIX_EPOCH;
+            }
             let info = ConnInfo {
                 peer_addr,
-                peer_cert: Arc::new(peer_cert(tls.get_ref().1)),
+                peer_cert: Arc::new(cert),
             };
             let svc = hyper::service::service_fn(move |req| {
                 handler::handle(req, shared.clone(), info.clone())

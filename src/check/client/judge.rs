@@ -25,6 +25,10 @@ impl Case<'_> {
             }
             Some("failure") if run.timed_out => return fail("the device hung instead of refusing"),
             Some("failure") => self.check_reached(e.reached.as_deref(), run)?,
+            Some("bounded") if run.timed_out => {
+                return fail("the device hung: it waited as the server said instead of bounding the wait by its own limit")
+            }
+            Some("bounded") => self.check_reached(e.reached.as_deref(), run)?,
             Some("success") => {}
             Some(o) => return fail(format!("unknown exit expectation `{o}`")),
         }

@@ -102,6 +102,34 @@ impl Case<'_> {
                         .map_err(setup)?,
                 ))
             }
+            // Near misses in time: valid from 10 minutes ahead, or expired
+            // 2 seconds ago.
+            "future-admin" => Some(cred(
+                ca_key()?
+                    .issue_client(
+                        "admin",
+                        "admin",
+                        time::Duration::days(1),
+                        now + time::Duration::minutes(15),
+                    )
+                    .map_err(setup)?,
+            )),
+            "future-device" | "just-expired-device" => {
+                let id = self.device(arg);
+                let (validity, at) = if kind == "future-device" {
+                    (time::Duration::days(1), now + time::Duration::minutes(15))
+                } else {
+                    (
+                        time::Duration::hours(1),
+                        now - time::Duration::hours(1) - time::Duration::seconds(2),
+                    )
+                };
+                Some(cred(
+                    ca_key()?
+                        .issue_client(&id, "iotdevice", validity, at)
+                        .map_err(setup)?,
+                ))
+            }
             "foreign-device" => {
                 let id = self.device(arg);
                 Some(cred(
