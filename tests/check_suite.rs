@@ -184,6 +184,10 @@ const EXPECTED: &[(Fault, &str)] = &[
         Fault::CredentialNotBeforeIgnored,
         "server.oob.admin-not-yet-valid-refused",
     ),
+    (
+        Fault::StatusFromSecretTable,
+        "server.status.after-each-write",
+    ),
 ];
 
 /// Faults whose case needs real mDNS, checked in a network namespace by

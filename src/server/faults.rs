@@ -109,6 +109,9 @@ pub enum Fault {
     /// Near miss (time): a client certificate's role is judged by its
     /// expiry only, so one that is not valid yet already grants it.
     CredentialNotBeforeIgnored,
+    /// Near miss (state): status says Waiting whenever a secret is pending
+    /// for the device, hiding the certificate it already holds.
+    StatusFromSecretTable,
 }
 
 impl Fault {
@@ -181,6 +184,7 @@ impl Fault {
         Fault::SerialCounter,
         Fault::AdminOuLeaks,
         Fault::CredentialNotBeforeIgnored,
+        Fault::StatusFromSecretTable,
     ];
 
     /// The near misses of issue-15's method: each passed the catalogue that
@@ -199,6 +203,7 @@ impl Fault {
         Fault::SerialCounter,
         Fault::AdminOuLeaks,
         Fault::CredentialNotBeforeIgnored,
+        Fault::StatusFromSecretTable,
     ];
 
     /// The Go reference as recorded (PROTOCOL §10): its wire format plus

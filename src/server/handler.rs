@@ -638,6 +638,13 @@ async fn status(shared: &Shared, id: &str) -> Result<Response<Full<Bytes>>, Requ
             .entry(id.to_string())
             .or_insert_with(|| r.clone());
     }
+    let latest = if shared.faults.has(Fault::StatusFromSecretTable)
+        && shared.lock_secrets().get(id).is_some()
+    {
+        None
+    } else {
+        latest
+    };
     let go_fault = shared.faults.has(Fault::GoWireFormat);
     if go_fault || shared.config.wire == super::Wire::Go {
         // The Go reference's status type: clientCert is a []byte (base64 of
