@@ -109,6 +109,8 @@ pub enum Action {
     Observe,
     /// Find the server by DNS-SD.
     Discover,
+    /// Probe below HTTP (`what`: `tls1.0`, `tls1.1`, `plaintext`).
+    Wire,
     /// Client cases: start the suite's (possibly hostile) server.
     Serve,
     /// Client cases: give the device a certificate set from the server.
@@ -338,6 +340,7 @@ pub const NEAR_MISS_KINDS: &[&str] = &[
 
 const AREAS: &[&str] = &[
     "sanity",
+    "transport",
     "discovery",
     "directory",
     "oob",

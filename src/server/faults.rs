@@ -112,6 +112,11 @@ pub enum Fault {
     /// Near miss (state): status says Waiting whenever a secret is pending
     /// for the device, hiding the certificate it already holds.
     StatusFromSecretTable,
+    /// Transport: a ClientHello offering only TLS 1.0/1.1 is answered with
+    /// a ServerHello for that version (as a server with a legacy stack).
+    LegacyTls,
+    /// Transport: plaintext HTTP on the TLS port is served.
+    PlaintextHttp,
 }
 
 impl Fault {
@@ -185,6 +190,8 @@ impl Fault {
         Fault::AdminOuLeaks,
         Fault::CredentialNotBeforeIgnored,
         Fault::StatusFromSecretTable,
+        Fault::LegacyTls,
+        Fault::PlaintextHttp,
     ];
 
     /// The near misses of issue-15's method: each passed the catalogue that
@@ -241,4 +248,54 @@ impl Faults {
     pub fn has(&self, f: Fault) -> bool {
         self.0.contains(&f)
     }
+}
+
+/// What the transport faults make of a new connection.
+pub(crate) enum Transport {
+    /// Go on with TLS.
+    Tls(tokio::net::TcpStream),
+    /// Serve plaintext HTTP on it (`PlaintextHttp`).
+    Plain(tokio::net::TcpStream),
+    /// Handled here (`LegacyTls`).
+    Done,
+}
+
+/// Looks at the first bytes of a connection when a transport fault is on;
+/// without one, hands the connection straight to TLS.
+pub(crate) async fn transport(shared: &super::Shared, mut tcp: tokio::net::TcpStream) -> Transport {
+    use tokio::io::AsyncWriteExt;
+    let legacy = shared.faults.has(Fault::LegacyTls);
+    let plain = shared.faults.has(Fault::PlaintextHttp);
+    if !legacy && !plain {
+        return Transport::Tls(tcp);
+    }
+    let mut buf = [0u8; 1024];
+    let n = match tokio::time::timeout(std::time::Duration::from_secs(2), tcp.peek(&mut buf)).await
+    {
+        Ok(Ok(n)) => n,
+        _ => return Transport::Tls(tcp),
+    };
+    let first = &buf[..n];
+    if plain && first.first().is_some_and(|b| *b != 0x16) {
+        return Transport::Plain(tcp);
+    }
+    if legacy {
+        if let Some(v) = crate::suite::wire::offered_versions(first) {
+            let max = v.iter().copied().max().unwrap_or(0);
+            if (crate::suite::wire::TLS10..crate::suite::wire::TLS12).contains(&max) {
+                // A ServerHello choosing the client's version, then close.
+                let mut hs = vec![2u8, 0, 0, 38];
+                hs.extend(max.to_be_bytes());
+                hs.extend([0x42u8; 32]);
+                hs.extend([0, 0xc0, 0x13, 0]);
+                let mut rec = vec![0x16];
+                rec.extend(max.to_be_bytes());
+                rec.extend((hs.len() as u16).to_be_bytes());
+                rec.extend(hs);
+                let _ = tcp.write_all(&rec).await;
+                return Transport::Done;
+            }
+        }
+    }
+    Transport::Tls(tcp)
 }

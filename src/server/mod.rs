@@ -376,6 +376,24 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
+            let tcp = match faults::transport(&shared, tcp).await {
+                faults::Transport::Tls(tcp) => tcp,
+                faults::Transport::Plain(tcp) => {
+                    // The PlaintextHttp fault: the same service without TLS.
+                    let info = ConnInfo {
+                        peer_addr,
+                        peer_cert: Arc::new(PeerCert::None),
+                    };
+                    let svc = hyper::service::service_fn(move |req| {
+                        handler::handle(req, shared.clone(), info.clone())
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                    return;
+                }
+                faults::Transport::Done => return,
+            };
             let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

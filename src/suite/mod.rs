@@ -1,3 +1,4 @@
 //! The conformance suite's servers and helpers.
 
 pub mod hostile;
+pub mod wire;

@@ -10,6 +10,7 @@ mod raw;
 mod request;
 mod status;
 mod transport;
+mod wire;
 
 use super::report::{CaseResult, Exchange, Verdict};
 use super::scenario::{Action, Scenario, Step};
@@ -314,6 +315,7 @@ impl Case<'_> {
             Action::Sanity => self.do_sanity().await,
             Action::Observe => self.do_observe(st).await,
             Action::Discover => self.do_discover(st).await,
+            Action::Wire => self.do_wire(st).await,
             Action::Serve | Action::GiveCertificate | Action::RunDevice => {
                 fail("a client-case action in a server case")
             }
