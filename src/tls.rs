@@ -140,11 +140,22 @@ pub fn server_config(
     cert_pem: &str,
     key_pem: &str,
 ) -> Result<ServerConfig, TlsError> {
+    server_config_with(ca_pem, cert_pem, key_pem, |v| v)
+}
+
+/// Like [`server_config`], with the client-certificate verifier passed
+/// through `wrap` (the reference server's test-only faults replace it).
+pub fn server_config_with(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+    wrap: impl FnOnce(Arc<dyn ClientCertVerifier>) -> Arc<dyn ClientCertVerifier>,
+) -> Result<ServerConfig, TlsError> {
     let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider())
         .allow_unauthenticated()
         .build()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let verifier = Arc::new(ChainOnlyClientVerifier { inner });
+    let verifier = wrap(Arc::new(ChainOnlyClientVerifier { inner }));
     let mut chain = certs_from_pem(cert_pem)?;
     chain.extend(certs_from_pem(ca_pem)?);
     let cfg = ServerConfig::builder_with_provider(provider())

@@ -149,6 +149,10 @@ const EXPECTED: &[(Fault, &str)] = &[
     (Fault::EmptyTxt, "server.discovery.advertised-directory"),
     (Fault::LegacyTls, "server.transport.legacy-tls-refused"),
     (Fault::PlaintextHttp, "server.transport.plaintext-refused"),
+    (
+        Fault::RecognisedNotVerified,
+        "server.transport.impostor-ca-refused",
+    ),
     // Near misses: each caught by a near-miss case or by the full profile
     // check that now runs on every certificate a case receives.
     (Fault::CnCaseFolded, "server.provision.cn-exact-case"),

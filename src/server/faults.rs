@@ -117,6 +117,9 @@ pub enum Fault {
     LegacyTls,
     /// Transport: plaintext HTTP on the TLS port is served.
     PlaintextHttp,
+    /// Transport: a client certificate is *recognised* by its issuer name
+    /// (equal to the CA's subject) instead of verified by its signature.
+    RecognisedNotVerified,
 }
 
 impl Fault {
@@ -192,6 +195,7 @@ impl Fault {
         Fault::StatusFromSecretTable,
         Fault::LegacyTls,
         Fault::PlaintextHttp,
+        Fault::RecognisedNotVerified,
     ];
 
     /// The near misses of issue-15's method: each passed the catalogue that
@@ -298,4 +302,66 @@ pub(crate) async fn transport(shared: &super::Shared, mut tcp: tokio::net::TcpSt
         }
     }
     Transport::Tls(tcp)
+}
+
+/// The raw subject of the CA certificate `der` (empty if it does not parse).
+pub(crate) fn ca_subject(der: &[u8]) -> Vec<u8> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c.subject().as_raw().to_vec())
+        .unwrap_or_default()
+}
+
+/// The `RecognisedNotVerified` fault: a client certificate whose issuer
+/// name is the CA's subject is taken without checking its signature.
+#[derive(Debug)]
+pub(crate) struct NameOnlyVerifier {
+    pub(crate) inner: std::sync::Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    pub(crate) subject: Vec<u8>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for NameOnlyVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let named = X509Certificate::from_der(end_entity)
+            .is_ok_and(|(_, c)| c.issuer().as_raw() == self.subject.as_slice());
+        if named {
+            return Ok(rustls::server::danger::ClientCertVerified::assertion());
+        }
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

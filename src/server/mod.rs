@@ -257,7 +257,17 @@ pub async fn start_with_faults(
     if dd.created {
         tracing::info!(dir = %dd.path.display(), "created CA and admin/plugin credentials");
     }
-    let tls = crate::tls::server_config(dd.ca.cert_pem(), &dd.server_cert_pem, &dd.server_key_pem)?;
+    let tls = if faults.has(faults::Fault::RecognisedNotVerified) {
+        let subject = faults::ca_subject(dd.ca.cert_der());
+        crate::tls::server_config_with(
+            dd.ca.cert_pem(),
+            &dd.server_cert_pem,
+            &dd.server_key_pem,
+            |inner| Arc::new(faults::NameOnlyVerifier { inner, subject }),
+        )?
+    } else {
+        crate::tls::server_config(dd.ca.cert_pem(), &dd.server_cert_pem, &dd.server_key_pem)?
+    };
     let store = Arc::new(CertStore::open(&dd.path.join(datadir::files::DB))?);
     let committer = store::GroupCommitter::start(store.clone())
         .map_err(|e| StartError::Thread(e.to_string()))?;

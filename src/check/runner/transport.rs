@@ -130,6 +130,24 @@ impl Case<'_> {
                         .map_err(setup)?,
                 ))
             }
+            // Verified, not recognised: an impostor CA with the target CA's
+            // subject name and key identifier, and a key of its own.
+            "impostor-admin" | "impostor-device" => {
+                let key = rcgen::KeyPair::generate()
+                    .map_err(|e| StepError::Fail(format!("setup: {e}")))?;
+                let impostor = CertAuthority::from_pem(&ctx.target.ca_pem, &key.serialize_pem())
+                    .map_err(setup)?;
+                let (cn, ou) = if kind == "impostor-admin" {
+                    ("admin".to_string(), "admin")
+                } else {
+                    (self.device(arg), "iotdevice")
+                };
+                Some(cred(
+                    impostor
+                        .issue_client(&cn, ou, time::Duration::days(1), now)
+                        .map_err(setup)?,
+                ))
+            }
             "foreign-device" => {
                 let id = self.device(arg);
                 Some(cred(
