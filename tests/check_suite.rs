@@ -153,6 +153,9 @@ const EXPECTED: &[(Fault, &str)] = &[
         Fault::RecognisedNotVerified,
         "server.transport.impostor-ca-refused",
     ),
+    (Fault::ChunkedNoLimit, "server.transport.chunked-body-limit"),
+    (Fault::NoHeaderTimeout, "server.transport.stalled-header"),
+    (Fault::NoBodyTimeout, "server.transport.stalled-body"),
     // Near misses: each caught by a near-miss case or by the full profile
     // check that now runs on every certificate a case receives.
     (Fault::CnCaseFolded, "server.provision.cn-exact-case"),
@@ -200,16 +203,9 @@ const EXPECTED: &[(Fault, &str)] = &[
 /// `check_cli::server_discovery_is_checked_strictly_in_a_namespace`.
 const NEEDS_NAMESPACE: &[Fault] = &[Fault::EmptyTxt];
 
-/// Faults below the cases' reach (transport timing), found by the live
-/// fuzzer instead: `fuzz_server::fragile_server_faults_are_found_and_replay`.
-const FOUND_BY_FUZZING: &[Fault] = &[Fault::NoBodyTimeout];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_server_is_caught() {
     for f in Fault::ALL {
-        if FOUND_BY_FUZZING.contains(f) {
-            continue;
-        }
         assert!(
             EXPECTED.iter().any(|(g, _)| g == f),
             "{f:?} has no expected case"
@@ -218,10 +214,7 @@ async fn every_broken_server_is_caught() {
     let mut caught = 0;
     let mut table = String::new();
     for fault in Fault::ALL {
-        if NEEDS_NAMESPACE.contains(fault)
-            || FOUND_BY_FUZZING.contains(fault)
-            || Fault::NEAR_MISSES.contains(fault)
-        {
+        if NEEDS_NAMESPACE.contains(fault) || Fault::NEAR_MISSES.contains(fault) {
             continue;
         }
         let r = run(&[*fault], &[]).await;
@@ -330,6 +323,9 @@ async fn go_reference_defects_are_all_reported() {
         "server.provision.serials-unique",
         "server.limits.body-1mib-413",
         "server.limits.concurrent-bursts",
+        "server.transport.stalled-header",
+        "server.transport.stalled-body",
+        "server.transport.chunked-body-limit",
     ] {
         assert!(
             fails.iter().any(|f| f == case),

@@ -120,6 +120,11 @@ pub enum Fault {
     /// Transport: a client certificate is *recognised* by its issuer name
     /// (equal to the CA's subject) instead of verified by its signature.
     RecognisedNotVerified,
+    /// Transport: the body limit is checked only against a declared
+    /// `Content-Length`; a chunked body has none.
+    ChunkedNoLimit,
+    /// Transport: no time limit on reading request headers.
+    NoHeaderTimeout,
 }
 
 impl Fault {
@@ -196,6 +201,8 @@ impl Fault {
         Fault::LegacyTls,
         Fault::PlaintextHttp,
         Fault::RecognisedNotVerified,
+        Fault::ChunkedNoLimit,
+        Fault::NoHeaderTimeout,
     ];
 
     /// The near misses of issue-15's method: each passed the catalogue that
@@ -230,6 +237,9 @@ impl Fault {
         Fault::SerialFromTime,
         Fault::NoBodyLimit,
         Fault::DieUnderConcurrency,
+        Fault::NoHeaderTimeout,
+        Fault::NoBodyTimeout,
+        Fault::ChunkedNoLimit,
     ];
 }
 

@@ -201,6 +201,12 @@ async fn read_body(shared: &Shared, req: Request<Incoming>) -> Result<Bytes, Req
     if declared.is_some_and(|len| len > DRAIN_LIMIT.max(max as u64)) {
         return Err(RequestError::TooLarge { limit: max });
     }
+    // The ChunkedNoLimit fault: without a declared length, no limit.
+    let max = if declared.is_none() && shared.faults.has(Fault::ChunkedNoLimit) {
+        16 * 1024 * 1024
+    } else {
+        max
+    };
     let mut body = req.into_body();
     let read = async {
         let mut buf = bytes::BytesMut::new();

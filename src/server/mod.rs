@@ -426,12 +426,17 @@ async fn accept_loop(
                 peer_addr,
                 peer_cert: Arc::new(cert),
             };
+            let header_timeout = if shared.faults.has(faults::Fault::NoHeaderTimeout) {
+                None
+            } else {
+                Some(timeout)
+            };
             let svc = hyper::service::service_fn(move |req| {
                 handler::handle(req, shared.clone(), info.clone())
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(timeout)
+                .header_read_timeout(header_timeout)
                 .max_buf_size(64 * 1024)
                 .serve_connection(TokioIo::new(tls), svc);
             let conn = watcher.watch(conn);

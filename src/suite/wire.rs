@@ -235,6 +235,89 @@ pub async fn probe(addr: &str, bytes: &[u8], limit: Duration) -> Result<Answer, 
     Ok(classify(&buf[..got]))
 }
 
+/// What came back over TLS for hand-written HTTP bytes.
+#[derive(Debug, Clone)]
+pub struct RawExchange {
+    /// Status codes of every HTTP status line received, in order.
+    pub statuses: Vec<u16>,
+    /// Whether the server closed the connection within the limit.
+    pub closed: bool,
+    /// Time from the last byte written to the close (or to the limit).
+    pub after: Duration,
+    /// The first bytes received, for evidence.
+    pub head: String,
+}
+
+/// Writes `parts` over TLS to `url`'s origin — the pause between two parts
+/// is `pause` — then reads until the server closes or `limit` passes (or,
+/// with `first_answer`, until one response head has arrived).
+pub async fn tls_raw(
+    url: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    parts: &[Vec<u8>],
+    pause: Duration,
+    limit: Duration,
+    first_answer: bool,
+) -> Result<RawExchange, String> {
+    let t = crate::net::parse_url(url).map_err(|e| e.to_string())?;
+    let name: rustls::pki_types::ServerName<'static> = match t.host.parse::<std::net::IpAddr>() {
+        Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
+        Err(_) => rustls::pki_types::ServerName::try_from(t.host.clone())
+            .map_err(|_| format!("bad host in {url}"))?,
+    };
+    let tcp = tokio::time::timeout(limit, TcpStream::connect((t.host.as_str(), t.port)))
+        .await
+        .map_err(|_| format!("connecting to {}: timed out", t.authority))?
+        .map_err(|e| format!("connecting to {}: {e}", t.authority))?;
+    let mut stream = tokio::time::timeout(
+        limit,
+        tokio_rustls::TlsConnector::from(tls).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| format!("TLS with {}: timed out", t.authority))?
+    .map_err(|e| format!("TLS with {}: {e}", t.authority))?;
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(pause).await;
+        }
+        // A server may close early (that is an answer too).
+        if stream.write_all(p).await.is_err() || stream.flush().await.is_err() {
+            break;
+        }
+    }
+    let written = tokio::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let mut closed = false;
+    let deadline = written + limit;
+    while got.len() < 256 * 1024 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&buf[..n]);
+                if first_answer && got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    let statuses = text
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| text.get(i + 9..i + 12)?.parse().ok())
+        .collect();
+    Ok(RawExchange {
+        statuses,
+        closed,
+        after: written.elapsed(),
+        head: text.chars().take(200).collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

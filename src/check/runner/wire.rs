@@ -27,6 +27,9 @@ impl Case<'_> {
         let path = path.to_string();
         let limit = Duration::from_secs(5);
         let what = st.what.as_deref().unwrap_or("");
+        if !matches!(what, "tls1.0" | "tls1.1" | "plaintext") {
+            return self.do_framing(st, what, &authority).await;
+        }
         let (bytes, shown) = match what {
             "tls1.0" | "tls1.1" => {
                 let v = if what == "tls1.0" {
@@ -73,4 +76,138 @@ impl Case<'_> {
             _ => Ok(None),
         }
     }
+
+    /// Hand-written HTTP over a real TLS connection: framing the server must
+    /// refuse, and stalls it must cut off without blocking others.
+    async fn do_framing(&mut self, st: &Step, what: &str, authority: &str) -> StepResult {
+        let url = self.provreq_url().await;
+        let Some((_, path)) = split_https_url(&url) else {
+            return fail("the provisioning endpoint is not https://");
+        };
+        let path = path.to_string();
+        let cfg = self.config("nobody", false)?;
+        let head = |extra: &str| {
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n{extra}"
+            )
+        };
+        let bound = Duration::from_secs(STALL_BOUND_SECS);
+        let pause = Duration::from_millis(100);
+        // (parts written, wait for the answer, allowed statuses, stall?)
+        let (parts, wait, want, stall): (Vec<Vec<u8>>, Duration, &[u16], bool) = match what {
+            "chunked-over-limit" => {
+                let mut first = head("Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+                let chunk = format!("400\r\n{}\r\n", "a".repeat(0x400));
+                let mut body = Vec::new();
+                for _ in 0..70 {
+                    body.extend_from_slice(chunk.as_bytes());
+                }
+                body.extend_from_slice(b"0\r\n\r\n");
+                first.extend(body);
+                (vec![first], Duration::from_secs(10), &[413], false)
+            }
+            "both-lengths" => (
+                vec![
+                    head("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+                        .into_bytes(),
+                ],
+                Duration::from_secs(5),
+                &[400],
+                false,
+            ),
+            "bad-chunk" => (
+                vec![head("Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n").into_bytes()],
+                Duration::from_secs(5),
+                &[400],
+                false,
+            ),
+            "stall-header" => (
+                vec![format!("POST {path} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes()],
+                bound,
+                &[400, 408],
+                true,
+            ),
+            "stall-body" => (
+                vec![head("Content-Length: 1000\r\n\r\n{\"deviceID\":").into_bytes()],
+                bound,
+                &[400, 408],
+                true,
+            ),
+            o => return fail(format!("unknown wire probe `{o}`")),
+        };
+        let target = url.clone();
+        let probe = tokio::spawn(async move {
+            crate::suite::wire::tls_raw(&target, cfg, &parts, pause, wait, !stall).await
+        });
+        // While a connection stalls, an honest device must still be served.
+        let honest = if stall {
+            let r = self
+                .with_fresh_secret("honest", Step { ..Step::default() })
+                .await?;
+            let status = resp_json(&r)
+                .and_then(|v| v["status"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            Some((r.status, status))
+        } else {
+            None
+        };
+        let ex = probe
+            .await
+            .map_err(|e| StepError::Fail(e.to_string()))?
+            .map_err(StepError::Fail)?;
+        self.evidence.push(Exchange::note(
+            self.step_no,
+            format!(
+                "raw `{what}` over TLS: statuses {:?}, {} after {} ms; first bytes: {}",
+                ex.statuses,
+                if ex.closed { "closed" } else { "still open" },
+                ex.after.as_millis(),
+                ex.head.lines().next().unwrap_or("")
+            ),
+        ));
+        let _ = st;
+        if let Some((code, status)) = honest {
+            if code != 200 || status != "Approved" {
+                return fail(format!(
+                    "while one connection stalled, an honest device got HTTP {code} {status}, not Approved: one slow client blocks others"
+                ));
+            }
+        }
+        if stall {
+            if !ex.closed && ex.statuses.is_empty() {
+                return fail(format!(
+                    "a connection stalled {} was still open after {} s (the profile's bound: transport.timeouts)",
+                    if what == "stall-header" { "mid-header" } else { "mid-body" },
+                    bound.as_secs()
+                ));
+            }
+            return Ok(None);
+        }
+        match ex.statuses.first() {
+            Some(c) if want.contains(c) => Ok(None),
+            Some(c) => fail(format!(
+                "`{what}` was answered {c}, expected {}",
+                want.iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+            None => fail(format!(
+                "`{what}` got no HTTP answer ({}); malformed framing must get {}",
+                if ex.closed {
+                    "the connection closed"
+                } else {
+                    "silence"
+                },
+                want.iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+        }
+    }
 }
+
+/// How long a server may hold a stalled connection open (PROTOCOL
+/// `transport.timeouts`; the reference server cuts off after 10 s).
+pub const STALL_BOUND_SECS: u64 = 15;
