@@ -95,10 +95,13 @@ const EXPECTED: &[(&str, &str)] = &[
     ("leaves-temp-file", "client.mitm.certificate-other-cn"),
     // Hangs for the whole case time limit: run on its own, with a short one.
     ("unbounded-retry-sec", "client.waiting.absurd-retry-sec"),
+    // Transport.
+    ("offers-legacy-tls", "client.provision.honest"),
+    ("no-request-timeout", "client.transport.silent-server"),
 ];
 
 /// Faults run by their own test rather than the full-catalogue loop.
-const OWN_TEST: &[&str] = &["unbounded-retry-sec"];
+const OWN_TEST: &[&str] = &["unbounded-retry-sec", "no-request-timeout"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_client_is_caught() {
@@ -110,7 +113,13 @@ async fn every_broken_client_is_caught() {
             "{} --fault {fault} --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca {{ca}}",
             exe.display()
         );
-        let r = check::check_client(ClientTarget::parse(&t).unwrap(), &opts())
+        // The silent-server case waits out the device's 15-second limit;
+        // none of these faults is about it (it has its own test).
+        let o = CheckOptions {
+            cases: vec!["!client.transport.silent-server".into()],
+            ..opts()
+        };
+        let r = check::check_client(ClientTarget::parse(&t).unwrap(), &o)
             .await
             .unwrap();
         let fails: Vec<&str> = r
@@ -126,6 +135,43 @@ async fn every_broken_client_is_caught() {
         );
     }
     eprintln!("{table}");
+}
+
+/// A device without a time limit on its exchanges hangs on a silent server
+/// and is caught; our own client gives up after its 15-second limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_without_request_timeout_is_caught() {
+    let o = CheckOptions {
+        cases: vec!["client.transport.silent-server".into()],
+        timeout: Duration::from_secs(25),
+        ..opts()
+    };
+    let own = format!(
+        "{BIN} client --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}}"
+    );
+    let broken = format!(
+        "{} --fault no-request-timeout --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca {{ca}}",
+        faulty_client().display()
+    );
+    let (honest, broken) = tokio::join!(
+        check::check_client(ClientTarget::parse(&own).unwrap(), &o),
+        check::check_client(ClientTarget::parse(&broken).unwrap(), &o)
+    );
+    let v = |r: &idprov::check::report::Report| {
+        r.cases
+            .iter()
+            .find(|c| c.id == "client.transport.silent-server")
+            .map(|c| (c.verdict, c.detail.clone()))
+            .unwrap()
+    };
+    let (honest, broken) = (honest.unwrap(), broken.unwrap());
+    assert_eq!(v(&honest).0, Verdict::Pass, "{:?}", v(&honest));
+    let (verdict, detail) = v(&broken);
+    assert_eq!(verdict, Verdict::Fail, "{detail}");
+    assert!(
+        detail.contains("hung") || detail.contains("timed out"),
+        "{detail}"
+    );
 }
 
 /// A device that sleeps for whatever retrySec says is caught as hanging

@@ -145,6 +145,9 @@ pub struct BugsSpec {
     /// Issue the certificate for the device ID in upper case.
     #[serde(default)]
     pub cn_case: bool,
+    /// Accept TCP connections and never answer.
+    #[serde(default)]
+    pub silent: bool,
     /// Answer Rejected.
     #[serde(default)]
     pub reject: bool,
@@ -425,7 +428,9 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             && matches!(st.expect.exit.as_deref(), Some("failure" | "bounded"))
         {
             match st.expect.reached.as_deref() {
-                Some("directory" | "provreq" | "tls-refused" | "second:tls-refused") => {}
+                Some(
+                    "directory" | "provreq" | "tls-refused" | "second:tls-refused" | "connected",
+                ) => {}
                 Some(o) => return Err(err(format!("step {n}: unknown `reached` value `{o}`"))),
                 None => {
                     return Err(err(format!(

@@ -50,6 +50,11 @@ pub enum ClientFault {
     /// Near miss (reaction): waits as long as `retrySec` says, without its
     /// own bound.
     UnboundedRetrySec,
+    /// Transport: the TLS stack offers TLS 1.1 in a ClientHello.
+    OffersLegacyTls,
+    /// Transport: no time limit on an HTTP exchange (a silent server hangs
+    /// the device).
+    NoRequestTimeout,
 }
 
 impl ClientFault {
@@ -78,6 +83,8 @@ impl ClientFault {
         (ClientFault::RetryAfterRejected, "retry-after-rejected"),
         (ClientFault::LeavesTempFile, "leaves-temp-file"),
         (ClientFault::UnboundedRetrySec, "unbounded-retry-sec"),
+        (ClientFault::OffersLegacyTls, "offers-legacy-tls"),
+        (ClientFault::NoRequestTimeout, "no-request-timeout"),
     ];
 
     /// Looks a fault up by name.

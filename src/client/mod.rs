@@ -236,7 +236,20 @@ pub async fn run_with_faults(
     };
     let cfg =
         Arc::new(client_config(&dir_trust, None).map_err(|e| ClientError::Usage(e.to_string()))?);
-    let resp = net::request(&url, Method::GET, None, cfg, opts.request_timeout).await?;
+    if f(ClientFault::OffersLegacyTls) {
+        // A device whose TLS stack still offers TLS 1.1: one such hello
+        // before the real connection.
+        if let Ok(t) = net::parse_url(&url) {
+            let hello = crate::suite::wire::legacy_client_hello(crate::suite::wire::TLS11, &t.host);
+            let _ = crate::suite::wire::probe(&t.authority, &hello, Duration::from_secs(2)).await;
+        }
+    }
+    let request_timeout = if f(ClientFault::NoRequestTimeout) {
+        Duration::from_secs(24 * 3600)
+    } else {
+        opts.request_timeout
+    };
+    let resp = net::request(&url, Method::GET, None, cfg, request_timeout).await?;
     if resp.status != 200 {
         return Err(ClientError::Http {
             status: resp.status,
@@ -334,7 +347,7 @@ pub async fn run_with_faults(
             Method::POST,
             Some(body.clone()),
             prov_cfg.clone(),
-            opts.request_timeout,
+            request_timeout,
         )
         .await?;
         if resp.status != 200 {

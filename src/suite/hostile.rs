@@ -87,6 +87,8 @@ pub struct Bugs {
     pub no_ca_in_directory: bool,
     /// Serve a wire form a conforming client must accept.
     pub wire: Option<WireForm>,
+    /// Accept TCP connections and never send a byte (transport).
+    pub silent: bool,
 }
 
 /// Wire forms that PROTOCOL §3/§10 tell clients to accept. Not bugs: a
@@ -155,6 +157,12 @@ pub struct TlsCounts {
     pub refused: u32,
     /// Handshakes begun and not yet finished either way.
     pub pending: u32,
+    /// TCP connections accepted.
+    pub connections: u32,
+    /// ClientHellos that offered a version below TLS 1.2.
+    pub legacy_hellos: u32,
+    /// The lowest version any ClientHello offered (0: none seen).
+    pub lowest_offered: u16,
 }
 
 struct State {
@@ -296,6 +304,23 @@ pub async fn start(
             let st = st.clone();
             tokio::spawn(async move {
                 let limit = std::time::Duration::from_secs(10);
+                st.tls.lock().unwrap_or_else(|p| p.into_inner()).connections += 1;
+                if st.bugs.silent {
+                    // Hold the connection open, read nothing, answer nothing.
+                    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                    drop(tcp);
+                    return;
+                }
+                if let Some(offered) = peek_hello(&tcp).await {
+                    let lowest = offered.iter().copied().min().unwrap_or(0);
+                    let mut c = st.tls.lock().unwrap_or_else(|p| p.into_inner());
+                    if lowest != 0 && (c.lowest_offered == 0 || lowest < c.lowest_offered) {
+                        c.lowest_offered = lowest;
+                    }
+                    if lowest != 0 && lowest < crate::suite::wire::TLS12 {
+                        c.legacy_hellos += 1;
+                    }
+                }
                 let lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
                 let Ok(Ok(start)) = tokio::time::timeout(limit, lazy).await else {
                     return;
@@ -583,4 +608,29 @@ fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
         }
     }
     json(StatusCode::OK, bytes)
+}
+
+/// Peeks (without consuming) the first TLS record of a connection and reads
+/// the versions its ClientHello offers; `None` when it is not one, or does
+/// not arrive within 2 s.
+async fn peek_hello(tcp: &tokio::net::TcpStream) -> Option<Vec<u16>> {
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    for _ in 0..200 {
+        let n = tokio::time::timeout_at(deadline, tcp.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if n >= 5 {
+            let need = 5 + u16::from_be_bytes([buf[3], buf[4]]) as usize;
+            if n >= need || n == buf.len() {
+                return crate::suite::wire::offered_versions(&buf[..n]);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    None
 }

@@ -198,6 +198,9 @@ impl Case<'_> {
             {
                 earlier("it never sent a provisioning request that the server answered")
             }
+            Some("connected") if primary.tls_counts().connections == 0 => {
+                earlier("it never connected to the server")
+            }
             Some("tls-refused") if primary.tls_counts().refused == 0 => {
                 earlier("it never opened the TLS connection it had to refuse")
             }
@@ -322,6 +325,17 @@ impl Case<'_> {
     /// (`Approved` or `Rejected`).
     fn judge_requests(&self) -> Result<(), StepError> {
         let all = self.all_requests();
+        for (name, srv) in [("primary", &self.primary), ("second", &self.second)] {
+            let Some(srv) = srv else { continue };
+            let c = srv.tls_counts();
+            if c.legacy_hellos > 0 {
+                return fail(format!(
+                    "the device offered {} in {} ClientHello(s) to the {name} server: only TLS 1.2 and 1.3 are allowed (transport.https)",
+                    crate::suite::wire::version_name(c.lowest_offered),
+                    c.legacy_hellos
+                ));
+            }
+        }
         if !self.gave_certificate {
             if let Some((server, r)) = all.iter().find(|(_, r)| r.client_cert) {
                 return fail(format!(

@@ -48,6 +48,7 @@ fn bugs_of(spec: &BugsSpec) -> Result<Bugs, String> {
         expired: spec.expired,
         not_yet_valid: spec.not_yet_valid,
         cn_case: spec.cn_case,
+        silent: spec.silent,
         reject: spec.reject,
         cert_on_rejected: spec.cert_on_rejected,
         waiting_times: spec.waiting_times,
