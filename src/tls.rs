@@ -173,6 +173,54 @@ pub enum ServerTrust {
     LeapOfFaith,
     /// The chain must lead to this CA (PEM) and name the host.
     Pinned(String),
+    /// The chain must lead to this CA (PEM); the name is not checked. The
+    /// suite talks to servers this way so that a certificate that does not
+    /// name its address fails one case instead of every request.
+    PinnedAnyName(String),
+}
+
+/// A server verifier that checks the chain and ignores only the name.
+#[derive(Debug)]
+struct AnyNameServer(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyNameServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// A client certificate and key (PEM) for mutual TLS.
@@ -241,6 +289,17 @@ pub fn client_config(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider()))),
         ServerTrust::Pinned(ca) => builder.with_root_certificates(roots(ca)?),
+        ServerTrust::PinnedAnyName(ca) => {
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(ca)?),
+                provider(),
+            )
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyNameServer(inner)))
+        }
     };
     Ok(match identity {
         None => builder.with_no_client_auth(),

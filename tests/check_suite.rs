@@ -156,6 +156,10 @@ const EXPECTED: &[(Fault, &str)] = &[
     (Fault::ChunkedNoLimit, "server.transport.chunked-body-limit"),
     (Fault::NoHeaderTimeout, "server.transport.stalled-header"),
     (Fault::NoBodyTimeout, "server.transport.stalled-body"),
+    (
+        Fault::ServerCertOtherName,
+        "server.transport.certificate-names-host",
+    ),
     // Near misses: each caught by a near-miss case or by the full profile
     // check that now runs on every certificate a case receives.
     (Fault::CnCaseFolded, "server.provision.cn-exact-case"),

@@ -125,7 +125,7 @@ async fn preflight(target: &ServerTarget, timeout: Duration) -> Result<Vec<Strin
         .map_err(|e| SetupError(format!("--ca-cert is not a PEM certificate: {e}")))?;
     let get = |identity: Option<&crate::tls::ClientIdentity>| {
         let cfg = crate::tls::client_config(
-            &crate::tls::ServerTrust::Pinned(target.ca_pem.clone()),
+            &crate::tls::ServerTrust::PinnedAnyName(target.ca_pem.clone()),
             identity,
         );
         let url = target.url.clone();

@@ -125,6 +125,9 @@ pub enum Fault {
     ChunkedNoLimit,
     /// Transport: no time limit on reading request headers.
     NoHeaderTimeout,
+    /// Transport: the TLS certificate names only `idprov.invalid`, not the
+    /// address devices are sent to.
+    ServerCertOtherName,
 }
 
 impl Fault {
@@ -203,6 +206,7 @@ impl Fault {
         Fault::RecognisedNotVerified,
         Fault::ChunkedNoLimit,
         Fault::NoHeaderTimeout,
+        Fault::ServerCertOtherName,
     ];
 
     /// The near misses of issue-15's method: each passed the catalogue that

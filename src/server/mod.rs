@@ -257,16 +257,29 @@ pub async fn start_with_faults(
     if dd.created {
         tracing::info!(dir = %dd.path.display(), "created CA and admin/plugin credentials");
     }
+    let (server_cert_pem, server_key_pem) = if faults.has(faults::Fault::ServerCertOtherName) {
+        let c = dd
+            .ca
+            .issue_server(
+                &["idprov.invalid".to_string()],
+                &[],
+                time::OffsetDateTime::now_utc(),
+            )
+            .map_err(|e| StartError::Tls(crate::tls::TlsError::Verifier(e.to_string())))?;
+        (c.cert.pem, c.key_pem.to_string())
+    } else {
+        (dd.server_cert_pem.clone(), dd.server_key_pem.to_string())
+    };
     let tls = if faults.has(faults::Fault::RecognisedNotVerified) {
         let subject = faults::ca_subject(dd.ca.cert_der());
         crate::tls::server_config_with(
             dd.ca.cert_pem(),
-            &dd.server_cert_pem,
-            &dd.server_key_pem,
+            &server_cert_pem,
+            &server_key_pem,
             |inner| Arc::new(faults::NameOnlyVerifier { inner, subject }),
         )?
     } else {
-        crate::tls::server_config(dd.ca.cert_pem(), &dd.server_cert_pem, &dd.server_key_pem)?
+        crate::tls::server_config(dd.ca.cert_pem(), &server_cert_pem, &server_key_pem)?
     };
     let store = Arc::new(CertStore::open(&dd.path.join(datadir::files::DB))?);
     let committer = store::GroupCommitter::start(store.clone())

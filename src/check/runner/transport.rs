@@ -169,7 +169,7 @@ impl Case<'_> {
         let trust = if leap {
             ServerTrust::LeapOfFaith
         } else {
-            ServerTrust::Pinned(self.ctx.target.ca_pem.clone())
+            ServerTrust::PinnedAnyName(self.ctx.target.ca_pem.clone())
         };
         let c = Arc::new(
             client_config(&trust, id.as_ref())

@@ -27,6 +27,9 @@ impl Case<'_> {
         let path = path.to_string();
         let limit = Duration::from_secs(5);
         let what = st.what.as_deref().unwrap_or("");
+        if what == "server-name" {
+            return self.do_server_name(&host).await;
+        }
         if !matches!(what, "tls1.0" | "tls1.1" | "plaintext") {
             return self.do_framing(st, what, &authority).await;
         }
@@ -74,6 +77,27 @@ impl Case<'_> {
                 "the server answered plaintext HTTP on its TLS port with {code}: anything sent there travels in clear"
             )),
             _ => Ok(None),
+        }
+    }
+
+    /// The server's certificate verifies under `caCert` for the host the
+    /// directory URL names, as a device that checks names does it.
+    async fn do_server_name(&mut self, host: &str) -> StepResult {
+        let cfg =
+            crate::tls::client_config(&ServerTrust::Pinned(self.ctx.target.ca_pem.clone()), None)
+                .map_err(|e| StepError::Fail(format!("setup: {e}")))?;
+        let url = self.ctx.target.url.clone();
+        match net::request(&url, Method::GET, None, Arc::new(cfg), self.ctx.request_timeout).await {
+            Ok(r) => {
+                self.evidence.push(Exchange::note(
+                    self.step_no,
+                    format!("directory fetched with the name {host} checked: HTTP {}", r.status),
+                ));
+                Ok(None)
+            }
+            Err(e) => fail(format!(
+                "a device that checks names cannot connect: the TLS certificate does not verify under caCert for {host}: {e}"
+            )),
         }
     }
 
