@@ -98,6 +98,7 @@ const EXPECTED: &[(&str, &str)] = &[
     // Transport.
     ("offers-legacy-tls", "client.provision.honest"),
     ("no-request-timeout", "client.transport.silent-server"),
+    ("allow-plain-http", "client.transport.no-plaintext"),
 ];
 
 /// Faults run by their own test rather than the full-catalogue loop.
@@ -113,10 +114,14 @@ async fn every_broken_client_is_caught() {
             "{} --fault {fault} --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca {{ca}}",
             exe.display()
         );
-        // The silent-server case waits out the device's 15-second limit;
-        // none of these faults is about it (it has its own test).
+        // The silent and trickling cases wait out the device's 15-second
+        // limit; none of these faults is about them (they have their own
+        // test).
         let o = CheckOptions {
-            cases: vec!["!client.transport.silent-server".into()],
+            cases: vec![
+                "!client.transport.silent-server".into(),
+                "!client.transport.trickling-server".into(),
+            ],
             ..opts()
         };
         let r = check::check_client(ClientTarget::parse(&t).unwrap(), &o)
@@ -142,7 +147,7 @@ async fn every_broken_client_is_caught() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_without_request_timeout_is_caught() {
     let o = CheckOptions {
-        cases: vec!["client.transport.silent-server".into()],
+        cases: vec!["client.transport.*-server".into()],
         timeout: Duration::from_secs(25),
         ..opts()
     };
@@ -157,21 +162,23 @@ async fn a_device_without_request_timeout_is_caught() {
         check::check_client(ClientTarget::parse(&own).unwrap(), &o),
         check::check_client(ClientTarget::parse(&broken).unwrap(), &o)
     );
-    let v = |r: &idprov::check::report::Report| {
-        r.cases
-            .iter()
-            .find(|c| c.id == "client.transport.silent-server")
-            .map(|c| (c.verdict, c.detail.clone()))
-            .unwrap()
-    };
     let (honest, broken) = (honest.unwrap(), broken.unwrap());
-    assert_eq!(v(&honest).0, Verdict::Pass, "{:?}", v(&honest));
-    let (verdict, detail) = v(&broken);
-    assert_eq!(verdict, Verdict::Fail, "{detail}");
-    assert!(
-        detail.contains("hung") || detail.contains("timed out"),
-        "{detail}"
-    );
+    for id in [
+        "client.transport.silent-server",
+        "client.transport.trickling-server",
+    ] {
+        let v = |r: &idprov::check::report::Report| {
+            r.cases
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| (c.verdict, c.detail.clone()))
+                .unwrap()
+        };
+        assert_eq!(v(&honest).0, Verdict::Pass, "{id}: {:?}", v(&honest));
+        let (verdict, detail) = v(&broken);
+        assert_eq!(verdict, Verdict::Fail, "{id}: {detail}");
+        assert!(detail.contains("hung"), "{id}: {detail}");
+    }
 }
 
 /// A device that sleeps for whatever retrySec says is caught as hanging

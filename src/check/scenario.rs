@@ -148,6 +148,9 @@ pub struct BugsSpec {
     /// Accept TCP connections and never answer.
     #[serde(default)]
     pub silent: bool,
+    /// Send answers one byte a second.
+    #[serde(default)]
+    pub trickle: bool,
     /// Answer Rejected.
     #[serde(default)]
     pub reject: bool,
@@ -431,6 +434,18 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 Some(
                     "directory" | "provreq" | "tls-refused" | "second:tls-refused" | "connected",
                 ) => {}
+                // A refusal that needs no contact counts only when the same
+                // case shows the device working afterwards.
+                Some("nothing")
+                    if s.steps[i + 1..].iter().any(|l| {
+                        l.action == Some(Action::RunDevice)
+                            && l.expect.exit.as_deref() == Some("success")
+                    }) => {}
+                Some("nothing") => {
+                    return Err(err(format!(
+                        "step {n}: `reached = \"nothing\"` needs a later run-device step that succeeds, or a device that does nothing passes"
+                    )))
+                }
                 Some(o) => return Err(err(format!("step {n}: unknown `reached` value `{o}`"))),
                 None => {
                     return Err(err(format!(

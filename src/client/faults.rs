@@ -55,6 +55,8 @@ pub enum ClientFault {
     /// Transport: no time limit on an HTTP exchange (a silent server hangs
     /// the device).
     NoRequestTimeout,
+    /// Transport: follows an `http://` URL in plaintext.
+    AllowPlainHttp,
 }
 
 impl ClientFault {
@@ -85,6 +87,7 @@ impl ClientFault {
         (ClientFault::UnboundedRetrySec, "unbounded-retry-sec"),
         (ClientFault::OffersLegacyTls, "offers-legacy-tls"),
         (ClientFault::NoRequestTimeout, "no-request-timeout"),
+        (ClientFault::AllowPlainHttp, "allow-plain-http"),
     ];
 
     /// Looks a fault up by name.

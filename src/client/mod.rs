@@ -224,6 +224,26 @@ pub async fn run_with_faults(
             found.url
         }
     };
+    if f(ClientFault::AllowPlainHttp) {
+        if let Some(rest) = url.strip_prefix("http://") {
+            // A device that speaks plaintext when told to: the request goes
+            // out in clear before anything can check it.
+            use tokio::io::AsyncWriteExt;
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            if let Ok(Ok(mut tcp)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::net::TcpStream::connect(authority),
+            )
+            .await
+            {
+                let req = format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+                let _ = tcp.write_all(req.as_bytes()).await;
+            }
+            return Err(ClientError::Usage(format!(
+                "no answer over plaintext from {url}"
+            )));
+        }
+    }
     // Trust before the directory: a given CA, else the CA of the set we
     // hold, else leap of faith (PROTOCOL §3).
     let prior_ca = given_ca

@@ -89,6 +89,8 @@ pub struct Bugs {
     pub wire: Option<WireForm>,
     /// Accept TCP connections and never send a byte (transport).
     pub silent: bool,
+    /// Send every HTTP answer one byte a second (transport).
+    pub trickle: bool,
 }
 
 /// Wire forms that PROTOCOL §3/§10 tell clients to accept. Not bugs: a
@@ -163,6 +165,8 @@ pub struct TlsCounts {
     pub legacy_hellos: u32,
     /// The lowest version any ClientHello offered (0: none seen).
     pub lowest_offered: u16,
+    /// Bytes received on the plaintext port.
+    pub plaintext_bytes: u32,
 }
 
 struct State {
@@ -181,6 +185,9 @@ struct State {
 pub struct HostileServer {
     /// Bound address.
     pub addr: SocketAddr,
+    /// A plaintext TCP port on the same host that records what arrives and
+    /// answers nothing: a device must never send there.
+    pub plaintext_addr: SocketAddr,
     /// PEM of the CA it advertises.
     pub ca_pem: String,
     state: Arc<State>,
@@ -192,6 +199,11 @@ impl HostileServer {
     /// Directory URL.
     pub fn url(&self) -> String {
         format!("https://{}{}", self.addr, DIRECTORY_PATH)
+    }
+
+    /// The directory URL with `http://`, on the plaintext port.
+    pub fn plaintext_url(&self) -> String {
+        format!("http://{}{}", self.plaintext_addr, DIRECTORY_PATH)
     }
 
     /// Provisioning URL.
@@ -292,6 +304,35 @@ pub async fn start(
         addr,
     });
     let (stop, mut stop_rx) = watch::channel(false);
+    let plain = TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+    let plaintext_addr = plain.local_addr()?;
+    {
+        let st = state.clone();
+        let mut stop_rx = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut tcp, _) = tokio::select! {
+                    _ = stop_rx.changed() => break,
+                    r = plain.accept() => match r { Ok(x) => x, Err(_) => continue },
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = [0u8; 1024];
+                    let limit = std::time::Duration::from_secs(10);
+                    while let Ok(Ok(n)) = tokio::time::timeout(limit, tcp.read(&mut buf)).await {
+                        if n == 0 {
+                            break;
+                        }
+                        st.tls
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .plaintext_bytes += n as u32;
+                    }
+                });
+            }
+        });
+    }
     let cfg = Arc::new(cfg);
     let st = state.clone();
     tokio::spawn(async move {
@@ -346,18 +387,26 @@ pub async fn start(
                     return;
                 };
                 let has_cert = tls.get_ref().1.peer_certificates().is_some();
+                let st_trickle = st.bugs.trickle;
                 let svc = hyper::service::service_fn(move |req| {
                     let st = st.clone();
                     async move { Ok::<_, std::convert::Infallible>(serve(req, &st, has_cert).await) }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
+                if st_trickle {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(Trickle::new(tls)), svc)
+                        .await;
+                } else {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                }
             });
         }
     });
     Ok(HostileServer {
         addr,
+        plaintext_addr,
         ca_pem,
         state,
         stop,
@@ -633,4 +682,65 @@ async fn peek_hello(tcp: &tokio::net::TcpStream) -> Option<Vec<u16>> {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     None
+}
+
+/// A stream whose writes go out one byte a second (the `trickle` switch).
+struct Trickle<S> {
+    inner: S,
+    next: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Trickle<S> {
+    fn new(inner: S) -> Self {
+        Trickle { inner, next: None }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Trickle<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Trickle<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        if let Some(sleep) = self.next.as_mut() {
+            if std::future::Future::poll(sleep.as_mut(), cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        let one = &buf[..buf.len().min(1)];
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, one) {
+            Poll::Ready(Ok(n)) => {
+                self.next = Some(Box::pin(tokio::time::sleep(
+                    std::time::Duration::from_secs(1),
+                )));
+                // Push the byte out now; the flush's own result comes later.
+                let _ = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -328,6 +328,12 @@ impl Case<'_> {
         for (name, srv) in [("primary", &self.primary), ("second", &self.second)] {
             let Some(srv) = srv else { continue };
             let c = srv.tls_counts();
+            if c.plaintext_bytes > 0 {
+                return fail(format!(
+                    "the device sent {} bytes in plaintext to the {name} server's http:// port: every exchange is HTTPS (transport.https)",
+                    c.plaintext_bytes
+                ));
+            }
             if c.legacy_hellos > 0 {
                 return fail(format!(
                     "the device offered {} in {} ClientHello(s) to the {name} server: only TLS 1.2 and 1.3 are allowed (transport.https)",

@@ -49,6 +49,7 @@ fn bugs_of(spec: &BugsSpec) -> Result<Bugs, String> {
         not_yet_valid: spec.not_yet_valid,
         cn_case: spec.cn_case,
         silent: spec.silent,
+        trickle: spec.trickle,
         reject: spec.reject,
         cert_on_rejected: spec.cert_on_rejected,
         waiting_times: spec.waiting_times,
@@ -229,6 +230,7 @@ impl Case<'_> {
         };
         let url = match st.url.as_deref().unwrap_or("directory") {
             "directory" => srv.url(),
+            "plaintext" => srv.plaintext_url(),
             "none" => String::new(),
             o => return fail(format!("unknown url mode `{o}`")),
         };
