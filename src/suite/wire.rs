@@ -250,14 +250,14 @@ pub struct RawExchange {
 
 /// Writes `parts` over TLS to `url`'s origin — the pause between two parts
 /// is `pause` — then reads until the server closes or `limit` passes (or,
-/// with `first_answer`, until one response head has arrived).
+/// with `answers` > 0, until that many response heads have arrived).
 pub async fn tls_raw(
     url: &str,
     tls: std::sync::Arc<rustls::ClientConfig>,
     parts: &[Vec<u8>],
     pause: Duration,
     limit: Duration,
-    first_answer: bool,
+    answers: usize,
 ) -> Result<RawExchange, String> {
     let t = crate::net::parse_url(url).map_err(|e| e.to_string())?;
     let name: rustls::pki_types::ServerName<'static> = match t.host.parse::<std::net::IpAddr>() {
@@ -299,7 +299,11 @@ pub async fn tls_raw(
             }
             Ok(Ok(n)) => {
                 got.extend_from_slice(&buf[..n]);
-                if first_answer && got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let text = String::from_utf8_lossy(&got);
+                if answers > 0
+                    && text.matches("HTTP/1.1 ").count() >= answers
+                    && text.matches("\r\n\r\n").count() >= answers
+                {
                     break;
                 }
             }

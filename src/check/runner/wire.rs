@@ -118,7 +118,22 @@ impl Case<'_> {
         let bound = Duration::from_secs(STALL_BOUND_SECS);
         let pause = Duration::from_millis(100);
         // (parts written, wait for the answer, allowed statuses, stall?)
+        let mut answers = 1;
         let (parts, wait, want, stall): (Vec<Vec<u8>>, Duration, &[u16], bool) = match what {
+            "trailing-garbage" => {
+                answers = 2;
+                let dir = self.ctx.target.url.clone();
+                let dir_path = split_https_url(&dir).map_or("/", |(_, p)| p).to_string();
+                (
+                    vec![format!(
+                        "GET {dir_path} HTTP/1.1\r\nHost: {authority}\r\n\r\n\x01\x02garbage \x7f\r\n\r\n"
+                    )
+                    .into_bytes()],
+                    Duration::from_secs(5),
+                    &[400],
+                    false,
+                )
+            }
             "chunked-over-limit" => {
                 let mut first = head("Transfer-Encoding: chunked\r\n\r\n").into_bytes();
                 let chunk = format!("400\r\n{}\r\n", "a".repeat(0x400));
@@ -159,9 +174,10 @@ impl Case<'_> {
             ),
             o => return fail(format!("unknown wire probe `{o}`")),
         };
+        let answers = if stall { 0 } else { answers };
         let target = url.clone();
         let probe = tokio::spawn(async move {
-            crate::suite::wire::tls_raw(&target, cfg, &parts, pause, wait, !stall).await
+            crate::suite::wire::tls_raw(&target, cfg, &parts, pause, wait, answers).await
         });
         // While a connection stalls, an honest device must still be served.
         let honest = if stall {
@@ -206,6 +222,20 @@ impl Case<'_> {
                 ));
             }
             return Ok(None);
+        }
+        if what == "trailing-garbage" {
+            // The request itself is answered; the bytes after it are not a
+            // request and must get 400 (or at least no second 2xx).
+            return match ex.statuses.as_slice() {
+                [200, rest @ ..] if rest.first().is_some_and(|c| want.contains(c)) => Ok(None),
+                [200] => fail(format!(
+                    "the garbage after a complete request got no answer ({}); malformed input must get 400",
+                    if ex.closed { "the connection closed" } else { "silence" }
+                )),
+                other => fail(format!(
+                    "a request followed by garbage was answered {other:?}; expected 200 then 400"
+                )),
+            };
         }
         match ex.statuses.first() {
             Some(c) if want.contains(c) => Ok(None),
