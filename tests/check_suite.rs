@@ -203,6 +203,20 @@ const EXPECTED: &[(Fault, &str)] = &[
     ),
 ];
 
+/// The stall cases wait out a server's 10-second cut-off; a fault that is
+/// not about stalls is judged on the rest of the catalogue, to keep the
+/// loop over faults short.
+fn cases_for(fault: Fault) -> Vec<&'static str> {
+    let about_stalls = EXPECTED
+        .iter()
+        .any(|(f, c)| *f == fault && c.starts_with("server.transport.stalled-"));
+    if about_stalls {
+        Vec::new()
+    } else {
+        vec!["!server.transport.stalled-*"]
+    }
+}
+
 /// Faults whose case needs real mDNS, checked in a network namespace by
 /// `check_cli::server_discovery_is_checked_strictly_in_a_namespace`.
 const NEEDS_NAMESPACE: &[Fault] = &[Fault::EmptyTxt];
@@ -221,7 +235,7 @@ async fn every_broken_server_is_caught() {
         if NEEDS_NAMESPACE.contains(fault) || Fault::NEAR_MISSES.contains(fault) {
             continue;
         }
-        let r = run(&[*fault], &[]).await;
+        let r = run(&[*fault], &cases_for(*fault)).await;
         let fails = failing(&r);
         table.push_str(&format!("{fault:?}: {}\n", fails.join(", ")));
         for (_, case) in EXPECTED.iter().filter(|(f, _)| f == fault) {
@@ -252,7 +266,7 @@ async fn every_broken_server_is_caught() {
 async fn near_miss_servers_are_caught() {
     let mut table = String::new();
     for fault in Fault::NEAR_MISSES {
-        let r = run(&[*fault], &[]).await;
+        let r = run(&[*fault], &cases_for(*fault)).await;
         let fails = failing(&r);
         let (_, case) = EXPECTED
             .iter()
