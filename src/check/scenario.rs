@@ -297,9 +297,11 @@ pub struct Expect {
     pub files: Option<String>,
     /// Device run: key.pem has mode 0600.
     pub key_mode_600: Option<bool>,
-    /// Device run: no request contains the secret.
+    /// Device run: no request contains the secret (checked in every case
+    /// now; kept so that case files naming it still load).
     pub secret_not_sent: Option<bool>,
-    /// Device run: its provisioning request verifies with the secret.
+    /// Device run: it sent a provisioning request (whose signature, like
+    /// every request's, is checked in every case).
     pub request_signed: Option<bool>,
     /// Device run: at least this many provisioning requests.
     pub provreq_count_min: Option<u32>,

@@ -268,9 +268,13 @@ fn post_oob(shared: &Shared, body: &[u8]) -> Result<Response<Full<Bytes>>, Reque
         if secrets.len() >= shared.config.max_secrets && secrets.get(&post.device_id).is_none() {
             return Err(RequestError::Internal("secret store is full".into()));
         }
-        let carried = secrets.get(&post.device_id).map(|e| e.failures);
+        let carried = shared
+            .faults
+            .has(Fault::RepostKeepsGuessCount)
+            .then(|| secrets.get(&post.device_id).map(|e| e.failures))
+            .flatten();
         secrets.post(&post.device_id, &post.secret, post.valid_until);
-        if let (Some(n), true) = (carried, shared.faults.has(Fault::RepostKeepsGuessCount)) {
+        if let Some(n) = carried {
             secrets.set_failures(&post.device_id, n);
         }
     }

@@ -32,8 +32,6 @@ impl Case<'_> {
                 })
             })
             .collect();
-        let ca_der = cert_der_from_pem(&self.ctx.target.ca_pem)
-            .map_err(|e| StepError::Fail(format!("target CA: {e}")))?;
         let mut serials = Vec::new();
         for (t, spki) in tasks.into_iter().zip(spkis) {
             let r = t
@@ -47,19 +45,8 @@ impl Case<'_> {
                     "admin provisioning of {dev} gave no certificate: {e}"
                 ))
             })?;
-            let checked = check_device_certificate(
-                &der,
-                &Expected {
-                    ca_der: &ca_der,
-                    device_id: dev,
-                    spki: spki.1.as_deref(),
-                    now: OffsetDateTime::now_utc(),
-                },
-            )
-            .map_err(|e| StepError::Fail(format!("clientCert of {dev}: {e}")))?;
-            self.ctx
-                .serials
-                .record(&checked.serial, &der, &self.case_id)
+            let checked = self
+                .check_issued(&der, dev, spki.1.as_deref())
                 .map_err(|e| StepError::Fail(format!("clientCert of {dev}: {e}")))?;
             serials.push(checked);
         }

@@ -188,19 +188,7 @@ impl Case<'_> {
             return verify_chain(&der, &ca_der, OffsetDateTime::now_utc(), Usage::Client)
                 .map_err(|e| StepError::Fail(format!("certificate: {e}")));
         }
-        let checked = check_device_certificate(
-            &der,
-            &Expected {
-                ca_der: &ca_der,
-                device_id: device,
-                spki,
-                now: OffsetDateTime::now_utc(),
-            },
-        )
-        .map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
-        self.ctx
-            .serials
-            .record(&checked.serial, &der, &self.case_id)
+        self.check_issued(&der, device, spki)
             .map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
         // caCert, when sent, is the directory's CA, byte for byte.
         let (ca, _) = decode_ca(v.get("caCert"))
@@ -221,6 +209,34 @@ impl Case<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Checks a certificate the target handed out for `device` against the
+    /// whole profile (with the request's key when known) and records its
+    /// serial in the run's ledger.
+    pub(super) fn check_issued(
+        &self,
+        der: &[u8],
+        device: &str,
+        spki: Option<&[u8]>,
+    ) -> Result<crate::check::profile::Checked, String> {
+        let ca_der =
+            cert_der_from_pem(&self.ctx.target.ca_pem).map_err(|e| format!("target CA: {e}"))?;
+        let checked = check_device_certificate(
+            der,
+            &Expected {
+                ca_der: &ca_der,
+                device_id: device,
+                spki,
+                now: OffsetDateTime::now_utc(),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        self.ctx
+            .serials
+            .record(&checked.serial, der, &self.case_id)
+            .map_err(|e| e.to_string())?;
+        Ok(checked)
     }
 
     pub(super) async fn do_guess(&mut self, st: &Step) -> StepResult {

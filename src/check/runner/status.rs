@@ -68,18 +68,8 @@ impl Case<'_> {
         };
         let der = cert_der_from_pem(&got)
             .map_err(|e| StepError::Fail(format!("status clientCert: {e}")))?;
-        let ca_der = cert_der_from_pem(&self.ctx.target.ca_pem)
-            .map_err(|e| StepError::Fail(format!("target CA: {e}")))?;
-        check_device_certificate(
-            &der,
-            &Expected {
-                ca_der: &ca_der,
-                device_id: device,
-                spki: None,
-                now: OffsetDateTime::now_utc(),
-            },
-        )
-        .map_err(|e| StepError::Fail(format!("status clientCert: {e}")))?;
+        self.check_issued(&der, device, None)
+            .map_err(|e| StepError::Fail(format!("status clientCert: {e}")))?;
         if let Some(latest) = self.last_cert.get(device) {
             if cert_der_from_pem(latest).ok().as_deref() != Some(&der[..]) {
                 return fail(

@@ -31,7 +31,7 @@ impl Case<'_> {
             return self.do_server_name(&host).await;
         }
         if !matches!(what, "tls1.0" | "tls1.1" | "plaintext") {
-            return self.do_framing(st, what, &authority).await;
+            return self.do_framing(what, &authority).await;
         }
         let (bytes, shown) = match what {
             "tls1.0" | "tls1.1" => {
@@ -103,7 +103,7 @@ impl Case<'_> {
 
     /// Hand-written HTTP over a real TLS connection: framing the server must
     /// refuse, and stalls it must cut off without blocking others.
-    async fn do_framing(&mut self, st: &Step, what: &str, authority: &str) -> StepResult {
+    async fn do_framing(&mut self, what: &str, authority: &str) -> StepResult {
         let url = self.provreq_url().await;
         let Some((_, path)) = split_https_url(&url) else {
             return fail("the provisioning endpoint is not https://");
@@ -181,9 +181,7 @@ impl Case<'_> {
         });
         // While a connection stalls, an honest device must still be served.
         let honest = if stall {
-            let r = self
-                .with_fresh_secret("honest", Step { ..Step::default() })
-                .await?;
+            let r = self.with_fresh_secret("honest", Step::default()).await?;
             let status = resp_json(&r)
                 .and_then(|v| v["status"].as_str().map(str::to_string))
                 .unwrap_or_default();
@@ -205,7 +203,6 @@ impl Case<'_> {
                 ex.head.lines().next().unwrap_or("")
             ),
         ));
-        let _ = st;
         if let Some((code, status)) = honest {
             if code != 200 || status != "Approved" {
                 return fail(format!(
