@@ -412,9 +412,10 @@ fn typos_and_bad_flags_are_setup_errors_with_a_report() {
 
 /// Server discovery read strictly, on real mDNS packets in a network
 /// namespace the test creates: the honest server passes both discovery
-/// cases; a server whose instance has an empty TXT record fails the MUST
-/// case (a client would fall back to the default path and might find
-/// something else). Needs root for `unshare --net`; fails rather than skips.
+/// cases; a server whose instance has an empty TXT record (a client would
+/// fall back to the default path and might find something else), an SRV
+/// port it does not listen on, no A/AAAA record, or an address its
+/// certificate does not name fails the MUST case. Needs root for `unshare --net`; fails rather than skips.
 #[test]
 fn server_discovery_is_checked_strictly_in_a_namespace() {
     let d = tempfile::tempdir().unwrap();
@@ -434,6 +435,9 @@ run() {{ # $1 name, $2 port, then the server command
 }}
 run honest 43901 {bin} server --listen 127.0.0.1:43901 --data-dir {tmp}/honest-data
 run emptytxt 43902 {fs} --fault empty-txt --mdns --listen 127.0.0.1:43902 --data-dir {tmp}/emptytxt-data
+run wrongport 43903 {fs} --fault mdns-wrong-port --mdns --listen 127.0.0.1:43903 --data-dir {tmp}/wrongport-data
+run noaddress 43904 {fs} --fault mdns-no-address --mdns --listen 127.0.0.1:43904 --data-dir {tmp}/noaddress-data
+run notincert 43905 {fs} --fault mdns-address-not-in-cert --mdns --listen 0.0.0.0:43905 --data-dir {tmp}/notincert-data
 "#,
         tmp = d.path().display(),
         bin = BIN,
@@ -469,9 +473,25 @@ run emptytxt 43902 {fs} --fault empty-txt --mdns --listen 127.0.0.1:43902 --data
         verdict("honest-rep", "server.discovery.txt-path-key").0,
         "pass"
     );
-    let (v, detail) = verdict("emptytxt-rep", "server.discovery.advertised-directory");
-    assert_eq!(v, "fail");
-    assert!(detail.contains("path"), "{detail}");
+    // Each discovery fault fails the MUST case, for its own reason, read
+    // from the packets.
+    for (name, why) in [
+        ("emptytxt", "path"),
+        ("wrongport", "SRV record gives the port"),
+        ("noaddress", "no A or AAAA record for the SRV target"),
+        ("notincert", "does not verify under caCert for that address"),
+    ] {
+        assert!(
+            stdout.contains(&format!("{name} exit 1")),
+            "{stdout}\n{stderr}"
+        );
+        let (v, detail) = verdict(
+            &format!("{name}-rep"),
+            "server.discovery.advertised-directory",
+        );
+        assert_eq!(v, "fail", "{name}: {detail}");
+        assert!(detail.contains(why), "{name}: {detail}");
+    }
 }
 
 /// Output for scripts: a closed pipe ends the process quietly, `-q` prints

@@ -54,14 +54,20 @@ async fn own_client_as_a_process_passes_every_case() {
         .collect();
     assert!(fails.is_empty(), "{fails:#?}");
     assert!(!r.outcome.failed);
-    // Only the discovery case is skipped here (it needs a namespace).
+    // Only the discovery cases are skipped here (they need a namespace).
     let skipped: Vec<&str> = r
         .cases
         .iter()
         .filter(|c| c.verdict == Verdict::Skip)
         .map(|c| c.id.as_str())
         .collect();
-    assert_eq!(skipped, ["client.discovery.finds-server"]);
+    assert_eq!(
+        skipped,
+        [
+            "client.discovery.finds-server",
+            "client.transport.discovery-no-plaintext"
+        ]
+    );
     assert!(r.summary.pass >= 20);
 }
 
@@ -99,10 +105,20 @@ const EXPECTED: &[(&str, &str)] = &[
     ("offers-legacy-tls", "client.provision.honest"),
     ("no-request-timeout", "client.transport.silent-server"),
     ("allow-plain-http", "client.transport.no-plaintext"),
+    // Needs DNS-SD: run in a network namespace by
+    // `discovery_case_runs_on_real_mdns_in_a_namespace`.
+    (
+        "falls-back-to-http",
+        "client.transport.discovery-no-plaintext",
+    ),
 ];
 
 /// Faults run by their own test rather than the full-catalogue loop.
-const OWN_TEST: &[&str] = &["unbounded-retry-sec", "no-request-timeout"];
+const OWN_TEST: &[&str] = &[
+    "unbounded-retry-sec",
+    "no-request-timeout",
+    "falls-back-to-http",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_client_is_caught() {
@@ -233,30 +249,82 @@ async fn a_shim_without_the_89_convention_is_a_setup_error() {
 }
 
 /// Real DNS-SD in a network namespace made for the test (only loopback
-/// inside). Needs root for `unshare --net`; fails rather than skips.
+/// inside): our client finds the server, and when DNS-SD points at a
+/// plaintext port it speaks TLS there and gives up; a client that falls
+/// back to plain HTTP is caught, and so is one that cannot discover (it
+/// never reaches the advertised port). Needs root for `unshare --net`;
+/// fails rather than skips.
 #[test]
 fn discovery_case_runs_on_real_mdns_in_a_namespace() {
     let tmp = tempfile::tempdir().unwrap();
-    let rep = tmp.path().join("rep");
+    let fc = faulty_client();
+    let tpl = |exe: &str| {
+        format!("'{exe} --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca {{ca}}'")
+    };
+    let own = format!(
+        "'{BIN} client --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}}'"
+    );
+    let cases = "'client.discovery.*,client.transport.discovery-*'";
+    // Ignores the empty URL (never discovers): a closed port instead.
+    let nd = format!(
+        "'{BIN} client --url https://127.0.0.1:9/idprov/directory --device-id {{device_id}} --secret {{secret}} --dir {{dir}}'"
+    );
+    let fb = tpl(&format!("{} --fault falls-back-to-http", fc.display()));
     let script = format!(
-        "set -eu\nip link set lo up\nip link set lo multicast on\nip route add 224.0.0.0/4 dev lo\n\
-         exec {BIN} check client --capabilities discovery --cases 'client.discovery.*' --report-dir {}\n",
-        rep.display()
+        "set -u\nip link set lo up\nip link set lo multicast on\nip route add 224.0.0.0/4 dev lo\n\
+         {BIN} check client --cmd {own} --capabilities discovery --cases {cases} --report-dir {t}/own; echo \"own exit $?\"\n\
+         {BIN} check client --cmd {fb} --capabilities discovery --cases {cases} --report-dir {t}/fallback; echo \"fallback exit $?\"\n\
+         {BIN} check client --cmd {nd} --capabilities discovery --cases {cases} --report-dir {t}/nodiscovery; echo \"nodiscovery exit $?\"\n",
+        t = tmp.path().display(),
     );
     let out = std::process::Command::new("timeout")
-        .args(["120", "unshare", "--net", "sh", "-c", &script])
+        .args(["150", "unshare", "--net", "sh", "-c", &script])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let verdicts = |dir: &str| -> Vec<(String, String, String)> {
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(tmp.path().join(dir).join("report.json"))
+                .unwrap_or_else(|e| panic!("{dir}: {e}\n{stdout}\n{stderr}")),
+        )
+        .unwrap();
+        v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    c["verdict"].as_str().unwrap().to_string(),
+                    c["detail"].to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(stdout.contains("own exit 0"), "{stdout}\n{stderr}");
+    let own = verdicts("own");
+    assert_eq!(own.len(), 3, "{own:?}"); // with the control
+    assert!(own.iter().all(|c| c.1 == "pass"), "{own:?}");
+    let find =
+        |r: &[(String, String, String)], id: &str| r.iter().find(|c| c.0 == id).cloned().unwrap();
+    assert!(stdout.contains("fallback exit 1"), "{stdout}\n{stderr}");
+    let (_, v, detail) = find(
+        &verdicts("fallback"),
+        "client.transport.discovery-no-plaintext",
     );
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(rep.join("report.json")).unwrap()).unwrap();
-    assert_eq!(v["cases"][0]["id"], "client.discovery.finds-server");
-    assert_eq!(v["cases"][0]["verdict"], "pass", "{stdout}");
+    assert_eq!(v, "fail", "{detail}");
+    assert!(detail.contains("plaintext"), "{detail}");
+    assert!(stdout.contains("nodiscovery exit 1"), "{stdout}\n{stderr}");
+    let (_, v, detail) = find(
+        &verdicts("nodiscovery"),
+        "client.transport.discovery-no-plaintext",
+    );
+    assert_eq!(v, "fail", "{detail}");
+    assert!(
+        detail.contains("failed before the server misbehaved"),
+        "{detail}"
+    );
 }
 
 /// The README's example shim (environment variables only) passes too.

@@ -147,6 +147,18 @@ const EXPECTED: &[(Fault, &str)] = &[
         "server.provision.approved-certificate",
     ),
     (Fault::EmptyTxt, "server.discovery.advertised-directory"),
+    (
+        Fault::MdnsWrongPort,
+        "server.discovery.advertised-directory",
+    ),
+    (
+        Fault::MdnsNoAddress,
+        "server.discovery.advertised-directory",
+    ),
+    (
+        Fault::MdnsAddressNotInCert,
+        "server.discovery.advertised-directory",
+    ),
     (Fault::LegacyTls, "server.transport.legacy-tls-refused"),
     (Fault::PlaintextHttp, "server.transport.plaintext-refused"),
     (
@@ -219,7 +231,12 @@ fn cases_for(fault: Fault) -> Vec<&'static str> {
 
 /// Faults whose case needs real mDNS, checked in a network namespace by
 /// `check_cli::server_discovery_is_checked_strictly_in_a_namespace`.
-const NEEDS_NAMESPACE: &[Fault] = &[Fault::EmptyTxt];
+const NEEDS_NAMESPACE: &[Fault] = &[
+    Fault::EmptyTxt,
+    Fault::MdnsWrongPort,
+    Fault::MdnsNoAddress,
+    Fault::MdnsAddressNotInCert,
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_server_is_caught() {

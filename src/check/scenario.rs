@@ -178,6 +178,9 @@ pub struct BugsSpec {
     /// Advertise over DNS-SD.
     #[serde(default)]
     pub advertise: bool,
+    /// Advertise the plaintext port over DNS-SD instead of the TLS one.
+    #[serde(default)]
+    pub advertise_plaintext: bool,
     /// A wire form a conforming client must accept (PROTOCOL §3, §10):
     /// `ca-base64`, `ca-null`, `endpoint-urls`, `post-oob-key`,
     /// `version-1x`, `extra-fields`, `reordered`.
@@ -321,7 +324,8 @@ pub struct Expect {
     /// earlier: `directory` (fetched it), `provreq` (sent its request and
     /// was answered), `tls-refused` (opened a TLS connection to the primary
     /// server and gave it up), `second:tls-refused` (the same, to the second
-    /// server).
+    /// server), `connected` (opened a TCP connection), `plaintext-port`
+    /// (spoke TLS to the plaintext port DNS-SD advertised).
     pub reached: Option<String>,
     /// Discover: the TXT record carries the `path` key itself (not only the
     /// legacy `directory` key).
@@ -434,7 +438,12 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         {
             match st.expect.reached.as_deref() {
                 Some(
-                    "directory" | "provreq" | "tls-refused" | "second:tls-refused" | "connected",
+                    "directory"
+                    | "provreq"
+                    | "tls-refused"
+                    | "second:tls-refused"
+                    | "connected"
+                    | "plaintext-port",
                 ) => {}
                 // A refusal that needs no contact counts only when the same
                 // case shows the device working afterwards.

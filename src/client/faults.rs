@@ -57,6 +57,9 @@ pub enum ClientFault {
     NoRequestTimeout,
     /// Transport: follows an `http://` URL in plaintext.
     AllowPlainHttp,
+    /// Transport: when the TLS connection for the directory fails, asks
+    /// the same address again in plain HTTP.
+    FallsBackToHttp,
 }
 
 impl ClientFault {
@@ -88,10 +91,27 @@ impl ClientFault {
         (ClientFault::OffersLegacyTls, "offers-legacy-tls"),
         (ClientFault::NoRequestTimeout, "no-request-timeout"),
         (ClientFault::AllowPlainHttp, "allow-plain-http"),
+        (ClientFault::FallsBackToHttp, "falls-back-to-http"),
     ];
 
     /// Looks a fault up by name.
     pub fn by_name(name: &str) -> Option<ClientFault> {
         Self::ALL.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+    }
+}
+
+/// Sends a plaintext `GET` for `authority/path` (the part of a URL after
+/// the scheme) and gives up at once: what the plaintext faults leak.
+pub(crate) async fn plain_get(rest: &str) {
+    use tokio::io::AsyncWriteExt;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if let Ok(Ok(mut tcp)) = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::net::TcpStream::connect(authority),
+    )
+    .await
+    {
+        let req = format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+        let _ = tcp.write_all(req.as_bytes()).await;
     }
 }

@@ -228,17 +228,7 @@ pub async fn run_with_faults(
         if let Some(rest) = url.strip_prefix("http://") {
             // A device that speaks plaintext when told to: the request goes
             // out in clear before anything can check it.
-            use tokio::io::AsyncWriteExt;
-            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            if let Ok(Ok(mut tcp)) = tokio::time::timeout(
-                Duration::from_secs(2),
-                tokio::net::TcpStream::connect(authority),
-            )
-            .await
-            {
-                let req = format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
-                let _ = tcp.write_all(req.as_bytes()).await;
-            }
+            faults::plain_get(rest).await;
             return Err(ClientError::Usage(format!(
                 "no answer over plaintext from {url}"
             )));
@@ -269,7 +259,17 @@ pub async fn run_with_faults(
     } else {
         opts.request_timeout
     };
-    let resp = net::request(&url, Method::GET, None, cfg, request_timeout).await?;
+    let resp = match net::request(&url, Method::GET, None, cfg, request_timeout).await {
+        Ok(r) => r,
+        Err(e) => {
+            if f(ClientFault::FallsBackToHttp) {
+                if let Some(rest) = url.strip_prefix("https://") {
+                    faults::plain_get(rest).await;
+                }
+            }
+            return Err(e.into());
+        }
+    };
     if resp.status != 200 {
         return Err(ClientError::Http {
             status: resp.status,

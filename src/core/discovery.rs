@@ -1,5 +1,6 @@
 //! DNS-SD TXT record interpretation and the directory URL it leads to
-//! (PROTOCOL §2). Pure: the packets themselves are handled by `mdns-sd`.
+//! (PROTOCOL §2), and the instances a set of received mDNS records
+//! describes. Pure: the packets themselves are sent and parsed elsewhere.
 
 use super::messages::DIRECTORY_PATH;
 use std::net::IpAddr;
@@ -136,6 +137,113 @@ pub fn directory_url(
     })
 }
 
+/// One DNS record from an mDNS answer, reduced to what DNS-SD uses
+/// (RFC 6763 §4–§6). Names are as received; compare them with [`same_name`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MdnsRecord {
+    /// `name` PTR `target`: a service instance of the service type `name`.
+    Ptr {
+        /// Service type, e.g. `_idprov._tcp.local.`.
+        name: String,
+        /// Instance full name.
+        target: String,
+    },
+    /// The instance's SRV record.
+    Srv {
+        /// Instance full name.
+        name: String,
+        /// Port the service listens on.
+        port: u16,
+        /// Host name whose A/AAAA records give the addresses.
+        target: String,
+    },
+    /// The instance's TXT record, split into attributes.
+    Txt {
+        /// Instance full name.
+        name: String,
+        /// Attributes in the order received.
+        entries: Vec<TxtEntry>,
+    },
+    /// An A or AAAA record.
+    Addr {
+        /// Host name.
+        name: String,
+        /// The address.
+        ip: IpAddr,
+    },
+}
+
+/// Whether two DNS names are the same: ASCII case-insensitive, with or
+/// without the final dot (RFC 1035 §2.3.3).
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// A service instance as the received records describe it, nothing filled
+/// in: a missing record stays missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedInstance {
+    /// Instance full name (from the PTR record).
+    pub fullname: String,
+    /// SRV port and target host, if an SRV record for the instance arrived.
+    pub srv: Option<(u16, String)>,
+    /// TXT attributes, if a TXT record for the instance arrived (the first
+    /// one received; RFC 6763 allows one per instance).
+    pub txt: Option<Vec<TxtEntry>>,
+    /// Addresses from A/AAAA records whose name is the SRV target.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Assembles the instances of `service` (e.g. [`super::messages::SERVICE_TYPE`])
+/// from records as received, in PTR order. Only records whose names match
+/// exactly (up to case and the final dot) are joined: no record is borrowed
+/// from another instance or host.
+pub fn received_instances(records: &[MdnsRecord], service: &str) -> Vec<ReceivedInstance> {
+    let mut names: Vec<String> = Vec::new();
+    for r in records {
+        if let MdnsRecord::Ptr { name, target } = r {
+            if same_name(name, service) && !names.iter().any(|n| same_name(n, target)) {
+                names.push(target.clone());
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|fullname| {
+            let srv = records.iter().find_map(|r| match r {
+                MdnsRecord::Srv { name, port, target } if same_name(name, &fullname) => {
+                    Some((*port, target.clone()))
+                }
+                _ => None,
+            });
+            let txt = records.iter().find_map(|r| match r {
+                MdnsRecord::Txt { name, entries } if same_name(name, &fullname) => {
+                    Some(entries.clone())
+                }
+                _ => None,
+            });
+            let mut addresses = Vec::new();
+            if let Some((_, host)) = &srv {
+                for r in records {
+                    if let MdnsRecord::Addr { name, ip } = r {
+                        if same_name(name, host) && !addresses.contains(ip) {
+                            addresses.push(*ip);
+                        }
+                    }
+                }
+            }
+            ReceivedInstance {
+                fullname,
+                srv,
+                txt,
+                addresses,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +306,46 @@ mod tests {
             directory_url(&v6, 1, &[]).unwrap(),
             "https://[::1]:1/idprov/directory"
         );
+    }
+
+    #[test]
+    fn instances_join_only_matching_names() {
+        let recs = vec![
+            MdnsRecord::Ptr {
+                name: "_idprov._tcp.local".into(),
+                target: "A._idprov._tcp.local.".into(),
+            },
+            MdnsRecord::Ptr {
+                name: "_other._tcp.local.".into(),
+                target: "B._other._tcp.local.".into(),
+            },
+            MdnsRecord::Srv {
+                name: "a._IDPROV._tcp.local.".into(),
+                port: 43776,
+                target: "host.local.".into(),
+            },
+            MdnsRecord::Addr {
+                name: "HOST.local".into(),
+                ip: "127.0.0.1".parse().unwrap(),
+            },
+            MdnsRecord::Addr {
+                name: "other.local.".into(),
+                ip: "127.0.0.9".parse().unwrap(),
+            },
+            MdnsRecord::Txt {
+                name: "B._other._tcp.local.".into(),
+                entries: vec![e("path", Some("/x"))],
+            },
+        ];
+        let got = received_instances(&recs, "_idprov._tcp.local.");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].srv, Some((43776, "host.local.".into())));
+        assert_eq!(
+            got[0].addresses,
+            vec!["127.0.0.1".parse::<IpAddr>().unwrap()]
+        );
+        // The other service's TXT is not borrowed.
+        assert_eq!(got[0].txt, None);
+        assert!(received_instances(&recs[1..], "_idprov._tcp.local.").is_empty());
     }
 }

@@ -69,6 +69,14 @@ pub enum Fault {
     Sha256HmacKey,
     /// The DNS-SD instance carries an empty TXT record (§2).
     EmptyTxt,
+    /// Discovery: the SRV record gives the listening port + 1 (§2).
+    MdnsWrongPort,
+    /// Discovery: no A/AAAA record is published for the SRV target (§2).
+    MdnsNoAddress,
+    /// Discovery: the advertised address is 127.0.0.2, which the server's
+    /// certificate does not name (it answers there when listening on
+    /// 0.0.0.0) (§2, §3).
+    MdnsAddressNotInCert,
     /// No time limit on reading a body: a body shorter than its
     /// `Content-Length` holds the request open for ever.
     NoBodyTimeout,
@@ -186,6 +194,9 @@ impl Fault {
         Fault::IssueFromOtherCa,
         Fault::Sha256HmacKey,
         Fault::EmptyTxt,
+        Fault::MdnsWrongPort,
+        Fault::MdnsNoAddress,
+        Fault::MdnsAddressNotInCert,
         Fault::NoBodyTimeout,
         Fault::CnCaseFolded,
         Fault::RenewalLooseCn,
@@ -269,6 +280,20 @@ impl Faults {
     /// Whether `f` is active.
     pub fn has(&self, f: Fault) -> bool {
         self.0.contains(&f)
+    }
+}
+
+/// The DNS-SD records the discovery faults publish (honest without one).
+pub(crate) fn advertised_records(f: &Faults) -> super::mdns::Records {
+    use super::mdns::Records;
+    if f.has(Fault::MdnsWrongPort) {
+        Records::WrongPort
+    } else if f.has(Fault::MdnsNoAddress) {
+        Records::NoAddress
+    } else if f.has(Fault::MdnsAddressNotInCert) {
+        Records::OtherAddress(std::net::Ipv4Addr::new(127, 0, 0, 2).into())
+    } else {
+        Records::Honest
     }
 }
 

@@ -329,7 +329,7 @@ pub async fn start_with_faults(
     });
     let advert = if config.mdns {
         Some(
-            mdns::Advertisement::start_with_txt(
+            mdns::Advertisement::start_with(
                 "idprov",
                 addr,
                 if shared.faults.has(faults::Fault::EmptyTxt) {
@@ -337,6 +337,7 @@ pub async fn start_with_faults(
                 } else {
                     Some(&shared.paths.directory)
                 },
+                faults::advertised_records(&shared.faults),
             )
             .map_err(|e| StartError::Mdns(e.to_string()))?,
         )

@@ -165,8 +165,13 @@ pub struct TlsCounts {
     pub legacy_hellos: u32,
     /// The lowest version any ClientHello offered (0: none seen).
     pub lowest_offered: u16,
-    /// Bytes received on the plaintext port.
+    /// Bytes of plaintext (anything but a TLS record) received on the
+    /// plaintext port.
     pub plaintext_bytes: u32,
+    /// TLS ClientHellos received on the plaintext port (a device that
+    /// discovery sent there and that spoke TLS, as it must); each gets a
+    /// plain HTTP 400, as a plaintext server answers.
+    pub plaintext_port_hellos: u32,
 }
 
 struct State {
@@ -254,11 +259,16 @@ impl HostileServer {
             .map_err(|e| e.to_string())
     }
 
-    /// Advertises this server over DNS-SD (`_idprov._tcp`, TXT `path`).
-    pub fn advertise(&mut self) -> Result<(), String> {
+    /// Advertises this server over DNS-SD (`_idprov._tcp`, TXT `path`) —
+    /// or, with `plaintext`, its plaintext port as if it were the server.
+    pub fn advertise(&mut self, plaintext: bool) -> Result<(), String> {
         let name = format!("idprov-suite-{}", self.addr.port());
-        let a = crate::server::mdns::Advertisement::start(&name, self.addr)
-            .map_err(|e| e.to_string())?;
+        let at = if plaintext {
+            self.plaintext_addr
+        } else {
+            self.addr
+        };
+        let a = crate::server::mdns::Advertisement::start(&name, at).map_err(|e| e.to_string())?;
         self.advert = Some(a);
         Ok(())
     }
@@ -317,13 +327,29 @@ pub async fn start(
                 };
                 let st = st.clone();
                 tokio::spawn(async move {
-                    use tokio::io::AsyncReadExt;
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     let mut buf = [0u8; 1024];
                     let limit = std::time::Duration::from_secs(10);
+                    let mut first = true;
                     while let Ok(Ok(n)) = tokio::time::timeout(limit, tcp.read(&mut buf)).await {
                         if n == 0 {
                             break;
                         }
+                        if first && buf[0] == 0x16 {
+                            // TLS spoken to a plaintext server: it answers
+                            // in HTTP, which ends the handshake at once.
+                            st.tls
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .plaintext_port_hellos += 1;
+                            let _ = tcp
+                                .write_all(
+                                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                                )
+                                .await;
+                            break;
+                        }
+                        first = false;
                         st.tls
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())

@@ -1,4 +1,5 @@
 //! The conformance suite's servers and helpers.
 
 pub mod hostile;
+pub mod mdns_raw;
 pub mod wire;

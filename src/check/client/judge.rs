@@ -184,6 +184,9 @@ impl Case<'_> {
             Some("connected") if primary.tls_counts().connections == 0 => {
                 earlier("it never connected to the server")
             }
+            Some("plaintext-port") if primary.tls_counts().plaintext_port_hellos == 0 => {
+                earlier("it never opened a TLS connection to the advertised (plaintext) port")
+            }
             Some("tls-refused") if primary.tls_counts().refused == 0 => {
                 earlier("it never opened the TLS connection it had to refuse")
             }

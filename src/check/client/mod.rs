@@ -194,8 +194,8 @@ impl Case<'_> {
         } else {
             spec.waiting_times as usize + 1
         });
-        if spec.advertise {
-            a.advertise()
+        if spec.advertise || spec.advertise_plaintext {
+            a.advertise(spec.advertise_plaintext)
                 .map_err(|e| StepError::Fail(format!("DNS-SD: {e}")))?;
         }
         self.primary = Some(a);

@@ -56,53 +56,119 @@ impl Case<'_> {
         Ok(None)
     }
 
-    /// Finds the target's DNS-SD advertisement and reads it strictly, as a
-    /// server must publish it (PROTOCOL §2): SRV port equal to the
-    /// target's, TXT `path` (or the legacy `directory`) present and valid,
-    /// and an advertised address that answers the directory.
+    /// Reads the target's DNS-SD advertisement from the mDNS packets
+    /// themselves (PROTOCOL §2) and judges it strictly, as a server must
+    /// publish it: an instance of `_idprov._tcp` whose SRV port is the
+    /// target's, at least one A/AAAA record for the SRV target, a TXT
+    /// record with `path` (or the legacy `directory`) present and valid;
+    /// then at least one advertised address serves the directory, and
+    /// every address that does presents a certificate that verifies under
+    /// caCert for that address (PROTOCOL §3: a device connects to it).
     pub(super) async fn do_discover(&mut self, st: &Step) -> StepResult {
         use crate::core::discovery::{published_path, PathKey};
+        use crate::core::messages::SERVICE_TYPE;
         let want =
             net::parse_url(&self.ctx.target.url).map_err(|e| StepError::Fail(e.to_string()))?;
         let port = want.port;
-        let ad = tokio::task::spawn_blocking(move || {
-            discover::browse(Duration::from_secs(10), |ad| {
-                if ad.port == port {
-                    Ok(ad.clone())
-                } else {
-                    Err(format!(
-                        "{} advertises port {}, the target listens on {port}",
-                        ad.fullname, ad.port
-                    ))
-                }
+        let got = tokio::task::spawn_blocking(move || {
+            crate::suite::mdns_raw::collect(SERVICE_TYPE, Duration::from_secs(5), |found| {
+                found.iter().any(|i| {
+                    i.srv.as_ref().is_some_and(|(p, _)| *p == port)
+                        && i.txt.is_some()
+                        && !i.addresses.is_empty()
+                })
             })
         })
         .await
         .map_err(|e| StepError::Fail(e.to_string()))?
-        .map_err(StepError::Fail)?;
-        let txt: Vec<String> = ad
-            .txt
+        .map_err(|e| StepError::Fail(format!("setup: {e}")))?;
+        let instances = got.instances(SERVICE_TYPE);
+        let shown: Vec<String> = instances
             .iter()
-            .map(|(k, v)| match v {
-                Some(v) => format!(
-                    "{}={}",
-                    String::from_utf8_lossy(k),
-                    String::from_utf8_lossy(v)
-                ),
-                None => String::from_utf8_lossy(k).into_owned(),
+            .map(|i| {
+                let txt = i.txt.as_ref().map_or("none".to_string(), |t| {
+                    t.iter()
+                        .map(|(k, v)| match v {
+                            Some(v) => format!(
+                                "{}={}",
+                                String::from_utf8_lossy(k),
+                                String::from_utf8_lossy(v)
+                            ),
+                            None => String::from_utf8_lossy(k).into_owned(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                });
+                format!(
+                    "{} · SRV {} · A/AAAA {:?} · TXT [{txt}]",
+                    i.fullname,
+                    i.srv
+                        .as_ref()
+                        .map_or("none".to_string(), |(p, h)| format!("{h}:{p}")),
+                    i.addresses,
+                )
             })
             .collect();
         self.evidence.push(Exchange::note(
             self.step_no,
             format!(
-                "DNS-SD: {} · SRV port {} · addresses {:?} · TXT [{}]",
-                ad.fullname,
-                ad.port,
-                ad.addresses,
-                txt.join(", ")
+                "mDNS (port {}): {} answer packets, {} malformed{}; instances: {}",
+                got.listened_on,
+                got.packets,
+                got.malformed.len(),
+                if got.malformed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", got.malformed.join("; "))
+                },
+                if shown.is_empty() {
+                    "none".to_string()
+                } else {
+                    shown.join(" | ")
+                }
             ),
         ));
-        let (path, key) = published_path(&ad.txt).map_err(|e| {
+        if instances.is_empty() {
+            return fail(format!(
+                "no PTR record for {SERVICE_TYPE} in any answer ({} answer packets in 5 s): the server does not advertise itself",
+                got.packets
+            ));
+        }
+        let ours: Vec<_> = instances
+            .iter()
+            .filter(|i| i.srv.as_ref().is_some_and(|(p, _)| *p == port))
+            .collect();
+        let Some(inst) = ours
+            .iter()
+            .find(|i| !i.addresses.is_empty() && i.txt.is_some())
+            .or(ours.first())
+        else {
+            let seen: Vec<String> = instances
+                .iter()
+                .map(|i| match &i.srv {
+                    Some((p, _)) => format!("{} has SRV port {p}", i.fullname),
+                    None => format!("{} has no SRV record", i.fullname),
+                })
+                .collect();
+            return fail(format!(
+                "no instance's SRV record gives the port the target listens on ({port}): {}",
+                seen.join("; ")
+            ));
+        };
+        let host = inst.srv.as_ref().map_or("", |(_, h)| h.as_str());
+        if inst.addresses.is_empty() {
+            return fail(format!(
+                "{}: no A or AAAA record for the SRV target {host} in any answer, even when asked for it: a device cannot reach the server",
+                inst.fullname
+            ));
+        }
+        let Some(txt) = &inst.txt else {
+            return fail(format!(
+                "{}: no TXT record in any answer, even when asked for it (discovery.txt-path)",
+                inst.fullname
+            ));
+        };
+        let (path, key) = published_path(txt).map_err(|e| {
             StepError::Fail(format!(
                 "the advertisement cannot lead a device anywhere by itself: {e}"
             ))
@@ -112,33 +178,61 @@ impl Case<'_> {
                 "TXT publishes the directory path only under the legacy key `directory` ({path}); servers publish `path`"
             ));
         }
-        let mut addrs = ad.addresses.clone();
+        let mut addrs = inst.addresses.clone();
         addrs.sort_by_key(|a| a.is_ipv6());
-        if addrs.is_empty() {
-            return fail("the advertisement resolves to no address");
-        }
+        let named = Arc::new(
+            crate::tls::client_config(&ServerTrust::Pinned(self.ctx.target.ca_pem.clone()), None)
+                .map_err(|e| StepError::Fail(format!("setup: {e}")))?,
+        );
+        let mut served = 0;
         let mut problems = Vec::new();
         for ip in addrs {
             let host = match ip {
                 std::net::IpAddr::V4(v4) => v4.to_string(),
                 std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             };
-            let url = format!("https://{host}:{}{path}", ad.port);
+            let url = format!("https://{host}:{port}{path}");
             match self
                 .call_with(Method::GET, &url, None, "nobody", true)
                 .await
             {
-                Ok(r) if r.status == 200 => match parse_directory(&r.body, &url) {
-                    Ok(_) => return Ok(None),
-                    Err(e) => problems.push(format!("{url}: not a directory: {e}")),
-                },
+                Ok(r) if r.status == 200 => {
+                    if let Err(e) = parse_directory(&r.body, &url) {
+                        problems.push(format!("{url}: not a directory: {e}"));
+                        continue;
+                    }
+                    served += 1;
+                    // The same address with its name checked, as a device does.
+                    if let Err(e) = net::request(
+                        &url,
+                        Method::GET,
+                        None,
+                        named.clone(),
+                        self.ctx.request_timeout,
+                    )
+                    .await
+                    {
+                        return fail(format!(
+                            "DNS-SD sends devices to {ip}, but the server's TLS certificate does not verify under caCert for that address: {e}"
+                        ));
+                    }
+                }
                 Ok(r) => problems.push(format!("{url}: HTTP {}", r.status)),
                 Err(e) => problems.push(format!("{url}: {e}")),
             }
         }
-        fail(format!(
-            "no advertised address answers the directory: {}",
-            problems.join("; ")
-        ))
+        if served == 0 {
+            return fail(format!(
+                "no advertised address answers the directory: {}",
+                problems.join("; ")
+            ));
+        }
+        if !problems.is_empty() {
+            self.evidence.push(Exchange::note(
+                self.step_no,
+                format!("advertised but not answering: {}", problems.join("; ")),
+            ));
+        }
+        Ok(None)
     }
 }

@@ -15,7 +15,6 @@ mod wire;
 use super::report::{CaseResult, Exchange, Verdict};
 use super::scenario::{Action, Scenario, Step};
 use crate::check::profile::{check_device_certificate, Expected};
-use crate::client::discover;
 use crate::core::directory::{decode_ca, parse_directory, split_https_url, Directory};
 use crate::core::messages::{OOB_PATH, PROVREQ_PATH, STATUS_TEMPLATE};
 use crate::core::sign::{self, KeyVariant};
