@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod client;
 pub mod explain;
+pub mod explore;
 pub mod features;
 pub mod options;
 pub mod outcome;
@@ -238,11 +239,14 @@ pub async fn check_server(
 
     let by_id: BTreeMap<&str, &Scenario> = all.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut results: BTreeMap<String, CaseResult> = BTreeMap::new();
-    let total = selected
-        .iter()
-        .filter(|s| s.id != SANITY_FIRST && s.id != SANITY_LAST)
-        .count()
-        + 2;
+    let total = if opts.explore.is_some() {
+        1
+    } else {
+        selected
+            .iter()
+            .filter(|s| s.id != SANITY_FIRST && s.id != SANITY_LAST)
+            .count()
+    } + 2;
     let mut progress = Progress::new(total, opts.progress, "server");
     if let Some(first) = by_id.get(SANITY_FIRST) {
         let r = run_case(first, &ctx, opts.timeout).await;
@@ -255,7 +259,45 @@ pub async fn check_server(
         }
         results.insert(r.id.clone(), r);
     }
-    let (exclusive, parallel): (Vec<&Scenario>, Vec<&Scenario>) = selected
+    // Exploring replaces the catalogue (the controls still run).
+    let catalogue: &[Scenario] = if opts.explore.is_some() {
+        &[]
+    } else {
+        &selected
+    };
+    if let Some(budget) = opts.explore {
+        let found = explore::explore(
+            ctx.clone(),
+            budget,
+            seed,
+            opts.jobs,
+            opts.timeout,
+            opts.progress,
+        )
+        .await;
+        eprintln!(
+            "idprov check server --explore: {} operations in {} sequences",
+            found.ops_tried, found.sequences
+        );
+        if let Some(toml) = &found.scenario_toml {
+            let dir = opts.report_dir.join("explore");
+            let path = dir.join(format!("{}.toml", found.case.id));
+            let written = std::fs::create_dir_all(&dir)
+                .and_then(|_| crate::fsutil::write_atomic(&path, toml.as_bytes(), 0o644));
+            match written {
+                Ok(()) => eprintln!(
+                    "idprov check server --explore: divergence shrunk to a scenario: {}",
+                    path.display()
+                ),
+                Err(e) => {
+                    return Err(SetupError(format!("{}: {e}", path.display())));
+                }
+            }
+        }
+        progress.done(&found.case);
+        results.insert(found.case.id.clone(), found.case);
+    }
+    let (exclusive, parallel): (Vec<&Scenario>, Vec<&Scenario>) = catalogue
         .iter()
         .filter(|s| s.id != SANITY_FIRST && s.id != SANITY_LAST)
         .partition(|s| s.exclusive);

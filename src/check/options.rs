@@ -35,6 +35,9 @@ pub struct CheckOptions {
     pub both_roles: bool,
     /// Show progress (cases done of all, failures so far) on stderr.
     pub progress: bool,
+    /// Explore with this budget instead of running the catalogue (server
+    /// checks only).
+    pub explore: Option<super::explore::Budget>,
 }
 
 impl Default for CheckOptions {
@@ -51,6 +54,7 @@ impl Default for CheckOptions {
             timeout: Duration::from_secs(90),
             both_roles: false,
             progress: false,
+            explore: None,
         }
     }
 }

@@ -332,6 +332,17 @@ pub struct ServerTargetArgs {
     /// Its private key.
     #[arg(long, requires = "plugin_cert")]
     pub plugin_key: Option<PathBuf>,
+    /// Instead of the catalogue, explore: random operation sequences judged
+    /// by the reference model; the first divergence is shrunk and written
+    /// as a ready scenario file to `<report-dir>/explore/`.
+    #[arg(long)]
+    pub explore: bool,
+    /// Exploration budget: operations to try.
+    #[arg(long, requires = "explore", default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub explore_ops: u64,
+    /// Exploration budget: seconds for the random phase.
+    #[arg(long, requires = "explore", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub explore_time: u64,
 }
 
 impl From<ServerConnArgs> for ServerTargetArgs {

@@ -72,6 +72,13 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         timeout: Duration::from_secs(c.timeout),
         both_roles: a.which.is_none(),
         progress: !c.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        explore: match &a.which {
+            Some(CheckWhich::Server(t)) if t.explore => Some(crate::check::explore::Budget {
+                ops: t.explore_ops as usize,
+                time: Duration::from_secs(t.explore_time),
+            }),
+            _ => None,
+        },
     };
     let (target_args, run_server_side, client_cmd) = match a.which {
         Some(CheckWhich::Server(t)) => (t, true, None),

@@ -269,6 +269,17 @@ impl SecretStore {
         }
     }
 
+    /// The entry for a device, to change (the reference server's test-only
+    /// faults use it).
+    pub fn get_mut(&mut self, device_id: &str) -> Option<&mut SecretEntry> {
+        self.entries.get_mut(device_id)
+    }
+
+    /// Keeps only the entries `keep` accepts (for test-only faults).
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &SecretEntry) -> bool) {
+        self.entries.retain(|k, e| keep(k, e));
+    }
+
     /// The entry for a device.
     pub fn get(&self, device_id: &str) -> Option<&SecretEntry> {
         self.entries.get(device_id)

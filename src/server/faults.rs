@@ -69,6 +69,31 @@ pub enum Fault {
     Sha256HmacKey,
     /// The DNS-SD instance carries an empty TXT record (§2).
     EmptyTxt,
+    /// Sequence: a renewal puts back the secret the device's first
+    /// provisioning consumed (a "restore" keyed by device).
+    RenewalRevivesSecret,
+    /// Sequence: a re-post over a pending secret replaces the secret but
+    /// keeps the first post's `validUntil`.
+    RepostKeepsOldExpiry,
+    /// Sequence: failed guesses live in a per-device counter that an
+    /// approval does not clear; the next post (with nothing pending)
+    /// starts from it.
+    ApprovalKeepsGuessCount,
+    /// Sequence: requests answered Waiting (no secret yet) count as failed
+    /// guesses against the secret posted next.
+    WaitingCountsAsGuess,
+    /// Sequence: consuming a secret discards every device's secret with
+    /// the same value (an index keyed by secret).
+    SecretSharedByValue,
+    /// Sequence: a failed guess rewrites the entry with the default
+    /// `validUntil`, so a near expiry no longer holds.
+    FailedGuessExtendsExpiry,
+    /// Sequence: secrets are keyed by the lower-cased device ID, so devices
+    /// whose IDs differ only in case share one.
+    SecretKeyCaseFolded,
+    /// Sequence: status matches device IDs by prefix (`LIKE 'id%'`), so a
+    /// device without a certificate shows one whose ID extends its own.
+    StatusPrefixMatch,
     /// Discovery: the SRV record gives the listening port + 1 (§2).
     MdnsWrongPort,
     /// Discovery: no A/AAAA record is published for the SRV target (§2).
@@ -197,6 +222,14 @@ impl Fault {
         Fault::MdnsWrongPort,
         Fault::MdnsNoAddress,
         Fault::MdnsAddressNotInCert,
+        Fault::RenewalRevivesSecret,
+        Fault::RepostKeepsOldExpiry,
+        Fault::ApprovalKeepsGuessCount,
+        Fault::WaitingCountsAsGuess,
+        Fault::SecretSharedByValue,
+        Fault::FailedGuessExtendsExpiry,
+        Fault::SecretKeyCaseFolded,
+        Fault::StatusPrefixMatch,
         Fault::NoBodyTimeout,
         Fault::CnCaseFolded,
         Fault::RenewalLooseCn,
@@ -280,6 +313,152 @@ impl Faults {
     /// Whether `f` is active.
     pub fn has(&self, f: Fault) -> bool {
         self.0.contains(&f)
+    }
+}
+
+impl Fault {
+    /// Whether this fault shows only in a sequence of operations (issue 13:
+    /// every case of the fixed catalogue passes against it).
+    pub fn is_sequence(self) -> bool {
+        matches!(
+            self,
+            Fault::RenewalRevivesSecret
+                | Fault::RepostKeepsOldExpiry
+                | Fault::ApprovalKeepsGuessCount
+                | Fault::WaitingCountsAsGuess
+                | Fault::SecretSharedByValue
+                | Fault::FailedGuessExtendsExpiry
+                | Fault::SecretKeyCaseFolded
+                | Fault::StatusPrefixMatch
+        )
+    }
+}
+
+/// State the sequence faults keep beside the secret store.
+#[derive(Debug, Default)]
+pub struct SequenceState {
+    /// The secret each device's last approval by secret consumed.
+    consumed: std::collections::HashMap<String, SecretEntry>,
+    /// Failed guesses per device, as the faulty counter keeps them.
+    guesses: std::collections::HashMap<String, u32>,
+    /// Requests answered Waiting per device before any post.
+    waiting: std::collections::HashMap<String, u32>,
+}
+
+use crate::core::decision::{Authority, Decision, SecretEntry, SecretStore, WaitReason};
+
+/// The key the secret store uses for `device_id` (case-folded under
+/// `SecretKeyCaseFolded`, except for a request that brings a device
+/// certificate, whose renewal check needs the exact ID).
+pub(crate) fn secret_key(f: &Faults, device_id: &str, device_peer: bool) -> String {
+    if f.has(Fault::SecretKeyCaseFolded) && !device_peer {
+        device_id.to_ascii_lowercase()
+    } else {
+        device_id.to_string()
+    }
+}
+
+/// Applies the sequence faults to an OOB post about to store `key`'s
+/// secret; returns what to do after storing it.
+pub(crate) fn before_post(
+    f: &Faults,
+    seq: &mut SequenceState,
+    secrets: &SecretStore,
+    key: &str,
+) -> PostFixup {
+    let pending = secrets.get(key);
+    PostFixup {
+        keep_expiry: f
+            .has(Fault::RepostKeepsOldExpiry)
+            .then(|| pending.map(|e| e.valid_until))
+            .flatten(),
+        failures: if f.has(Fault::ApprovalKeepsGuessCount) && pending.is_none() {
+            seq.guesses.get(key).copied()
+        } else if f.has(Fault::WaitingCountsAsGuess) {
+            seq.waiting.remove(key)
+        } else {
+            None
+        },
+    }
+}
+
+/// What a sequence fault changes in a freshly posted entry.
+pub(crate) struct PostFixup {
+    keep_expiry: Option<time::OffsetDateTime>,
+    failures: Option<u32>,
+}
+
+impl PostFixup {
+    /// Applies it to `key`'s entry.
+    pub(crate) fn apply(self, f: &Faults, seq: &mut SequenceState, secrets: &mut SecretStore, key: &str) {
+        if let Some(e) = secrets.get_mut(key) {
+            if let Some(t) = self.keep_expiry {
+                e.valid_until = t;
+            }
+            if let Some(n) = self.failures {
+                e.failures = n;
+            }
+        }
+        if f.has(Fault::ApprovalKeepsGuessCount) {
+            let n = secrets.get(key).map_or(0, |e| e.failures);
+            seq.guesses.insert(key.to_string(), n);
+        }
+    }
+}
+
+/// Applies the sequence faults after a provisioning decision for `key`
+/// (the secret store is locked by the caller).
+pub(crate) fn after_decision(
+    f: &Faults,
+    seq: &mut SequenceState,
+    secrets: &mut SecretStore,
+    key: &str,
+    decision: &Decision,
+    taken: Option<&SecretEntry>,
+    now: time::OffsetDateTime,
+) {
+    match decision {
+        Decision::Approve {
+            authority: Authority::Secret,
+            ..
+        } => {
+            if let Some(t) = taken {
+                if f.has(Fault::RenewalRevivesSecret) {
+                    seq.consumed.insert(key.to_string(), t.clone());
+                }
+                if f.has(Fault::SecretSharedByValue) {
+                    secrets.retain(|_, e| e.secret != t.secret);
+                }
+            }
+        }
+        Decision::Approve {
+            authority: Authority::Renewal,
+            ..
+        } => {
+            if let Some(old) = seq.consumed.get(key) {
+                if f.has(Fault::RenewalRevivesSecret) {
+                    secrets.restore(key, old.clone());
+                }
+            }
+        }
+        Decision::Rejected { .. } => {
+            if f.has(Fault::ApprovalKeepsGuessCount) {
+                *seq.guesses.entry(key.to_string()).or_insert(0) += 1;
+            }
+            if f.has(Fault::FailedGuessExtendsExpiry) {
+                if let Some(e) = secrets.get_mut(key) {
+                    e.valid_until = now + crate::core::validate::DEFAULT_SECRET_LIFE;
+                }
+            }
+        }
+        Decision::Waiting {
+            reason: WaitReason::NoSecret,
+        } => {
+            if f.has(Fault::WaitingCountsAsGuess) {
+                *seq.waiting.entry(key.to_string()).or_insert(0) += 1;
+            }
+        }
+        _ => {}
     }
 }
 

@@ -268,14 +268,18 @@ fn post_oob(shared: &Shared, body: &[u8]) -> Result<Response<Full<Bytes>>, Reque
         if secrets.len() >= shared.config.max_secrets && secrets.get(&post.device_id).is_none() {
             return Err(RequestError::Internal("secret store is full".into()));
         }
+        let key = super::faults::secret_key(&shared.faults, &post.device_id, false);
         let carried = shared
             .faults
             .has(Fault::RepostKeepsGuessCount)
-            .then(|| secrets.get(&post.device_id).map(|e| e.failures))
+            .then(|| secrets.get(&key).map(|e| e.failures))
             .flatten();
-        secrets.post(&post.device_id, &post.secret, post.valid_until);
+        let mut seq = shared.sequence.lock().unwrap_or_else(|p| p.into_inner());
+        let fixup = super::faults::before_post(&shared.faults, &mut seq, &secrets, &key);
+        secrets.post(&key, &post.secret, post.valid_until);
+        fixup.apply(&shared.faults, &mut seq, &mut secrets, &key);
         if let Some(n) = carried {
-            secrets.set_failures(&post.device_id, n);
+            secrets.set_failures(&key, n);
         }
     }
     tracing::info!(device = %post.device_id, valid_until = %post.valid_until, "OOB secret posted");
@@ -440,11 +444,22 @@ async fn provision(
             crate::core::decision::VerifyMethod::RawBlanking
         },
     };
+    let device_peer = matches!(conn.peer_cert.role(now), Role::Device(_));
+    let skey = super::faults::secret_key(&shared.faults, &req.device_id, device_peer);
     let (mut decision, mut taken) = {
         let mut secrets = shared.lock_secrets();
-        let out = secrets.decide_and_apply(&req.device_id, &body, &conn.peer_cert, now, &policy);
+        let out = secrets.decide_and_apply(&skey, &body, &conn.peer_cert, now, &policy);
+        super::faults::after_decision(
+            &shared.faults,
+            &mut shared.sequence.lock().unwrap_or_else(|p| p.into_inner()),
+            &mut secrets,
+            &skey,
+            &out.0,
+            out.1.as_ref(),
+            now,
+        );
         if let (Decision::Rejected { .. }, true) = (&out.0, f(Fault::AcceptBadSignature)) {
-            match secrets.get(&req.device_id).cloned() {
+            match secrets.get(&skey).cloned() {
                 Some(entry) => (
                     Decision::Approve {
                         authority: Authority::Secret,
@@ -478,7 +493,7 @@ async fn provision(
     }
     if f(Fault::SecretReusable) {
         if let Some(entry) = taken.take() {
-            shared.lock_secrets().restore(&req.device_id, entry);
+            shared.lock_secrets().restore(&skey, entry);
         }
     }
     let go = f(Fault::GoWireFormat);
@@ -589,7 +604,7 @@ async fn provision(
                 Ok(rec) => rec,
                 Err(e) => {
                     if let Some(entry) = taken {
-                        shared.lock_secrets().restore(&req.device_id, entry);
+                        shared.lock_secrets().restore(&skey, entry);
                     }
                     return Err(e);
                 }
@@ -648,6 +663,21 @@ async fn status(shared: &Shared, id: &str) -> Result<Response<Full<Bytes>>, Requ
             .entry(id.to_string())
             .or_insert_with(|| r.clone());
     }
+    let latest = match latest {
+        None if shared.faults.has(Fault::StatusPrefixMatch) => {
+            // `LIKE 'id%'`: the latest certificate of any ID extending this one.
+            let store = shared.store.clone();
+            let prefix = id.to_string();
+            tokio::task::spawn_blocking(move || store.all())
+                .await
+                .map_err(|e| RequestError::Internal(e.to_string()))?
+                .map_err(|e| RequestError::Internal(e.to_string()))?
+                .into_iter()
+                .filter(|r| r.device_id.starts_with(&prefix))
+                .max_by_key(|r| r.issued_at)
+        }
+        other => other,
+    };
     let latest = if shared.faults.has(Fault::StatusFromSecretTable)
         && shared.lock_secrets().get(id).is_some()
     {

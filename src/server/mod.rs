@@ -124,6 +124,8 @@ pub struct Shared {
     pub status_cache: Mutex<std::collections::HashMap<String, store::IssuedRecord>>,
     /// Next serial (for `SerialCounter`).
     pub serial_counter: std::sync::atomic::AtomicU64,
+    /// What the sequence faults remember between requests.
+    pub sequence: Mutex<faults::SequenceState>,
 }
 
 impl Shared {
@@ -326,6 +328,7 @@ pub async fn start_with_faults(
         die: tokio::sync::Notify::new(),
         status_cache: Mutex::new(std::collections::HashMap::new()),
         serial_counter: std::sync::atomic::AtomicU64::new(0x0100_0000),
+        sequence: Mutex::new(faults::SequenceState::default()),
     });
     let advert = if config.mdns {
         Some(

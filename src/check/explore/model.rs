@@ -1,0 +1,786 @@
+//! The reference model the explorer judges a server by: an abstract
+//! alphabet of operations over PROTOCOL §4–§8 and, for every sequence, the
+//! set of answers the profile allows at each step. Pure and deterministic.
+//!
+//! The model is nondeterministic where the profile is: it keeps the *set*
+//! of server states the profile allows (e.g. an admin provisioning may
+//! keep or discard a device's posted secret) and predicts the union of
+//! their answers, so an implementation choice is never called a
+//! divergence. [`OPEN_CHOICES`] lists those choices.
+
+use crate::check::scenario::{Action, Expect, Step};
+use crate::core::decision::DEFAULT_GUESS_LIMIT;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Device symbols: two distinct devices and near-duplicates of the first
+/// (its ID in upper case, with a trailing dot), which a server must keep
+/// apart byte for byte.
+pub const DEVICES: &[&str] = &["a", "b", "a^upper", "a^dot"];
+/// Secret symbols: the same symbol is the same secret value, whichever
+/// device it is posted for.
+pub const SECRETS: &[&str] = &["s0", "s1", "s2"];
+/// How long a "near" `validUntil` lasts (seconds), and how long [`Op::Wait`]
+/// waits (milliseconds): the wait outlasts a near secret by a margin that
+/// absorbs the time the requests take.
+pub const NEAR_SECS: u64 = 3;
+/// See [`NEAR_SECS`].
+pub const WAIT_MS: u64 = 4_500;
+
+/// Where the profile lets a server choose; the model allows each way.
+pub const OPEN_CHOICES: &[(&str, &str)] = &[
+    (
+        "secret after an admin, plugin or renewal approval",
+        "PROTOCOL §5 says what consumes a secret (an approval by that secret) but not whether an approval by a certificate leaves a posted secret in place; both are allowed",
+    ),
+    (
+        "401 or 403",
+        "which of the two a request without the right role gets is a SHOULD (oob.auth-codes); either is allowed, any other status is a divergence",
+    ),
+    (
+        "fields in another order, an extra member",
+        "verifying over the received bytes is a SHOULD (hmac.raw-blanking): such a request may be Approved or Rejected, and a rejection counts as a failed guess",
+    ),
+    (
+        "optional key types",
+        "Ed25519 and RSA-2048 keys are used only when the target declares them (provreq.key-optional)",
+    ),
+];
+
+/// Who sends a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Who {
+    /// The admin credential.
+    Admin,
+    /// The plugin credential.
+    Plugin,
+    /// No client certificate.
+    Nobody,
+    /// The certificate last issued to this device.
+    Device(usize),
+}
+
+/// `validUntil` of an OOB post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Valid {
+    /// Empty: the default life (3 days).
+    Absent,
+    /// An hour ahead.
+    Far,
+    /// [`NEAR_SECS`] ahead: expires at the next [`Op::Wait`].
+    Near,
+    /// In the past: refused.
+    Past,
+}
+
+/// How a provisioning request is authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Auth {
+    /// Signed with a secret symbol (raw key, Go's field order).
+    Secret(usize),
+    /// Signed with a secret, fields reordered plus an extra member.
+    Reordered(usize),
+    /// Signed with SHA-256 of a secret (the profile's wrong key).
+    Sha256(usize),
+    /// No signature.
+    Unsigned,
+    /// `n` requests signed with secrets never posted.
+    Wrong(u32),
+    /// The admin or plugin credential, unsigned.
+    Cert(Who),
+    /// The device's own certificate (a renewal), unsigned.
+    Own,
+    /// Another device's certificate, unsigned: no authority.
+    OtherDevice(usize),
+    /// The device's certificate, expired: no authority (needs the CA key).
+    Expired,
+}
+
+/// A key type the request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// ECDSA P-256 (required).
+    P256,
+    /// Ed25519 (capability `ed25519`).
+    Ed25519,
+    /// RSA 2048 (capability `rsa`).
+    Rsa2048,
+}
+
+/// Malformed requests: refused whatever the state, and changing nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bad {
+    /// A device ID of 2,000 characters → 400.
+    LongId,
+    /// A device ID with a slash → 400.
+    SlashId,
+    /// An empty OOB secret → 400.
+    EmptySecret,
+    /// A `validUntil` that is not a time → 400.
+    GarbageValidUntil,
+    /// An RSA-1024 key → 400.
+    WeakKey,
+    /// GET on the provisioning endpoint → 405.
+    WrongMethod,
+    /// A 1 MiB body → 413.
+    HugeBody,
+    /// A CSR whose signature is broken → 400 (capability `csr`).
+    BadCsr,
+    /// A nested object member → any 2xx or 4xx, never 5xx.
+    NestedObject,
+}
+
+/// One operation of the abstract alphabet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    /// Post secret `secret` for `dev`.
+    Post {
+        /// Sender.
+        by: Who,
+        /// Device index into [`DEVICES`].
+        dev: usize,
+        /// Secret index into [`SECRETS`].
+        secret: usize,
+        /// Its `validUntil`.
+        valid: Valid,
+    },
+    /// A provisioning request for `dev`.
+    Provision {
+        /// Device.
+        dev: usize,
+        /// Authorisation.
+        auth: Auth,
+        /// Key type.
+        key: Key,
+    },
+    /// Read `dev`'s status.
+    Status {
+        /// Device.
+        dev: usize,
+        /// Reader.
+        by: Who,
+    },
+    /// Wait [`WAIT_MS`]: every near secret expires.
+    Wait,
+    /// A malformed request for `dev`.
+    Malformed {
+        /// Device.
+        dev: usize,
+        /// What is wrong.
+        bad: Bad,
+    },
+}
+
+fn who(w: Who) -> String {
+    match w {
+        Who::Admin => "admin".into(),
+        Who::Plugin => "plugin".into(),
+        Who::Nobody => "nobody".into(),
+        Who::Device(d) => format!("device:{}", DEVICES[d]),
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Op::Post {
+                by,
+                dev,
+                secret,
+                valid,
+            } => write!(
+                f,
+                "post {} for {} as {} (validUntil {valid:?})",
+                SECRETS[secret],
+                DEVICES[dev],
+                who(by)
+            ),
+            Op::Provision { dev, auth, key } => {
+                let a = match auth {
+                    Auth::Secret(s) => format!("signed with {}", SECRETS[s]),
+                    Auth::Reordered(s) => format!("reordered, signed with {}", SECRETS[s]),
+                    Auth::Sha256(s) => format!("signed with SHA-256({})", SECRETS[s]),
+                    Auth::Unsigned => "unsigned".into(),
+                    Auth::Wrong(n) => format!("{n}× signed with a wrong secret"),
+                    Auth::Cert(w) => format!("as {}", who(w)),
+                    Auth::Own => "renewal with its own certificate".into(),
+                    Auth::OtherDevice(o) => format!("as device:{}", DEVICES[o]),
+                    Auth::Expired => "with its expired certificate".into(),
+                };
+                write!(f, "provision {} {a} ({key:?})", DEVICES[dev])
+            }
+            Op::Status { dev, by } => write!(f, "status of {} as {}", DEVICES[dev], who(by)),
+            Op::Wait => write!(f, "wait {WAIT_MS} ms"),
+            Op::Malformed { dev, bad } => write!(f, "malformed {bad:?} for {}", DEVICES[dev]),
+        }
+    }
+}
+
+/// A posted secret as the server holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Held {
+    secret: usize,
+    near: bool,
+    expired: bool,
+    failures: u32,
+}
+
+/// One device's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+struct Dev {
+    held: Option<Held>,
+    certs: u32,
+    /// The suite holds the private key of the latest certificate (not so
+    /// for RSA-2048, whose public key is a fixed test key).
+    cred: bool,
+}
+
+/// One server state the profile allows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct State(Vec<Dev>);
+
+/// What one HTTP exchange may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Answer {
+    /// HTTP status other than 200 with no protocol status.
+    Http(u16),
+    /// 200 Approved with a certificate.
+    Approved,
+    /// 200 Waiting.
+    Waiting,
+    /// 200 Rejected.
+    Rejected,
+    /// 200 OK (an OOB post).
+    Ok,
+    /// Status 200 `Approved` with the latest certificate.
+    StatusApproved,
+    /// Status 200 `Waiting`.
+    StatusWaiting,
+}
+
+/// The model: the set of states the profile allows after the operations
+/// applied so far.
+#[derive(Debug, Clone)]
+pub struct Model {
+    states: BTreeSet<State>,
+    caps: Caps,
+}
+
+/// What the target supports, as far as the alphabet cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    /// A plugin credential.
+    pub plugin: bool,
+    /// The CA key (expired device certificates).
+    pub ca_key: bool,
+    /// Ed25519 keys.
+    pub ed25519: bool,
+    /// RSA-2048 keys.
+    pub rsa: bool,
+    /// The CSR extension.
+    pub csr: bool,
+}
+
+const MAX_STATES: usize = 256;
+
+impl Model {
+    /// The state before any operation: nothing posted, nothing issued.
+    pub fn new(caps: Caps) -> Self {
+        let mut states = BTreeSet::new();
+        states.insert(State(vec![Dev::default(); DEVICES.len()]));
+        Model { states, caps }
+    }
+
+    /// Whether every allowed state has issued `dev` a certificate whose
+    /// key the suite holds (so the case has a credential for it).
+    pub fn surely_certified(&self, dev: usize) -> bool {
+        self.states.iter().all(|s| s.0[dev].certs > 0 && s.0[dev].cred)
+    }
+
+    /// Whether `op` can be run now (its credential exists, its capability
+    /// is there).
+    pub fn applicable(&self, op: &Op) -> bool {
+        let cred = |w: Who| match w {
+            Who::Plugin => self.caps.plugin,
+            Who::Device(d) => self.surely_certified(d),
+            _ => true,
+        };
+        match *op {
+            Op::Post { by, .. } | Op::Status { by, .. } => cred(by),
+            Op::Provision { dev, auth, key } => {
+                let key_ok = match key {
+                    Key::P256 => true,
+                    Key::Ed25519 => self.caps.ed25519,
+                    Key::Rsa2048 => self.caps.rsa,
+                };
+                key_ok
+                    && match auth {
+                        Auth::Cert(w) => matches!(w, Who::Admin | Who::Plugin) && cred(w),
+                        Auth::Own => self.surely_certified(dev),
+                        Auth::OtherDevice(o) => o != dev && self.surely_certified(o),
+                        Auth::Expired => self.caps.ca_key,
+                        _ => true,
+                    }
+            }
+            Op::Malformed { bad, .. } => bad != Bad::BadCsr || self.caps.csr,
+            Op::Wait => true,
+        }
+    }
+
+    /// Applies `op` and returns, for each HTTP exchange it makes, the set
+    /// of answers the profile allows.
+    pub fn apply(&mut self, op: &Op) -> Vec<BTreeSet<Answer>> {
+        let exchanges = match op {
+            Op::Provision {
+                auth: Auth::Wrong(n),
+                ..
+            } => *n as usize,
+            _ => 1,
+        };
+        let mut allowed = vec![BTreeSet::new(); exchanges];
+        let mut next = BTreeSet::new();
+        for s in &self.states {
+            let mut branches = vec![(s.clone(), Vec::new())];
+            for i in 0..exchanges {
+                let mut grown = Vec::new();
+                for (st, answers) in branches {
+                    for (a, n) in step(&st, op, i) {
+                        let mut ans: Vec<Answer> = answers.clone();
+                        ans.push(a);
+                        grown.push((n, ans));
+                    }
+                }
+                branches = grown;
+            }
+            for (st, answers) in branches {
+                for (i, a) in answers.into_iter().enumerate() {
+                    allowed[i].insert(a);
+                }
+                next.insert(st);
+            }
+        }
+        // Bounded: with more states than this, keep the first ones (the
+        // union of answers above already counted every state).
+        self.states = next.into_iter().take(MAX_STATES).collect();
+        allowed
+    }
+}
+
+const FORBIDDEN: [Answer; 2] = [Answer::Http(401), Answer::Http(403)];
+
+/// Answers and successor states of exchange `i` of `op` from `s`.
+fn step(s: &State, op: &Op, _i: usize) -> Vec<(Answer, State)> {
+    let same = |a: Answer| vec![(a, s.clone())];
+    match *op {
+        Op::Wait => {
+            let mut n = s.clone();
+            for d in &mut n.0 {
+                if let Some(h) = &mut d.held {
+                    if h.near {
+                        h.expired = true;
+                    }
+                }
+            }
+            vec![(Answer::Ok, n)]
+        }
+        Op::Malformed { bad, dev } => match bad {
+            Bad::WrongMethod => same(Answer::Http(405)),
+            Bad::HugeBody => same(Answer::Http(413)),
+            Bad::NestedObject => {
+                // Harmless: refused (400), or judged as the unsigned
+                // request it is.
+                let mut out = same(Answer::Http(400));
+                out.extend(by_secret(s, dev, None, &|n| n));
+                out
+            }
+            _ => same(Answer::Http(400)),
+        },
+        Op::Post {
+            by,
+            dev,
+            secret,
+            valid,
+        } => match by {
+            Who::Admin | Who::Plugin => {
+                if valid == Valid::Past {
+                    return same(Answer::Http(400));
+                }
+                let mut n = s.clone();
+                n.0[dev].held = Some(Held {
+                    secret,
+                    near: valid == Valid::Near,
+                    expired: false,
+                    failures: 0,
+                });
+                vec![(Answer::Ok, n)]
+            }
+            _ => FORBIDDEN.iter().map(|a| (*a, s.clone())).collect(),
+        },
+        Op::Status { dev, by } => match by {
+            Who::Admin | Who::Plugin => same(if s.0[dev].certs > 0 {
+                Answer::StatusApproved
+            } else {
+                Answer::StatusWaiting
+            }),
+            _ => FORBIDDEN.iter().map(|a| (*a, s.clone())).collect(),
+        },
+        Op::Provision { dev, auth, key } => {
+            let issue = |mut n: State| {
+                n.0[dev].certs += 1;
+                n.0[dev].cred = key != Key::Rsa2048;
+                n
+            };
+            match auth {
+                Auth::Cert(_) | Auth::Own => {
+                    // Approved; the posted secret may stay or go.
+                    let kept = issue(s.clone());
+                    let mut gone = kept.clone();
+                    gone.0[dev].held = None;
+                    vec![(Answer::Approved, kept), (Answer::Approved, gone)]
+                }
+                Auth::Secret(k) => by_secret(s, dev, Some(k), &issue),
+                Auth::Reordered(k) => {
+                    let mut out = by_secret(s, dev, Some(k), &issue);
+                    out.extend(by_secret(s, dev, None, &issue));
+                    out
+                }
+                Auth::Sha256(_)
+                | Auth::Unsigned
+                | Auth::Wrong(_)
+                | Auth::OtherDevice(_)
+                | Auth::Expired => by_secret(s, dev, None, &issue),
+            }
+        }
+    }
+}
+
+/// The secret path of PROTOCOL §5 (steps 3–5): `signed_with` is the secret
+/// the signature verifies with, `None` for one that verifies with nothing.
+fn by_secret(
+    s: &State,
+    dev: usize,
+    signed_with: Option<usize>,
+    issue: &dyn Fn(State) -> State,
+) -> Vec<(Answer, State)> {
+    let mut n = s.clone();
+    let Some(h) = n.0[dev].held else {
+        return vec![(Answer::Waiting, n)];
+    };
+    if h.expired {
+        n.0[dev].held = None;
+        return vec![(Answer::Waiting, n)];
+    }
+    if signed_with == Some(h.secret) {
+        n.0[dev].held = None;
+        return vec![(Answer::Approved, issue(n))];
+    }
+    let failures = h.failures + 1;
+    n.0[dev].held = if failures >= DEFAULT_GUESS_LIMIT {
+        None
+    } else {
+        Some(Held { failures, ..h })
+    };
+    vec![(Answer::Rejected, n)]
+}
+
+/// The expectation a scenario step carries for a set of allowed answers.
+pub fn expect_for(allowed: &BTreeSet<Answer>) -> Expect {
+    let mut e = Expect::default();
+    let all = |f: &dyn Fn(&Answer) -> bool| allowed.iter().all(f);
+    let any = |f: &dyn Fn(&Answer) -> bool| allowed.iter().any(f);
+    let proto = |a: &Answer| matches!(a, Answer::Approved | Answer::Waiting | Answer::Rejected);
+    let codes: BTreeSet<u16> = allowed
+        .iter()
+        .map(|a| match a {
+            Answer::Http(c) => *c,
+            _ => 200,
+        })
+        .collect();
+    e.http = Some(codes.into_iter().collect());
+    if any(&proto) {
+        let approved = any(&|a| *a == Answer::Approved);
+        if all(&|a| *a == Answer::Approved) {
+            e.status = Some("Approved".into());
+            e.certificate = Some(true);
+        } else if !approved {
+            e.status = Some(
+                if allowed.len() == 1 && all(&proto) {
+                    if allowed.contains(&Answer::Waiting) {
+                        "Waiting"
+                    } else {
+                        "Rejected"
+                    }
+                } else {
+                    "not-Approved"
+                }
+                .into(),
+            );
+            e.certificate = Some(false);
+        }
+    }
+    if all(&|a| *a == Answer::StatusApproved) {
+        e.status = Some("Approved".into());
+        e.latest_cert = Some(true);
+    } else if all(&|a| *a == Answer::StatusWaiting) {
+        e.status = Some("Waiting".into());
+    }
+    if all(&|a| matches!(a, Answer::Http(401 | 403))) {
+        e.tls_refusal_ok = Some(true);
+    }
+    e
+}
+
+/// The scenario steps for `op` with the expectations `allowed` gives.
+pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
+    let ex = |i: usize| allowed.get(i).map(expect_for).unwrap_or_default();
+    let base = |action: Action, dev: usize| Step {
+        action: Some(action),
+        device: Some(DEVICES[dev].to_string()),
+        ..Step::default()
+    };
+    match *op {
+        Op::Wait => vec![Step {
+            action: Some(Action::Wait),
+            ms: Some(WAIT_MS),
+            ..Step::default()
+        }],
+        Op::Post {
+            by,
+            dev,
+            secret,
+            valid,
+        } => vec![Step {
+            as_: Some(who(by)),
+            secret: Some(SECRETS[secret].into()),
+            valid_until: match valid {
+                Valid::Absent => None,
+                Valid::Far => Some("in:3600".into()),
+                Valid::Near => Some(format!("in:{NEAR_SECS}")),
+                Valid::Past => Some("past".into()),
+            },
+            expect: ex(0),
+            ..base(Action::PostOob, dev)
+        }],
+        Op::Status { dev, by } => vec![Step {
+            as_: Some(who(by)),
+            expect: ex(0),
+            ..base(Action::Status, dev)
+        }],
+        Op::Provision { dev, auth, key } => {
+            let key = match key {
+                Key::P256 => None,
+                Key::Ed25519 => Some("ed25519".to_string()),
+                Key::Rsa2048 => Some("rsa2048".to_string()),
+            };
+            let one = |secret: Option<String>, as_: Option<String>, i: usize| Step {
+                secret,
+                as_,
+                key: key.clone(),
+                expect: ex(i),
+                ..base(Action::Provision, dev)
+            };
+            let none = || Some("none".to_string());
+            match auth {
+                Auth::Secret(k) => vec![one(Some(SECRETS[k].into()), None, 0)],
+                Auth::Reordered(k) => vec![Step {
+                    form: Some("reordered-raw".into()),
+                    ..one(Some(SECRETS[k].into()), None, 0)
+                }],
+                Auth::Sha256(k) => vec![Step {
+                    variant: Some("sha256".into()),
+                    ..one(Some(SECRETS[k].into()), None, 0)
+                }],
+                Auth::Unsigned => vec![one(none(), None, 0)],
+                Auth::Wrong(n) => (0..n as usize)
+                    .map(|i| one(Some(format!("never-posted-{i}")), None, i))
+                    .collect(),
+                Auth::Cert(w) => vec![one(none(), Some(who(w)), 0)],
+                Auth::Own => vec![one(none(), Some(who(Who::Device(dev))), 0)],
+                Auth::OtherDevice(o) => vec![one(none(), Some(who(Who::Device(o))), 0)],
+                Auth::Expired => vec![one(
+                    none(),
+                    Some(format!("expired-device:{}", DEVICES[dev])),
+                    0,
+                )],
+            }
+        }
+        Op::Malformed { dev, bad } => {
+            let e = ex(0);
+            let s = match bad {
+                Bad::LongId => Step {
+                    action: Some(Action::Provision),
+                    device_literal: Some("x".repeat(2000)),
+                    ..Step::default()
+                },
+                Bad::SlashId => Step {
+                    action: Some(Action::Provision),
+                    device_literal: Some(format!("{}/x", DEVICES[dev].replace('^', "-"))),
+                    ..Step::default()
+                },
+                Bad::EmptySecret => Step {
+                    secret_literal: Some(String::new()),
+                    ..base(Action::PostOob, dev)
+                },
+                Bad::GarbageValidUntil => Step {
+                    valid_until: Some("garbage".into()),
+                    ..base(Action::PostOob, dev)
+                },
+                Bad::WeakKey => Step {
+                    key: Some("rsa1024".into()),
+                    secret: Some("none".into()),
+                    ..base(Action::Provision, dev)
+                },
+                Bad::WrongMethod => Step {
+                    action: Some(Action::Raw),
+                    method: Some("GET".into()),
+                    endpoint: Some("provreq".into()),
+                    ..Step::default()
+                },
+                Bad::HugeBody => Step {
+                    action: Some(Action::Raw),
+                    method: Some("POST".into()),
+                    endpoint: Some("provreq".into()),
+                    body_size: Some(1 << 20),
+                    ..Step::default()
+                },
+                Bad::BadCsr => Step {
+                    csr: Some("bad-signature".into()),
+                    secret: Some("none".into()),
+                    ..base(Action::Provision, dev)
+                },
+                Bad::NestedObject => Step {
+                    body: Some("{\"deviceID\":\"{device}\",\"ip\":\"127.0.0.1\",\"mac\":\"\",\"publicKeyPEM\":\"{key}\",\"x\":{\"y\":{\"z\":1}},\"signature\":\"\"}".into()),
+                    ..base(Action::Provision, dev)
+                },
+            };
+            vec![Step { expect: e, ..s }]
+        }
+    }
+}
+
+/// The whole scenario body for a sequence: its steps, with the
+/// expectations the model gives from the empty state.
+pub fn render(ops: &[Op], caps: Caps) -> Vec<Step> {
+    let mut m = Model::new(caps);
+    let mut steps = Vec::new();
+    for op in ops {
+        let allowed = m.apply(op);
+        steps.extend(steps_for(op, &allowed));
+    }
+    steps
+}
+
+/// Whether every operation of `ops` is applicable where it stands.
+pub fn well_formed(ops: &[Op], caps: Caps) -> bool {
+    let mut m = Model::new(caps);
+    for op in ops {
+        if !m.applicable(op) {
+            return false;
+        }
+        m.apply(op);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(dev: usize, secret: usize) -> Op {
+        Op::Post {
+            by: Who::Admin,
+            dev,
+            secret,
+            valid: Valid::Absent,
+        }
+    }
+    fn prov(dev: usize, auth: Auth) -> Op {
+        Op::Provision {
+            dev,
+            auth,
+            key: Key::P256,
+        }
+    }
+    fn only(m: &mut Model, op: Op) -> Answer {
+        let a = m.apply(&op);
+        assert_eq!(a[0].len(), 1, "{op}: {a:?}");
+        *a[0].iter().next().unwrap()
+    }
+
+    #[test]
+    fn the_profile_in_sequences() {
+        let mut m = Model::new(Caps::default());
+        assert_eq!(only(&mut m, prov(0, Auth::Secret(0))), Answer::Waiting);
+        assert_eq!(only(&mut m, post(0, 0)), Answer::Ok);
+        // Another device's secret is not this one's.
+        assert_eq!(only(&mut m, prov(1, Auth::Secret(0))), Answer::Waiting);
+        assert_eq!(only(&mut m, prov(2, Auth::Secret(0))), Answer::Waiting);
+        let four = m.apply(&prov(0, Auth::Wrong(4)));
+        assert!(four.iter().all(|a| a.len() == 1 && a.contains(&Answer::Rejected)));
+        assert_eq!(only(&mut m, prov(0, Auth::Secret(0))), Answer::Approved);
+        // One time.
+        assert_eq!(only(&mut m, prov(0, Auth::Secret(0))), Answer::Waiting);
+        assert_eq!(
+            only(
+                &mut m,
+                Op::Status {
+                    dev: 0,
+                    by: Who::Admin
+                }
+            ),
+            Answer::StatusApproved
+        );
+        // The fifth failure discards the secret.
+        only(&mut m, post(1, 1));
+        m.apply(&prov(1, Auth::Wrong(5)));
+        assert_eq!(only(&mut m, prov(1, Auth::Secret(1))), Answer::Waiting);
+        // A near secret expires at the wait.
+        only(
+            &mut m,
+            Op::Post {
+                by: Who::Admin,
+                dev: 1,
+                secret: 2,
+                valid: Valid::Near,
+            },
+        );
+        m.apply(&Op::Wait);
+        assert_eq!(only(&mut m, prov(1, Auth::Secret(2))), Answer::Waiting);
+    }
+
+    #[test]
+    fn open_choices_allow_both() {
+        let mut m = Model::new(Caps::default());
+        m.apply(&post(0, 0));
+        assert_eq!(
+            only(&mut m, prov(0, Auth::Cert(Who::Admin))),
+            Answer::Approved
+        );
+        // The secret may have stayed or gone.
+        let a = m.apply(&prov(0, Auth::Secret(0)));
+        assert_eq!(
+            a[0],
+            [Answer::Approved, Answer::Waiting].into_iter().collect()
+        );
+        let e = expect_for(&a[0]);
+        assert_eq!(e.status, None);
+        assert_eq!(e.http, Some(vec![200]));
+        let e = expect_for(&[Answer::Http(401), Answer::Http(403)].into_iter().collect());
+        assert_eq!(e.http, Some(vec![401, 403]));
+    }
+
+    #[test]
+    fn credentials_must_exist() {
+        let m = Model::new(Caps::default());
+        assert!(!m.applicable(&prov(0, Auth::Own)));
+        assert!(!m.applicable(&Op::Status {
+            dev: 0,
+            by: Who::Plugin
+        }));
+        assert!(!well_formed(&[prov(0, Auth::Own)], Caps::default()));
+        assert!(well_formed(
+            &[post(0, 0), prov(0, Auth::Secret(0)), prov(0, Auth::Own)],
+            Caps::default()
+        ));
+    }
+}
