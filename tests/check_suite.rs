@@ -240,7 +240,9 @@ const NEEDS_NAMESPACE: &[Fault] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_server_is_caught() {
-    for f in Fault::ALL {
+    // Sequence faults pass the whole catalogue by design: exploration
+    // finds them (tests/explore.rs).
+    for f in Fault::ALL.iter().filter(|f| !f.is_sequence()) {
         assert!(
             EXPECTED.iter().any(|(g, _)| g == f),
             "{f:?} has no expected case"
@@ -249,7 +251,7 @@ async fn every_broken_server_is_caught() {
     let mut caught = 0;
     let mut table = String::new();
     for fault in Fault::ALL {
-        if NEEDS_NAMESPACE.contains(fault) || fault.is_near_miss() {
+        if NEEDS_NAMESPACE.contains(fault) || fault.is_near_miss() || fault.is_sequence() {
             continue;
         }
         let r = run(&[*fault], &cases_for(*fault)).await;

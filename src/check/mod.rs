@@ -183,24 +183,14 @@ async fn preflight(target: &ServerTarget, timeout: Duration) -> Result<Vec<Strin
         .unwrap_or_default())
 }
 
-/// Runs the server cases against `target` and returns the report (not yet
-/// written). `Err` only when the suite could not test (exit 2); a target
-/// that answers but fails its sanity case gets a report with that failure.
-pub async fn check_server(
-    mut target: ServerTarget,
+/// The shared context of a server run: a plugin credential minted when the
+/// CA key allows, the preflight, and the capabilities in effect.
+async fn server_context(
+    target: &mut ServerTarget,
     opts: &CheckOptions,
-) -> Result<Report, SetupError> {
-    let started_at = OffsetDateTime::now_utc();
-    let t0 = Instant::now();
-    opts.validate()?;
-    let all = select(Role::Server, &[])?;
-    check_patterns_match(&opts.cases, &patterns_scope(&all, opts)?)?;
-    let (known, baseline) = load_lists(
-        opts,
-        &scenario::catalogue().map_err(|e| SetupError(e.to_string()))?,
-    )?;
-    let selected = select(Role::Server, &opts.cases)?;
-    let seed = opts.seed.unwrap_or_else(rand::random);
+    seed: u64,
+    started_at: OffsetDateTime,
+) -> Result<Arc<RunContext>, SetupError> {
     if target.plugin.is_none() {
         if let Some(key) = &target.ca_key_pem {
             // With the CA key the suite mints its own plugin credential.
@@ -216,7 +206,7 @@ pub async fn check_server(
         }
     }
     let request_timeout = Duration::from_secs(15).min(opts.timeout);
-    let extensions = preflight(&target, request_timeout).await?;
+    let extensions = preflight(target, request_timeout).await?;
     let mut capabilities: BTreeSet<String> = opts.capabilities.iter().cloned().collect();
     if target.ca_key_pem.is_some() {
         capabilities.insert("ca-key".into());
@@ -235,6 +225,40 @@ pub async fn check_server(
         request_timeout,
         serials: profile::SerialLedger::default(),
     });
+    Ok(ctx)
+}
+
+/// Runs one scenario (e.g. a reproducer `--explore` wrote) against a
+/// server, with the same context as a full run.
+pub async fn run_scenario(
+    mut target: ServerTarget,
+    sc: &Scenario,
+    opts: &CheckOptions,
+) -> Result<CaseResult, SetupError> {
+    let seed = opts.seed.unwrap_or_else(rand::random);
+    let ctx = server_context(&mut target, opts, seed, OffsetDateTime::now_utc()).await?;
+    Ok(run_case(sc, &ctx, opts.timeout).await)
+}
+
+/// Runs the server cases against `target` and returns the report (not yet
+/// written). `Err` only when the suite could not test (exit 2); a target
+/// that answers but fails its sanity case gets a report with that failure.
+pub async fn check_server(
+    mut target: ServerTarget,
+    opts: &CheckOptions,
+) -> Result<Report, SetupError> {
+    let started_at = OffsetDateTime::now_utc();
+    let t0 = Instant::now();
+    opts.validate()?;
+    let all = select(Role::Server, &[])?;
+    check_patterns_match(&opts.cases, &patterns_scope(&all, opts)?)?;
+    let (known, baseline) = load_lists(
+        opts,
+        &scenario::catalogue().map_err(|e| SetupError(e.to_string()))?,
+    )?;
+    let selected = select(Role::Server, &opts.cases)?;
+    let seed = opts.seed.unwrap_or_else(rand::random);
+    let ctx = server_context(&mut target, opts, seed, started_at).await?;
     eprintln!("idprov check server: target {} · seed {seed}", target.url);
 
     let by_id: BTreeMap<&str, &Scenario> = all.iter().map(|s| (s.id.as_str(), s)).collect();

@@ -390,7 +390,13 @@ pub(crate) struct PostFixup {
 
 impl PostFixup {
     /// Applies it to `key`'s entry.
-    pub(crate) fn apply(self, f: &Faults, seq: &mut SequenceState, secrets: &mut SecretStore, key: &str) {
+    pub(crate) fn apply(
+        self,
+        f: &Faults,
+        seq: &mut SequenceState,
+        secrets: &mut SecretStore,
+        key: &str,
+    ) {
         if let Some(e) = secrets.get_mut(key) {
             if let Some(t) = self.keep_expiry {
                 e.valid_until = t;
@@ -453,10 +459,8 @@ pub(crate) fn after_decision(
         }
         Decision::Waiting {
             reason: WaitReason::NoSecret,
-        } => {
-            if f.has(Fault::WaitingCountsAsGuess) {
-                *seq.waiting.entry(key.to_string()).or_insert(0) += 1;
-            }
+        } if f.has(Fault::WaitingCountsAsGuess) => {
+            *seq.waiting.entry(key.to_string()).or_insert(0) += 1;
         }
         _ => {}
     }

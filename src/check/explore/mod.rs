@@ -38,7 +38,7 @@ impl Default for Budget {
 }
 
 /// Shrinking runs at most this many candidate sequences.
-pub const SHRINK_RUNS: usize = 80;
+pub const SHRINK_RUNS: usize = 160;
 
 /// The rules the model covers (every explored case cites them).
 pub const RULES: &[&str] = &[
@@ -181,10 +181,10 @@ fn random_op(
         let by = pick(
             rng,
             &[
-                (80, Who::Admin),
+                (70, Who::Admin),
                 (10, Who::Plugin),
-                (5, Who::Nobody),
-                (5, Who::Device(other)),
+                (8, Who::Nobody),
+                (12, Who::Device(other)),
             ],
         );
         let k = swarm.kinds;
@@ -363,9 +363,9 @@ pub async fn explore(
     let started = Instant::now();
     let bar = if progress {
         let b = indicatif::ProgressBar::new(budget.ops as u64);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("explore [{bar:30}] {pos}/{len} operations · {msg}")
-        {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "explore [{bar:30}] {pos}/{len} operations · {msg}",
+        ) {
             b.set_style(style);
         }
         b
@@ -439,7 +439,8 @@ pub async fn explore(
             seed,
             "exploration",
         ));
-        case.title = "Random operation sequences are answered as the reference model predicts".into();
+        case.title =
+            "Random operation sequences are answered as the reference model predicts".into();
         case.verdict = Verdict::Pass;
         case.detail = format!(
             "{ops_tried} operations in {sequences} sequences (seed {seed}, {:.1} s): no divergence from the model",
@@ -453,7 +454,7 @@ pub async fn explore(
             sequences,
         };
     };
-    let (shrunk, last) = shrink::shrink(&ctx, &original, first, caps, seed, timeout).await;
+    let (shrunk, last) = shrink::shrink(&ctx, &original, first, caps, seed, timeout, jobs).await;
     let id = "server.explore.1";
     let sc = scenario(
         id,

@@ -294,7 +294,9 @@ impl Model {
     /// Whether every allowed state has issued `dev` a certificate whose
     /// key the suite holds (so the case has a credential for it).
     pub fn surely_certified(&self, dev: usize) -> bool {
-        self.states.iter().all(|s| s.0[dev].certs > 0 && s.0[dev].cred)
+        self.states
+            .iter()
+            .all(|s| s.0[dev].certs > 0 && s.0[dev].cred)
     }
 
     /// Whether `op` can be run now (its credential exists, its capability
@@ -716,7 +718,9 @@ mod tests {
         assert_eq!(only(&mut m, prov(1, Auth::Secret(0))), Answer::Waiting);
         assert_eq!(only(&mut m, prov(2, Auth::Secret(0))), Answer::Waiting);
         let four = m.apply(&prov(0, Auth::Wrong(4)));
-        assert!(four.iter().all(|a| a.len() == 1 && a.contains(&Answer::Rejected)));
+        assert!(four
+            .iter()
+            .all(|a| a.len() == 1 && a.contains(&Answer::Rejected)));
         assert_eq!(only(&mut m, prov(0, Auth::Secret(0))), Answer::Approved);
         // One time.
         assert_eq!(only(&mut m, prov(0, Auth::Secret(0))), Answer::Waiting);

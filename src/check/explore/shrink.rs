@@ -3,18 +3,20 @@
 //! keeping a candidate only when it is still well formed for the model and
 //! still fails when re-run against the target with fresh device IDs.
 
-use super::model::{well_formed, Auth, Caps, Op};
+use super::model::{well_formed, Auth, Caps, Key, Op};
 use super::{diverges, SHRINK_RUNS};
 use crate::check::report::{CaseResult, Verdict};
 use crate::check::runner::RunContext;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Candidates one step smaller than `ops`: chunks of `n` removed, for `n`
-/// from half the length down to 1, then each `Wrong(n)` lowered by one.
+/// Candidates one step smaller or simpler than `ops`: chunks removed (half
+/// the length down to 2), neighbouring wrong guesses merged, requests
+/// turned into plain wrong guesses, single operations removed, and each
+/// `Wrong(n)` lowered by one.
 fn candidates(ops: &[Op]) -> Vec<Vec<Op>> {
     let mut out = Vec::new();
-    let mut n = (ops.len() / 2).max(1);
-    loop {
+    let removals = |n: usize, out: &mut Vec<Vec<Op>>| {
         let mut start = 0;
         while start < ops.len() {
             let mut c = ops[..start].to_vec();
@@ -24,11 +26,65 @@ fn candidates(ops: &[Op]) -> Vec<Vec<Op>> {
             }
             start += n;
         }
-        if n == 1 {
-            break;
-        }
+    };
+    // Chunks first (big steps), then merges and simplifications, then
+    // single operations.
+    let mut n = ops.len() / 2;
+    while n >= 2 {
+        removals(n, &mut out);
         n /= 2;
     }
+    let singles = {
+        let mut v = Vec::new();
+        removals(1, &mut v);
+        v
+    };
+    // Two neighbouring failed-signature requests for one device become one
+    // operation (`Wrong(a + b)`); any signed or unsigned request becomes a
+    // plain wrong guess (simpler to read, and then mergeable).
+    for i in 0..ops.len().saturating_sub(1) {
+        if let (
+            Op::Provision {
+                dev: d1,
+                auth: Auth::Wrong(a),
+                key,
+            },
+            Op::Provision {
+                dev: d2,
+                auth: Auth::Wrong(b),
+                ..
+            },
+        ) = (ops[i], ops[i + 1])
+        {
+            if d1 == d2 {
+                let mut c = ops[..i].to_vec();
+                c.push(Op::Provision {
+                    dev: d1,
+                    auth: Auth::Wrong(a + b),
+                    key,
+                });
+                c.extend_from_slice(&ops[i + 2..]);
+                out.push(c);
+            }
+        }
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if let Op::Provision { dev, auth, .. } = *op {
+            if matches!(
+                auth,
+                Auth::Secret(_) | Auth::Unsigned | Auth::Sha256(_) | Auth::Reordered(_)
+            ) {
+                let mut c = ops.to_vec();
+                c[i] = Op::Provision {
+                    dev,
+                    auth: Auth::Wrong(1),
+                    key: Key::P256,
+                };
+                out.push(c);
+            }
+        }
+    }
+    out.extend(singles);
     for (i, op) in ops.iter().enumerate() {
         if let Op::Provision {
             auth: Auth::Wrong(k),
@@ -51,37 +107,52 @@ fn candidates(ops: &[Op]) -> Vec<Vec<Op>> {
 }
 
 /// Shrinks `ops` (which failed as `first`) and returns the smallest failing
-/// sequence found with its failing result.
+/// sequence found with its failing result. Candidates are tried `jobs` at
+/// a time; the first failing one in candidate order wins, so the result
+/// does not depend on scheduling.
 pub(super) async fn shrink(
-    ctx: &RunContext,
+    ctx: &Arc<RunContext>,
     ops: &[Op],
     first: CaseResult,
     caps: Caps,
     seed: u64,
     timeout: Duration,
+    jobs: usize,
 ) -> (Vec<Op>, CaseResult) {
     let mut cur = ops.to_vec();
     let mut last = first;
     let mut runs = 0;
     'outer: loop {
-        for c in candidates(&cur) {
+        let cands: Vec<Vec<Op>> = candidates(&cur)
+            .into_iter()
+            .filter(|c| well_formed(c, caps))
+            .collect();
+        for batch in cands.chunks(jobs.max(1)) {
             if runs >= SHRINK_RUNS {
                 break 'outer;
             }
-            if !well_formed(&c, caps) {
-                continue;
+            let mut tasks = Vec::new();
+            for c in batch {
+                runs += 1;
+                let (ctx, c, id) = (
+                    ctx.clone(),
+                    c.clone(),
+                    format!("server.explore.shrink-{runs}"),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let r = diverges(&ctx, &id, &c, caps, seed, timeout).await;
+                    (c, r)
+                }));
             }
-            runs += 1;
-            let r = diverges(
-                ctx,
-                &format!("server.explore.shrink-{runs}"),
-                &c,
-                caps,
-                seed,
-                timeout,
-            )
-            .await;
-            if r.verdict == Verdict::Fail {
+            let mut winner = None;
+            for t in tasks {
+                if let Ok((c, r)) = t.await {
+                    if winner.is_none() && r.verdict == Verdict::Fail {
+                        winner = Some((c, r));
+                    }
+                }
+            }
+            if let Some((c, r)) = winner {
                 cur = c;
                 last = r;
                 continue 'outer;
@@ -94,7 +165,7 @@ pub(super) async fn shrink(
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{Key, Who};
+    use super::super::model::Who;
     use super::*;
 
     #[test]
