@@ -279,3 +279,16 @@ async fn go_reference_defects_not_quirks() {
     }
     eprintln!("{seen:#?}");
 }
+
+/// Every open choice the model allows is listed in docs/SUITE.md.
+#[test]
+fn open_choices_are_documented() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/SUITE.md")).unwrap();
+    for (name, _) in idprov::check::explore::model::OPEN_CHOICES {
+        assert!(
+            doc.contains(&format!("*{name}*")),
+            "docs/SUITE.md lacks `{name}`"
+        );
+    }
+}
