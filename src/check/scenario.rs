@@ -366,6 +366,7 @@ const AREAS: &[&str] = &[
     "limits",
     "pinning",
     "waiting",
+    "explore",
 ];
 
 /// Parses and checks one scenario file.

@@ -108,6 +108,8 @@ struct Story {
     used: [Option<usize>; 8],
     /// A near `validUntil` was posted: waiting past it becomes likely.
     near: bool,
+    /// The secret posted last, for any device.
+    last_posted: Option<usize>,
 }
 
 /// A swarm configuration (Groce et al., "Swarm testing"): each sequence
@@ -127,20 +129,13 @@ impl Swarm {
             devices.push(rng.gen_range(0..DEVICES.len()));
         }
         let mut on = |w: u32| if rng.gen_bool(0.5) { w } else { 0 };
-        // Posting and provisioning are always on; the rest by the coin.
-        let kinds = [30, 48, on(12), on(8), on(5)];
-        let auths = [
-            40,
-            on(22),
-            on(4),
-            on(4),
-            on(4),
-            on(7),
-            on(3),
-            on(12),
-            on(5),
-            on(3),
-        ];
+        // Posting, provisioning and status are always on; the rest by the
+        // coin.
+        let kinds = [30, 48, 12, on(8), on(5)];
+        // Signing right and wrong, renewal and another device's certificate
+        // are always on: the guess counter, the secret's life and who may
+        // renew are where sequences matter most.
+        let auths = [40, 22, on(4), on(4), on(4), on(7), on(3), 12, 6, on(3)];
         Swarm {
             devices,
             kinds,
@@ -170,7 +165,11 @@ fn random_op(
         let secret = match (story.posted[dev], story.used[dev], rng.gen_range(0..10)) {
             (Some(k), _, 0..=5) => k,
             (_, Some(k), 6..=7) => k,
-            _ => rng.gen_range(0..SECRETS.len()),
+            _ => match story.last_posted {
+                // The same value for another device, now and then.
+                Some(k) if rng.gen_bool(0.3) => k,
+                _ => rng.gen_range(0..SECRETS.len()),
+            },
         };
         let other = if rng.gen_bool(0.8) {
             any_dev(rng)
@@ -195,9 +194,11 @@ fn random_op(
                 (k[1], 1),
                 (k[2], 2),
                 (
+                    // A near expiry makes waiting past it likely, whatever
+                    // the swarm says.
                     match (waited, story.near) {
                         (true, _) => 0,
-                        (false, true) => k[3] * 3,
+                        (false, true) => 20,
                         (false, false) => k[3],
                     },
                     3,
@@ -240,7 +241,12 @@ fn random_op(
                 ),
                 key: pick(
                     rng,
-                    &[(80, Key::P256), (10, Key::Ed25519), (10, Key::Rsa2048)],
+                    &[
+                        (75, Key::P256),
+                        (8, Key::Ed25519),
+                        (8, Key::Rsa2048),
+                        (9, Key::P256Csr),
+                    ],
                 ),
             },
             2 => Op::Status { dev, by },
@@ -270,6 +276,7 @@ fn random_op(
                     dev, secret, valid, ..
                 } => {
                     story.posted[dev] = Some(secret);
+                    story.last_posted = Some(secret);
                     story.near |= valid == Valid::Near;
                 }
                 Op::Provision {

@@ -105,6 +105,8 @@ pub enum Key {
     Ed25519,
     /// RSA 2048 (capability `rsa`).
     Rsa2048,
+    /// P-256 with a valid CSR (capability `csr`).
+    P256Csr,
 }
 
 /// Malformed requests: refused whatever the state, and changing nothing.
@@ -314,6 +316,7 @@ impl Model {
                     Key::P256 => true,
                     Key::Ed25519 => self.caps.ed25519,
                     Key::Rsa2048 => self.caps.rsa,
+                    Key::P256Csr => self.caps.csr,
                 };
                 key_ok
                     && match auth {
@@ -569,14 +572,16 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
             ..base(Action::Status, dev)
         }],
         Op::Provision { dev, auth, key } => {
+            let csr = (key == Key::P256Csr).then(|| "valid".to_string());
             let key = match key {
-                Key::P256 => None,
+                Key::P256 | Key::P256Csr => None,
                 Key::Ed25519 => Some("ed25519".to_string()),
                 Key::Rsa2048 => Some("rsa2048".to_string()),
             };
             let one = |secret: Option<String>, as_: Option<String>, i: usize| Step {
                 secret,
                 as_,
+                csr: csr.clone(),
                 key: key.clone(),
                 expect: ex(i),
                 ..base(Action::Provision, dev)
