@@ -74,6 +74,15 @@ fn op_count(sc: &Scenario) -> usize {
         .map_or(0, |l| l.split("; ").count())
 }
 
+/// The number right after `label` in `text` (0 if there is none).
+fn number_after(text: &str, label: &str) -> usize {
+    text.split(label)
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Explores a server with `fault` within `budget`; returns (operations
 /// until found, the original and shrunk lengths, the scenario written) or
 /// why it was not found.
@@ -91,20 +100,8 @@ async fn found(fault: Fault, budget: Budget) -> Result<(usize, usize, usize, Sce
     // A ready catalogue file: it loads with every check the catalogue's do.
     let sc: Scenario = idprov::check::scenario::parse("server.explore.1.toml", &toml)
         .map_err(|e| format!("{fault:?}: {e}"))?;
-    let after: usize = c
-        .detail
-        .split("after ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let original: usize = c
-        .detail
-        .split("shrunk from ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let after = number_after(&c.detail, "after ");
+    let original = number_after(&c.detail, "shrunk from ");
     Ok((after, original, op_count(&sc), sc))
 }
 

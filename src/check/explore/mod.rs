@@ -355,6 +355,31 @@ async fn diverges(
     run_case(&sc, ctx, timeout).await
 }
 
+/// Counts a finished sequence and keeps it if it diverged.
+fn tally(
+    (n, ops, r): (usize, Vec<Op>, CaseResult),
+    ops_tried: &mut usize,
+    sequences: &mut usize,
+    diverged: &mut Vec<(usize, Vec<Op>, CaseResult)>,
+    bar: &indicatif::ProgressBar,
+) {
+    *ops_tried += ops.len();
+    *sequences += 1;
+    bar.inc(ops.len() as u64);
+    if r.verdict == Verdict::Fail {
+        bar.set_message("divergence; finishing the sequences in flight");
+        diverged.push((n, ops, r));
+    }
+}
+
+/// Operations as one line, `; `-separated.
+fn joined(ops: &[Op]) -> String {
+    ops.iter()
+        .map(|o| o.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Explores the target within `budget` and reports the first divergence,
 /// shrunk, or that there was none.
 pub async fn explore(
@@ -414,25 +439,14 @@ pub async fn explore(
             (n, ops, r)
         });
         while let Some(done) = set.try_join_next() {
-            if let Ok((n, ops, r)) = done {
-                ops_tried += ops.len();
-                sequences += 1;
-                bar.inc(ops.len() as u64);
-                if r.verdict == Verdict::Fail {
-                    bar.set_message("divergence; finishing the sequences in flight");
-                    diverged.push((n, ops, r));
-                }
+            if let Ok(done) = done {
+                tally(done, &mut ops_tried, &mut sequences, &mut diverged, &bar);
             }
         }
     }
     while let Some(done) = set.join_next().await {
-        if let Ok((n, ops, r)) = done {
-            ops_tried += ops.len();
-            sequences += 1;
-            bar.inc(ops.len() as u64);
-            if r.verdict == Verdict::Fail {
-                diverged.push((n, ops, r));
-            }
+        if let Ok(done) = done {
+            tally(done, &mut ops_tried, &mut sequences, &mut diverged, &bar);
         }
     }
     diverged.sort_by_key(|(n, _, _)| *n);
@@ -481,11 +495,7 @@ pub async fn explore(
         "diverged from the model after {ops_tried} operations in {sequences} sequences (seed {seed}); shrunk from {} to {} operations: {} — {}",
         original.len(),
         shrunk.len(),
-        shrunk
-            .iter()
-            .map(|o| o.to_string())
-            .collect::<Vec<_>>()
-            .join("; "),
+        joined(&shrunk),
         last.detail
     );
     case.evidence = last.evidence;
@@ -494,11 +504,7 @@ pub async fn explore(
         format!(
             "original sequence ({} operations): {}",
             original.len(),
-            original
-                .iter()
-                .map(|o| o.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
+            joined(&original)
         ),
     ));
     case.devices = last.devices;

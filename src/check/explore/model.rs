@@ -346,10 +346,10 @@ impl Model {
         let mut next = BTreeSet::new();
         for s in &self.states {
             let mut branches = vec![(s.clone(), Vec::new())];
-            for i in 0..exchanges {
+            for _ in 0..exchanges {
                 let mut grown = Vec::new();
                 for (st, answers) in branches {
-                    for (a, n) in step(&st, op, i) {
+                    for (a, n) in step(&st, op) {
                         let mut ans: Vec<Answer> = answers.clone();
                         ans.push(a);
                         grown.push((n, ans));
@@ -373,8 +373,8 @@ impl Model {
 
 const FORBIDDEN: [Answer; 2] = [Answer::Http(401), Answer::Http(403)];
 
-/// Answers and successor states of exchange `i` of `op` from `s`.
-fn step(s: &State, op: &Op, _i: usize) -> Vec<(Answer, State)> {
+/// Answers and successor states of one exchange of `op` from `s`.
+fn step(s: &State, op: &Op) -> Vec<(Answer, State)> {
     let same = |a: Answer| vec![(a, s.clone())];
     match *op {
         Op::Wait => {
