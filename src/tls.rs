@@ -14,9 +14,24 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::sync::Arc;
 
-/// The crate's single crypto provider.
+/// The crate's single crypto provider: ring, with the SHA-256 cipher suites
+/// first. A TLS 1.3 handshake runs its key schedule on the suite's hash, and
+/// SHA-256 is the hash CPUs accelerate (SHA-NI); AES-128-GCM is as strong as
+/// a device's key needs. Measured with `idprov bench`: the key schedule costs
+/// about a third of the SHA-384 one (see README "Performance").
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut p = rustls::crypto::ring::default_provider();
+    // A stable sort: AES-128-GCM before ChaCha20 as before, SHA-384 last
+    // within each protocol version.
+    p.cipher_suites.sort_by_key(|s| {
+        (
+            s.version() != &rustls::version::TLS13,
+            s.suite() == rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+                || s.suite() == rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+                || s.suite() == rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        )
+    });
+    Arc::new(p)
 }
 
 /// Why a TLS configuration could not be built.
@@ -162,6 +177,9 @@ pub fn server_config_with(
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key_from_pem(key_pem)?)?;
+    // The server's suite order wins: most clients list AES-256 first.
+    let mut cfg = cfg;
+    cfg.ignore_client_order = true;
     Ok(cfg)
 }
 

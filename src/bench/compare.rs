@@ -180,7 +180,7 @@ pub fn html(runs: &[(String, BenchResult)]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
@@ -199,6 +199,8 @@ mod tests {
             server_cpu_us: Some(cpu),
             server_cores: Some(1.0),
             server_peak_rss_kib: Some(1024),
+            server_cpu_seconds: Some(cpu * 100.0 / 1e6),
+            histogram: String::new(),
         }
     }
 
@@ -210,6 +212,10 @@ mod tests {
             limits: Default::default(),
             cpus: 2,
             started: "2026-11-28T00:00:00Z".into(),
+            shard: None,
+            merged_from: Vec::new(),
+            crypto_floor: None,
+            stack_floor: Vec::new(),
         }
     }
 

@@ -5,8 +5,14 @@
 //! beside the machine's limits from `openssl speed`.
 
 pub mod compare;
+pub mod floor;
+pub mod histogram;
 pub mod limits;
+pub mod merge;
 pub mod report;
+pub mod shard;
+
+pub use shard::Shard;
 
 use crate::check::runner::ServerTarget;
 use crate::check::SetupError;
@@ -36,6 +42,11 @@ pub struct BenchOptions {
     pub server_pid: Option<u32>,
     /// Show a progress bar.
     pub progress: bool,
+    /// This generator's slice of the devices.
+    pub shard: Shard,
+    /// Check every answer (signature, certificate). Off only against the
+    /// stack floor, whose answer is a fixed body.
+    pub verify: bool,
 }
 
 /// Figures of one concurrency level.
@@ -51,7 +62,8 @@ pub struct LevelResult {
     pub seconds: f64,
     /// Provisionings per second.
     pub per_second: f64,
-    /// Latency of one device's provisioning (secret post + request), ms.
+    /// Latency of one device's provisioning (secret post + request), ms:
+    /// percentiles of [`LevelResult::histogram`].
     pub p50_ms: f64,
     /// 90th percentile, ms.
     pub p90_ms: f64,
@@ -67,6 +79,13 @@ pub struct LevelResult {
     pub server_cores: Option<f64>,
     /// Server peak RSS so far, KiB (local server only).
     pub server_peak_rss_kib: Option<u64>,
+    /// Server CPU seconds over the level (local server only).
+    #[serde(default)]
+    pub server_cpu_seconds: Option<f64>,
+    /// Latencies of the provisioned devices, µs: HdrHistogram V2 deflate,
+    /// base64 ([`histogram`]). Empty in files from before histograms.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub histogram: String,
 }
 
 /// A whole run.
@@ -84,6 +103,18 @@ pub struct BenchResult {
     pub cpus: usize,
     /// When, RFC 3339.
     pub started: String,
+    /// The slice of devices this generator ran (`--shard I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// The files `idprov bench merge` combined into this result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+    /// The crypto floor, measured in the same run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crypto_floor: Option<floor::CryptoFloor>,
+    /// The same levels against the stack floor (`--floor`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack_floor: Vec<LevelResult>,
 }
 
 /// CPU seconds (user + system) of a process, from /proc.
@@ -114,14 +145,6 @@ struct Prepared {
     secret: String,
     body: Vec<u8>,
     spki: Vec<u8>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Runs one concurrency level.
@@ -158,12 +181,13 @@ async fn level(
         .to_string();
     let provreq = dir.post_provision_request.clone();
     let ca_der = cert_der_from_pem(&target.ca_pem).map_err(|e| SetupError(e.to_string()))?;
-    // Keys and signed requests are prepared before the clock starts.
-    let mut prepared = Vec::with_capacity(opts.devices);
-    for i in 0..opts.devices {
+    // Keys and signed requests are prepared before the clock starts. Device
+    // numbers run over the whole run, so shards never share an ID.
+    let mut prepared = Vec::with_capacity(opts.shard.len(opts.devices));
+    for i in (0..opts.devices).filter(|&i| opts.shard.contains(i)) {
         let key = rcgen::KeyPair::generate().map_err(|e| SetupError(e.to_string()))?;
         let device_id = format!("bench-{run_id}-{c}-{i}");
-        let secret = format!("bench-secret-{i}-{}", rand::random::<u32>());
+        let secret = format!("bench-secret-{i}-{:016x}", rand::random::<u64>());
         let body = ProvisionRequest {
             device_id: device_id.clone(),
             ip: "127.0.0.1".into(),
@@ -191,9 +215,10 @@ async fn level(
         client_config(&ServerTrust::Pinned(target.ca_pem.clone()), None)
             .map_err(|e| SetupError(e.to_string()))?,
     );
+    let attempted = prepared.len();
     let queue = Arc::new(std::sync::Mutex::new(prepared));
     let bar = if opts.progress {
-        indicatif::ProgressBar::new(opts.devices as u64)
+        indicatif::ProgressBar::new(attempted as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -219,6 +244,7 @@ async fn level(
         );
         let url = target.url.clone();
         let reuse = opts.reuse;
+        let verify = opts.verify;
         workers.push(tokio::spawn(async move {
             let mut admin = KeptAlive::new(&url, admin_cfg, Duration::from_secs(30)).ok();
             let mut device_conn = if reuse {
@@ -226,7 +252,7 @@ async fn level(
             } else {
                 None
             };
-            let mut lat = Vec::new();
+            let mut lat = histogram::new();
             let mut errors: BTreeMap<String, usize> = BTreeMap::new();
             loop {
                 let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
@@ -240,10 +266,11 @@ async fn level(
                     &provreq,
                     &p,
                     &ca_der,
+                    verify,
                 )
                 .await;
                 match res {
-                    Ok(()) => lat.push(t0.elapsed().as_secs_f64() * 1000.0),
+                    Ok(()) => histogram::record(&mut lat, t0.elapsed()),
                     Err(kind) => *errors.entry(kind).or_default() += 1,
                 }
                 bar.inc(1);
@@ -251,11 +278,12 @@ async fn level(
             (lat, errors)
         }));
     }
-    let mut lat = Vec::new();
+    let mut lat = histogram::new();
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     for w in workers {
         let (l, e) = w.await.map_err(|e| SetupError(e.to_string()))?;
-        lat.extend(l);
+        lat.add(l)
+            .map_err(|e| SetupError(format!("latency histogram: {e:?}")))?;
         for (k, v) in e {
             *errors.entry(k).or_default() += v;
         }
@@ -263,23 +291,24 @@ async fn level(
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let cpu1 = opts.server_pid.and_then(proc_cpu_seconds);
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let provisioned = lat.len();
+    let provisioned = usize::try_from(lat.len()).unwrap_or(usize::MAX);
     let server_cpu = cpu0.zip(cpu1).map(|(a, b)| b - a);
     Ok(LevelResult {
         concurrency: c,
-        devices: opts.devices,
+        devices: attempted,
         provisioned,
         seconds,
         per_second: provisioned as f64 / seconds.max(1e-9),
-        p50_ms: percentile(&lat, 0.50),
-        p90_ms: percentile(&lat, 0.90),
-        p99_ms: percentile(&lat, 0.99),
-        max_ms: lat.last().copied().unwrap_or(0.0),
+        p50_ms: histogram::ms_at(&lat, 0.50),
+        p90_ms: histogram::ms_at(&lat, 0.90),
+        p99_ms: histogram::ms_at(&lat, 0.99),
+        max_ms: histogram::max_ms(&lat),
         errors,
         server_cpu_us: server_cpu.map(|s| s * 1e6 / provisioned.max(1) as f64),
         server_cores: server_cpu.map(|s| s / seconds.max(1e-9)),
         server_peak_rss_kib: opts.server_pid.and_then(proc_peak_rss_kib),
+        server_cpu_seconds: server_cpu,
+        histogram: histogram::encode(&lat).map_err(|e| SetupError(e.to_string()))?,
     })
 }
 
@@ -291,6 +320,7 @@ async fn one(
     provreq: &str,
     p: &Prepared,
     ca_der: &[u8],
+    verify: bool,
 ) -> Result<(), String> {
     let Some(admin) = admin.as_mut() else {
         return Err("setup".into());
@@ -327,6 +357,9 @@ async fn one(
     if status != 200 {
         return Err(format!("provreq-http-{status}"));
     }
+    if !verify {
+        return Ok(());
+    }
     let resp: ProvisionResponse =
         serde_json::from_slice(&body).map_err(|_| "bad-response".to_string())?;
     if resp.status != ProvisionStatus::Approved {
@@ -362,10 +395,12 @@ pub async fn run(target: &ServerTarget, opts: &BenchOptions) -> Result<BenchResu
     let limits = tokio::task::spawn_blocking(|| limits::measure(1, 400))
         .await
         .unwrap_or_default();
-    let mut levels = Vec::new();
-    for (i, &c) in opts.concurrency.iter().enumerate() {
-        levels.push(level(target, opts, c, i).await?);
-    }
+    // About 1 s on this machine's provider, before the load starts.
+    let crypto_floor = tokio::task::spawn_blocking(|| floor::measure(0.2))
+        .await
+        .map_err(|e| SetupError(e.to_string()))?
+        .map_err(|e| SetupError(format!("crypto floor: {e}")))?;
+    let levels = levels(target, opts).await?;
     Ok(BenchResult {
         target: target.url.clone(),
         fresh_tls: !opts.reuse,
@@ -375,5 +410,22 @@ pub async fn run(target: &ServerTarget, opts: &BenchOptions) -> Result<BenchResu
             .map(|n| n.get())
             .unwrap_or(1),
         started,
+        shard: (opts.shard != Shard::WHOLE).then_some(opts.shard),
+        merged_from: Vec::new(),
+        crypto_floor: Some(crypto_floor),
+        stack_floor: Vec::new(),
     })
+}
+
+/// Runs every concurrency level against `target`, without the limits and
+/// floors (`--floor` runs the stack floor this way).
+pub async fn levels(
+    target: &ServerTarget,
+    opts: &BenchOptions,
+) -> Result<Vec<LevelResult>, SetupError> {
+    let mut levels = Vec::new();
+    for (i, &c) in opts.concurrency.iter().enumerate() {
+        levels.push(level(target, opts, c, i).await?);
+    }
+    Ok(levels)
 }

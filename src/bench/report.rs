@@ -63,6 +63,64 @@ pub fn table(r: &BenchResult) -> String {
         fmt_opt(lim.hmac_sha256_per_s),
         lim.hmac_bytes
     );
+    s.push_str(&floors(r));
+    s
+}
+
+/// The floors and the server's CPU per provisioning beside them.
+pub fn floors(r: &BenchResult) -> String {
+    let mut s = String::new();
+    if let Some(f) = &r.crypto_floor {
+        let _ = writeln!(
+            s,
+            "crypto floor ({}, {}, in-process): {:.0} µs = key exchange {:.0} + handshake signature {:.0} + key schedule {:.0} + certificate signature {:.0} + HMACs {:.1}",
+            f.group,
+            f.suite,
+            f.total_us,
+            f.key_exchange_us,
+            f.handshake_signature_us,
+            f.key_schedule_us,
+            f.certificate_signature_us,
+            f.hmac_us
+        );
+    }
+    let crypto = r.crypto_floor.as_ref().map(|f| f.total_us);
+    let rows: Vec<_> = r
+        .levels
+        .iter()
+        .filter_map(|l| Some((l, l.server_cpu_us?)))
+        .collect();
+    if rows.is_empty() || (crypto.is_none() && r.stack_floor.is_empty()) {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "server CPU per provisioning beside the floors:\n{:>5} {:>10} {:>14} {:>8} {:>15} {:>9}",
+        "conc", "server µs", "stack floor µs", "× stack", "crypto floor µs", "× crypto"
+    );
+    for (l, cpu) in rows {
+        let stack = r
+            .stack_floor
+            .iter()
+            .find(|f| f.concurrency == l.concurrency)
+            .and_then(|f| f.server_cpu_us);
+        let ratio = |floor: Option<f64>| {
+            floor
+                .filter(|f| *f > 0.0)
+                .map(|f| format!("{:.2}", cpu / f))
+                .unwrap_or_else(|| "-".into())
+        };
+        let _ = writeln!(
+            s,
+            "{:>5} {:>10.0} {:>14} {:>8} {:>15} {:>9}",
+            l.concurrency,
+            cpu,
+            fmt_opt(stack),
+            ratio(stack),
+            fmt_opt(crypto),
+            ratio(crypto)
+        );
+    }
     s
 }
 

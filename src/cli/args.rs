@@ -64,7 +64,7 @@ const H_VECTORS: &str = "Examples:\n  idprov vectors generate --dir vectors\n  i
 const H_FUZZ: &str = "Examples:\n  idprov fuzz server --requests 20000 --seed 1     # the embedded reference server\n  idprov fuzz server --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n  idprov fuzz replay out/fuzz-reproducers/server-error-123.json --url URL (same credentials)\n\nExit codes: 0 no finding (replay: it no longer fires); 1 findings (a 500 or\n502–504, a hang, a dropped connection, a failed health check; replay: it\nfires again); 2 setup error.";
 
 /// Examples and exit codes shown after the help of this command.
-const H_BENCH: &str = "Examples:\n  idprov bench --devices 2000 --concurrency 1,8,64,256\n  idprov bench --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n  idprov bench --baseline old/bench.json --max-regression 10\n  idprov bench compare before/bench.json after/bench.json\n\nExit codes: 0 every provisioning succeeded and verified (with --baseline:\nand no figure regressed beyond --max-regression); 1 some failed, or a\nregression; 2 setup error or an unreadable file.";
+const H_BENCH: &str = "Examples:\n  idprov bench --devices 2000 --concurrency 1,8,64,256\n  idprov bench --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n  idprov bench --baseline old/bench.json --max-regression 10\n  idprov bench compare before/bench.json after/bench.json\n  idprov bench --floor --devices 4000 --concurrency 64\n  idprov bench --url URL … --devices 100000 --shard 3/8 --report-dir shard3\n  idprov bench merge shard*/bench.json --report-dir merged\n\nShards: run one generator per --shard I/N at the same time (CI matrix jobs,\nKubernetes Jobs), each with the same --devices (the total) and --concurrency\n(per generator); `bench merge` sums the counts and takes percentiles from the\nmerged latency histograms.\n\nExit codes: 0 every provisioning succeeded and verified (with --baseline:\nand no figure regressed beyond --max-regression); 1 some failed, or a\nregression; 2 setup error or an unreadable file.";
 
 /// Examples and exit codes shown after the help of this command.
 const H_SPEC: &str = "Examples:\n  idprov spec rules\n  idprov spec coverage --format markdown\n\nExit codes: 0 printed; 2 the embedded profile or catalogue is unreadable.";
@@ -166,9 +166,20 @@ pub struct BenchArgs {
     /// Target (default: the reference server, started as a child process).
     #[command(flatten)]
     pub target: ServerConnArgs,
-    /// Devices per concurrency level.
+    /// Devices per concurrency level (with --shard: over all shards).
     #[arg(long, default_value_t = 1000)]
     pub devices: usize,
+    /// Run only slice I of N of the devices (1 ≤ I ≤ N), disjoint from every
+    /// other slice's IDs and secrets, against one --url; combine the
+    /// generators' bench.json files with `idprov bench merge`.
+    #[arg(long, value_name = "I/N", requires = "url")]
+    pub shard: Option<crate::bench::Shard>,
+    /// Also run the same levels against the stack floor — a bare local
+    /// server on the same TLS and HTTP stack that only handshakes, reads the
+    /// request, signs one certificate and answers a fixed body — and report
+    /// the server's CPU per provisioning beside it.
+    #[arg(long, conflicts_with = "shard")]
+    pub floor: bool,
     /// Concurrency, or a comma-separated sweep such as 1,8,64.
     #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
     pub concurrency: Vec<usize>,
@@ -203,6 +214,18 @@ pub enum BenchSub {
         #[arg(required = true, num_args = 2..)]
         files: Vec<PathBuf>,
         /// Where compare.html goes.
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+    },
+    /// Combine the bench.json files of generators that ran at the same time
+    /// (`--shard I/N` each) into one bench.json: counts summed, percentiles
+    /// from the merged latency histograms.
+    #[command(after_help = H_BENCH)]
+    Merge {
+        /// The generators' bench.json files.
+        #[arg(required = true, num_args = 2..)]
+        files: Vec<PathBuf>,
+        /// Where the merged bench.json and bench.html go.
         #[arg(long, default_value = "reports")]
         report_dir: PathBuf,
     },
@@ -422,6 +445,9 @@ pub struct ServerArgs {
     /// admin tool decode them (every security rule stays the profile's).
     #[arg(long, value_enum, default_value_t = crate::server::Wire::Profile)]
     pub wire: crate::server::Wire,
+    /// Serve the stack floor of `idprov bench --floor` instead of IDProv.
+    #[arg(long, hide = true)]
+    pub stack_floor: bool,
 }
 
 /// A path prefix: empty, or starting with `/`, without `?`, `#` or `{`.

@@ -33,9 +33,64 @@ fn compare(files: &[std::path::PathBuf], dir: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn merge(files: &[std::path::PathBuf], dir: &std::path::Path) -> ExitCode {
+    let mut runs = Vec::new();
+    for f in files {
+        match load(f) {
+            Ok(r) => runs.push((f.display().to_string(), r)),
+            Err(e) => return fail(EXIT_USAGE, e),
+        }
+    }
+    let (merged, notes) = match crate::bench::merge::merge(&runs) {
+        Ok(m) => m,
+        Err(e) => return fail(EXIT_USAGE, format!("cannot merge: {e}")),
+    };
+    for s in &notes.missing_shards {
+        eprintln!("warning: no input is shard {s}: its devices are not in the merge");
+    }
+    for f in &notes.unsharded {
+        eprintln!(
+            "warning: {f} was not run with --shard: its device IDs may have collided with another generator's"
+        );
+    }
+    out!("{}", crate::bench::report::table(&merged));
+    if let Err(e) = crate::bench::report::write(&merged, dir) {
+        return fail(EXIT_USAGE, format!("writing {}: {e}", dir.display()));
+    }
+    outln!(
+        "merged {} runs: {}/bench.json, bench.html",
+        runs.len(),
+        dir.display()
+    );
+    if merged.levels.iter().any(|l| !l.errors.is_empty()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The same levels against the stack floor, a local child process.
+async fn stack_floor(
+    opts: &crate::bench::BenchOptions,
+) -> Result<Vec<crate::bench::LevelResult>, String> {
+    let (child, target) = spawn_child_server(&["--stack-floor"])?;
+    let opts = crate::bench::BenchOptions {
+        server_pid: Some(child.child.id()),
+        verify: false,
+        ..opts.clone()
+    };
+    let levels = crate::bench::levels(&target, &opts)
+        .await
+        .map_err(|e| format!("stack floor: {e}"));
+    drop(child);
+    levels
+}
+
 pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
-    if let Some(BenchSub::Compare { files, report_dir }) = &b.sub {
-        return compare(files, report_dir);
+    match &b.sub {
+        Some(BenchSub::Compare { files, report_dir }) => return compare(files, report_dir),
+        Some(BenchSub::Merge { files, report_dir }) => return merge(files, report_dir),
+        None => {}
     }
     if b.max_regression.is_nan() || b.max_regression < 0.0 {
         return fail(EXIT_USAGE, "--max-regression must be a percentage ≥ 0");
@@ -60,7 +115,7 @@ pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
             Err(e) => return fail(EXIT_USAGE, e),
         }
     } else {
-        match spawn_child_server() {
+        match spawn_child_server(&[]) {
             Ok((c, t)) => {
                 let pid = c.child.id();
                 (Some(c), t, Some(pid))
@@ -75,9 +130,26 @@ pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
         reuse: b.reuse,
         server_pid: pid,
         progress: std::io::stderr().is_terminal(),
+        shard: b.shard.unwrap_or(crate::bench::Shard::WHOLE),
+        verify: true,
     };
-    let res = crate::bench::run(&target, &opts).await;
+    if opts.shard.is_empty(opts.devices) {
+        return fail(
+            EXIT_USAGE,
+            format!(
+                "--shard {} of {} devices is empty",
+                opts.shard, opts.devices
+            ),
+        );
+    }
+    let mut res = crate::bench::run(&target, &opts).await;
     drop(child);
+    if let (Ok(r), true) = (&mut res, b.floor) {
+        match stack_floor(&opts).await {
+            Ok(levels) => r.stack_floor = levels,
+            Err(e) => return fail(EXIT_USAGE, e),
+        }
+    }
     match res {
         Ok(r) => {
             out!("{}", crate::bench::report::table(&r));

@@ -11,6 +11,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub(super) async fn run_server(a: ServerArgs) -> ExitCode {
+    if a.stack_floor {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => return fail(1, format!("cannot install SIGTERM handler: {e}")),
+            };
+        return tokio::select! {
+            r = server::floor::serve(a.listen, &a.data_dir) => match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(EXIT_USAGE, e),
+            },
+            _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+            _ = term.recv() => ExitCode::SUCCESS,
+        };
+    }
     let cfg = ServerConfig {
         listen: a.listen,
         data_dir: a.data_dir.clone(),

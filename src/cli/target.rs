@@ -78,6 +78,7 @@ impl Drop for ChildServer {
 }
 
 pub(super) fn spawn_child_server(
+    extra: &[&str],
 ) -> Result<(ChildServer, crate::check::runner::ServerTarget), String> {
     let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -94,6 +95,7 @@ pub(super) fn spawn_child_server(
             "--data-dir",
         ])
         .arg(dir.path())
+        .args(extra)
         .env("IDPROV_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())

@@ -3,6 +3,7 @@
 
 pub mod datadir;
 pub mod faults;
+pub mod floor;
 pub mod handler;
 pub mod mdns;
 pub mod store;
@@ -246,9 +247,8 @@ pub async fn start_with_faults(
         &["localhost".to_string()],
         &san_ips(config.listen.ip()),
     )?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
+    let listener =
+        listen(config.listen, config.max_connections).map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
         })?;
@@ -364,6 +364,21 @@ pub async fn start_with_faults(
         stop,
         task,
     })
+}
+
+/// Binds with a listen backlog as deep as the connection cap (the kernel
+/// clamps it at `net.core.somaxconn`). The default of 128 overflowed under
+/// a burst of fresh devices: the kernel dropped their SYNs and each one
+/// waited out a 1 s retransmission.
+fn listen(addr: SocketAddr, max_connections: usize) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(u32::try_from(max_connections.max(128)).unwrap_or(u32::MAX))
 }
 
 async fn accept_loop(
