@@ -129,3 +129,142 @@ fn bench_baseline_regressions_and_compare() {
     let o = idprov(&["bench", "--baseline", "/nonexistent.json"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bench_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p.join("bench.json")).unwrap()).unwrap()
+}
+
+fn level0(v: &serde_json::Value, field: &str) -> f64 {
+    v["levels"][0][field].as_f64().unwrap()
+}
+
+/// `--shard I/N` and `bench merge`: four generators at concurrency 2, each
+/// with a disjoint quarter of 400 devices, run at the same time against one
+/// server; merged, they equal one generator at concurrency 8 with the same
+/// 400 devices — exactly in counts, within noise in rate and latency.
+#[test]
+fn four_shards_merged_equal_one_run() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let _server = Server(
+        Command::new(BIN)
+            .args(["server", "--no-mdns", "--listen", &listen, "--data-dir"])
+            .arg(&data)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(started.elapsed().as_secs() < 30, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("https://{listen}/idprov/directory");
+    let file = |n: &str| data.join(n).to_str().unwrap().to_string();
+    let target = [
+        "bench".to_string(),
+        "--url".into(),
+        url,
+        "--ca-cert".into(),
+        file("ca.pem"),
+        "--admin-cert".into(),
+        file("admin-cert.pem"),
+        "--admin-key".into(),
+        file("admin-key.pem"),
+        "--devices".into(),
+        "400".into(),
+    ];
+    let run = |extra: &[String]| {
+        Command::new(BIN)
+            .args(&target)
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let dir = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let single = run(&[
+        "--concurrency".into(),
+        "8".into(),
+        "--report-dir".into(),
+        dir("one"),
+    ])
+    .wait_with_output()
+    .unwrap();
+    assert!(
+        single.status.success(),
+        "{}",
+        String::from_utf8_lossy(&single.stderr)
+    );
+    let shards: Vec<_> = (1..=4)
+        .map(|k| {
+            run(&[
+                "--concurrency".into(),
+                "2".into(),
+                "--shard".into(),
+                format!("{k}/4"),
+                "--report-dir".into(),
+                dir(&format!("shard{k}")),
+            ])
+        })
+        .collect();
+    for s in shards {
+        let o = s.wait_with_output().unwrap();
+        // Zero errors while four generators ran at once: no two shards
+        // posted a secret for the same device.
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut merge = vec!["bench".to_string(), "merge".into()];
+    merge.extend((1..=4).map(|k| format!("{}/bench.json", dir(&format!("shard{k}")))));
+    merge.extend(["--report-dir".into(), dir("merged")]);
+    let o = Command::new(BIN).args(&merge).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("merged 4 runs"));
+
+    let one = bench_json(&d.path().join("one"));
+    let merged = bench_json(&d.path().join("merged"));
+    let mut sum = 0.0;
+    for k in 1..=4 {
+        let s = bench_json(&d.path().join(format!("shard{k}")));
+        assert_eq!(s["shard"]["index"], k);
+        assert_eq!(level0(&s, "devices"), 100.0);
+        sum += level0(&s, "provisioned");
+    }
+    // Exact in counts.
+    assert_eq!(level0(&merged, "provisioned"), 400.0);
+    assert_eq!(sum, 400.0);
+    assert_eq!(level0(&merged, "devices"), level0(&one, "devices"));
+    assert_eq!(level0(&merged, "concurrency"), level0(&one, "concurrency"));
+    assert_eq!(merged["levels"][0]["errors"], serde_json::json!({}));
+    let h = idprov::bench::histogram::decode(merged["levels"][0]["histogram"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(h.len(), 400);
+    assert_eq!(merged["merged_from"].as_array().unwrap().len(), 4);
+    // Within noise: the same devices at the same total concurrency on the
+    // same two cores (four generator processes instead of one).
+    for field in ["per_second", "p50_ms", "p90_ms"] {
+        let ratio = level0(&merged, field) / level0(&one, field);
+        assert!(
+            (1.0 / 3.0..=3.0).contains(&ratio),
+            "{field}: merged {} vs one run {}",
+            level0(&merged, field),
+            level0(&one, field)
+        );
+    }
+}
