@@ -212,7 +212,37 @@ fn main() {
     });
     g.finish();
     rt.block_on(srv.shutdown());
+
+    // The crypto floor of one provisioning, part by part (`idprov bench`
+    // measures the same primitives in its own run and sums them).
+    let floor = idprov::bench::floor::Primitives::new().unwrap();
+    let mut g = c.benchmark_group("crypto_floor");
+    g.bench_function(format!("key_exchange ({})", floor.group()), |b| {
+        b.iter(|| floor.key_exchange().unwrap())
+    });
+    g.bench_function("handshake_signature (ECDSA P-256)", |b| {
+        b.iter(|| floor.handshake_signature().unwrap())
+    });
+    g.bench_function(format!("key_schedule ({})", floor.suite()), |b| {
+        b.iter(|| floor.key_schedule())
+    });
+    g.bench_function("certificate_signature (ECDSA P-256)", |b| {
+        b.iter(|| floor.certificate_signature().unwrap())
+    });
+    g.bench_function("hmacs (request and answer)", |b| b.iter(|| floor.hmacs()));
+    for other in [rustls::NamedGroup::X25519, rustls::NamedGroup::secp256r1] {
+        let p = idprov::bench::floor::Primitives::with_group(Some(other)).unwrap();
+        g.bench_function(format!("key_exchange alternative ({})", p.group()), |b| {
+            b.iter(|| p.key_exchange().unwrap())
+        });
+    }
+    g.finish();
     c.final_summary();
+    let f = idprov::bench::floor::measure(0.5).unwrap();
+    println!(
+        "\ncrypto floor (sum of the parts above, measured again): {:.0} µs per provisioning",
+        f.total_us
+    );
 
     // Limits side by side, measured in the same run.
     let lim = limits::measure(1, signed_req.len());

@@ -180,6 +180,10 @@ pub fn server_config_with(
     // The server's suite order wins: most clients list AES-256 first.
     let mut cfg = cfg;
     cfg.ignore_client_order = true;
+    // No session tickets: a device provisions once and renews months later,
+    // so a ticket is work and cache memory no device uses.
+    cfg.send_tls13_tickets = 0;
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(cfg)
 }
 

@@ -140,6 +140,14 @@ pub fn proc_peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// Where a level sends its requests and how it judges the answers.
+struct Plan {
+    oob_path: String,
+    provreq: String,
+    ca_der: Vec<u8>,
+    verify: bool,
+}
+
 struct Prepared {
     device_id: String,
     secret: String,
@@ -179,8 +187,12 @@ async fn level(
         .and_then(|u| u.strip_prefix(&origin))
         .unwrap_or(OOB_PATH)
         .to_string();
-    let provreq = dir.post_provision_request.clone();
-    let ca_der = cert_der_from_pem(&target.ca_pem).map_err(|e| SetupError(e.to_string()))?;
+    let plan = Arc::new(Plan {
+        provreq: dir.post_provision_request.clone(),
+        oob_path,
+        ca_der: cert_der_from_pem(&target.ca_pem).map_err(|e| SetupError(e.to_string()))?,
+        verify: opts.verify,
+    });
     // Keys and signed requests are prepared before the clock starts. Device
     // numbers run over the whole run, so shards never share an ID.
     let mut prepared = Vec::with_capacity(opts.shard.len(opts.devices));
@@ -233,18 +245,15 @@ async fn level(
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..c.max(1) {
-        let (queue, admin_cfg, dev_cfg, provreq, oob_path, ca_der, bar) = (
+        let (queue, admin_cfg, dev_cfg, plan, bar) = (
             queue.clone(),
             admin_cfg.clone(),
             dev_cfg.clone(),
-            provreq.clone(),
-            oob_path.clone(),
-            ca_der.clone(),
+            plan.clone(),
             bar.clone(),
         );
         let url = target.url.clone();
         let reuse = opts.reuse;
-        let verify = opts.verify;
         workers.push(tokio::spawn(async move {
             let mut admin = KeptAlive::new(&url, admin_cfg, Duration::from_secs(30)).ok();
             let mut device_conn = if reuse {
@@ -262,11 +271,8 @@ async fn level(
                     &mut admin,
                     &mut device_conn,
                     &dev_cfg,
-                    &oob_path,
-                    &provreq,
+                    &plan,
                     &p,
-                    &ca_der,
-                    verify,
                 )
                 .await;
                 match res {
@@ -316,12 +322,15 @@ async fn one(
     admin: &mut Option<KeptAlive>,
     device_conn: &mut Option<KeptAlive>,
     dev_cfg: &Arc<rustls::ClientConfig>,
-    oob_path: &str,
-    provreq: &str,
+    plan: &Plan,
     p: &Prepared,
-    ca_der: &[u8],
-    verify: bool,
 ) -> Result<(), String> {
+    let Plan {
+        oob_path,
+        provreq,
+        ca_der,
+        verify,
+    } = plan;
     let Some(admin) = admin.as_mut() else {
         return Err("setup".into());
     };
@@ -357,7 +366,7 @@ async fn one(
     if status != 200 {
         return Err(format!("provreq-http-{status}"));
     }
-    if !verify {
+    if !*verify {
         return Ok(());
     }
     let resp: ProvisionResponse =
@@ -396,7 +405,7 @@ pub async fn run(target: &ServerTarget, opts: &BenchOptions) -> Result<BenchResu
         .await
         .unwrap_or_default();
     // About 1 s on this machine's provider, before the load starts.
-    let crypto_floor = tokio::task::spawn_blocking(|| floor::measure(0.2))
+    let crypto_floor = tokio::task::spawn_blocking(|| floor::measure(0.4))
         .await
         .map_err(|e| SetupError(e.to_string()))?
         .map_err(|e| SetupError(format!("crypto floor: {e}")))?;
