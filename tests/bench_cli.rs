@@ -268,3 +268,90 @@ fn four_shards_merged_equal_one_run() {
         );
     }
 }
+
+/// `--floor`: the same level runs against the stack floor, and the table and
+/// bench.json put the server's CPU per provisioning beside both floors.
+/// Bad shard and merge arguments are one-line usage errors.
+#[test]
+fn floors_are_measured_and_bad_arguments_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let o = idprov(&[
+        "bench",
+        "--floor",
+        "--devices",
+        "30",
+        "--concurrency",
+        "2",
+        "--report-dir",
+        d.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("crypto floor (X25519, TLS13_AES_128_GCM_SHA256"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("× stack"), "{stdout}");
+    let v = bench_json(d.path());
+    let crypto = &v["crypto_floor"];
+    let parts: f64 = [
+        "key_exchange_us",
+        "handshake_signature_us",
+        "key_schedule_us",
+        "certificate_signature_us",
+        "hmac_us",
+    ]
+    .iter()
+    .map(|k| crypto[k].as_f64().unwrap())
+    .sum();
+    assert!(parts > 0.0 && (crypto["total_us"].as_f64().unwrap() - parts).abs() < 1e-6);
+    let floor = &v["stack_floor"][0];
+    // The stack floor answered every device (a floor that fails is no floor).
+    assert_eq!(floor["provisioned"], 30, "{floor}");
+    assert!(floor["server_cpu_us"].as_f64().unwrap() > 0.0);
+    assert!(v["levels"][0]["server_cpu_us"].as_f64().unwrap() > 0.0);
+
+    for (args, says) in [
+        (
+            vec!["bench", "--url", "https://127.0.0.1:9/x", "--shard", "5/4"],
+            "not a shard",
+        ),
+        (vec!["bench", "--shard", "1/2"], "--url"),
+        (
+            vec![
+                "bench",
+                "merge",
+                "/nonexistent/a.json",
+                "/nonexistent/b.json",
+            ],
+            "/nonexistent/a.json",
+        ),
+    ] {
+        let o = idprov(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // Two copies of one shard would count its devices twice.
+    let one = d.path().join("bench.json");
+    let mut sharded = bench_json(d.path());
+    sharded["shard"] = serde_json::json!({"index": 1, "count": 2});
+    let shard_file = d.path().join("shard.json");
+    std::fs::write(&shard_file, sharded.to_string()).unwrap();
+    let o = idprov(&[
+        "bench",
+        "merge",
+        shard_file.to_str().unwrap(),
+        shard_file.to_str().unwrap(),
+        "--report-dir",
+        d.path().join("m").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("appears twice"));
+    assert!(one.exists());
+}

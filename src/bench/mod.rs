@@ -267,14 +267,7 @@ async fn level(
                 let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
                 let Some(p) = next else { break };
                 let t0 = Instant::now();
-                let res = one(
-                    &mut admin,
-                    &mut device_conn,
-                    &dev_cfg,
-                    &plan,
-                    &p,
-                )
-                .await;
+                let res = one(&mut admin, &mut device_conn, &dev_cfg, &plan, &p).await;
                 match res {
                     Ok(()) => histogram::record(&mut lat, t0.elapsed()),
                     Err(kind) => *errors.entry(kind).or_default() += 1,
