@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// first. A TLS 1.3 handshake runs its key schedule on the suite's hash, and
 /// SHA-256 is the hash CPUs accelerate (SHA-NI); AES-128-GCM is as strong as
 /// a device's key needs. Measured with `idprov bench`: the key schedule costs
-/// about a third of the SHA-384 one (see README "Performance").
+/// about a quarter of the SHA-384 one (see README "Performance").
 pub fn provider() -> Arc<CryptoProvider> {
     let mut p = rustls::crypto::ring::default_provider();
     // A stable sort: AES-128-GCM before ChaCha20 as before, SHA-384 last
