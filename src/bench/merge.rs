@@ -71,7 +71,9 @@ fn check_shards(runs: &[(String, BenchResult)]) -> Result<MergeNotes, MergeError
 
 fn merge_level(runs: &[(String, BenchResult)], k: usize) -> Result<LevelResult, MergeError> {
     let mut lat = histogram::new();
-    let (mut concurrency, mut devices, mut provisioned, mut seconds) = (0, 0, 0, 0f64);
+    // Provisioned is the merged histogram's count: each input's count is
+    // checked against its own provisioned figure below.
+    let (mut concurrency, mut devices, mut seconds) = (0, 0, 0f64);
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     let mut cpu: Option<f64> = Some(0.0);
     let mut rss: Option<u64> = None;
@@ -109,7 +111,6 @@ fn merge_level(runs: &[(String, BenchResult)], k: usize) -> Result<LevelResult, 
         }
         concurrency += l.concurrency;
         devices += l.devices;
-        provisioned += l.provisioned;
         // The generators ran side by side: the level took as long as the
         // slowest (a conservative rate if they did not start together).
         seconds = seconds.max(l.seconds);
@@ -121,26 +122,12 @@ fn merge_level(runs: &[(String, BenchResult)], k: usize) -> Result<LevelResult, 
         cpu = cpu.zip(l.server_cpu_seconds).map(|(a, b)| a.max(b));
         rss = rss.max(l.server_peak_rss_kib);
     }
-    Ok(LevelResult {
-        concurrency,
-        devices,
-        provisioned,
-        seconds,
-        per_second: provisioned as f64 / seconds.max(1e-9),
-        p50_ms: histogram::ms_at(&lat, 0.50),
-        p90_ms: histogram::ms_at(&lat, 0.90),
-        p99_ms: histogram::ms_at(&lat, 0.99),
-        max_ms: histogram::max_ms(&lat),
-        errors,
-        server_cpu_us: cpu.map(|s| s * 1e6 / provisioned.max(1) as f64),
-        server_cores: cpu.map(|s| s / seconds.max(1e-9)),
-        server_peak_rss_kib: rss,
-        server_cpu_seconds: cpu,
-        histogram: histogram::encode(&lat).map_err(|source| MergeError::Histogram {
+    LevelResult::from_latencies(concurrency, devices, seconds, &lat, errors, cpu, rss).map_err(
+        |source| MergeError::Histogram {
             file: "merged".into(),
             source,
-        })?,
-    })
+        },
+    )
 }
 
 /// Merges runs (named by their files) level by level: the k-th level of

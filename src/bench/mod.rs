@@ -88,6 +88,39 @@ pub struct LevelResult {
     pub histogram: String,
 }
 
+impl LevelResult {
+    /// A level's figures from its latency histogram (one per provisioned
+    /// device) and the server's CPU seconds over the level.
+    pub fn from_latencies(
+        concurrency: usize,
+        devices: usize,
+        seconds: f64,
+        lat: &histogram::Latency,
+        errors: BTreeMap<String, usize>,
+        server_cpu: Option<f64>,
+        server_peak_rss_kib: Option<u64>,
+    ) -> Result<Self, histogram::HistogramError> {
+        let provisioned = usize::try_from(lat.len()).unwrap_or(usize::MAX);
+        Ok(LevelResult {
+            concurrency,
+            devices,
+            provisioned,
+            seconds,
+            per_second: provisioned as f64 / seconds.max(1e-9),
+            p50_ms: histogram::ms_at(lat, 0.50),
+            p90_ms: histogram::ms_at(lat, 0.90),
+            p99_ms: histogram::ms_at(lat, 0.99),
+            max_ms: histogram::max_ms(lat),
+            errors,
+            server_cpu_us: server_cpu.map(|s| s * 1e6 / provisioned.max(1) as f64),
+            server_cores: server_cpu.map(|s| s / seconds.max(1e-9)),
+            server_peak_rss_kib,
+            server_cpu_seconds: server_cpu,
+            histogram: histogram::encode(lat)?,
+        })
+    }
+}
+
 /// A whole run.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BenchResult {
@@ -290,25 +323,17 @@ async fn level(
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let cpu1 = opts.server_pid.and_then(proc_cpu_seconds);
-    let provisioned = usize::try_from(lat.len()).unwrap_or(usize::MAX);
     let server_cpu = cpu0.zip(cpu1).map(|(a, b)| b - a);
-    Ok(LevelResult {
-        concurrency: c,
-        devices: attempted,
-        provisioned,
+    LevelResult::from_latencies(
+        c,
+        attempted,
         seconds,
-        per_second: provisioned as f64 / seconds.max(1e-9),
-        p50_ms: histogram::ms_at(&lat, 0.50),
-        p90_ms: histogram::ms_at(&lat, 0.90),
-        p99_ms: histogram::ms_at(&lat, 0.99),
-        max_ms: histogram::max_ms(&lat),
+        &lat,
         errors,
-        server_cpu_us: server_cpu.map(|s| s * 1e6 / provisioned.max(1) as f64),
-        server_cores: server_cpu.map(|s| s / seconds.max(1e-9)),
-        server_peak_rss_kib: opts.server_pid.and_then(proc_peak_rss_kib),
-        server_cpu_seconds: server_cpu,
-        histogram: histogram::encode(&lat).map_err(|e| SetupError(e.to_string()))?,
-    })
+        server_cpu,
+        opts.server_pid.and_then(proc_peak_rss_kib),
+    )
+    .map_err(|e| SetupError(e.to_string()))
 }
 
 async fn one(

@@ -10,14 +10,21 @@ fn load(p: &std::path::Path) -> Result<crate::bench::BenchResult, String> {
     serde_json::from_str(&text).map_err(|e| format!("{} is not a bench.json: {e}", p.display()))
 }
 
+/// Every file, named by its path, or the first that cannot be read.
+fn load_all(
+    files: &[std::path::PathBuf],
+) -> Result<Vec<(String, crate::bench::BenchResult)>, String> {
+    files
+        .iter()
+        .map(|f| Ok((f.display().to_string(), load(f)?)))
+        .collect()
+}
+
 fn compare(files: &[std::path::PathBuf], dir: &std::path::Path) -> ExitCode {
-    let mut runs = Vec::new();
-    for f in files {
-        match load(f) {
-            Ok(r) => runs.push((f.display().to_string(), r)),
-            Err(e) => return fail(EXIT_USAGE, e),
-        }
-    }
+    let runs = match load_all(files) {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
     out!("{}", crate::bench::compare::side_by_side(&runs));
     let page = crate::bench::compare::html(&runs);
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| {
@@ -34,13 +41,10 @@ fn compare(files: &[std::path::PathBuf], dir: &std::path::Path) -> ExitCode {
 }
 
 fn merge(files: &[std::path::PathBuf], dir: &std::path::Path) -> ExitCode {
-    let mut runs = Vec::new();
-    for f in files {
-        match load(f) {
-            Ok(r) => runs.push((f.display().to_string(), r)),
-            Err(e) => return fail(EXIT_USAGE, e),
-        }
-    }
+    let runs = match load_all(files) {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
     let (merged, notes) = match crate::bench::merge::merge(&runs) {
         Ok(m) => m,
         Err(e) => return fail(EXIT_USAGE, format!("cannot merge: {e}")),
