@@ -212,39 +212,88 @@ pub struct Generator {
     rng: ChaCha20Rng,
     authority: String,
     key_pem: String,
+    paths: FuzzPaths,
 }
 
-const PATHS: &[&str] = &[
-    "/idprov/directory",
-    "/idprov/oobsecret",
-    "/idprov/provreq",
-    "/idprov/status/dev-1",
-];
+/// The target's endpoint paths, as its directory gives them: requests go
+/// where the target serves, not to the default `/idprov/*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuzzPaths {
+    /// The directory.
+    pub directory: String,
+    /// The OOB endpoint.
+    pub oob: String,
+    /// The provisioning endpoint.
+    pub provreq: String,
+    /// The status template, with `{deviceID}`.
+    pub status: String,
+}
+
+impl FuzzPaths {
+    /// The paths of the reference server's default prefix.
+    pub fn defaults() -> Self {
+        FuzzPaths {
+            directory: crate::core::messages::DIRECTORY_PATH.into(),
+            oob: crate::core::messages::OOB_PATH.into(),
+            provreq: crate::core::messages::PROVREQ_PATH.into(),
+            status: crate::core::messages::STATUS_TEMPLATE.into(),
+        }
+    }
+
+    /// The paths of a parsed directory fetched from `directory_url`.
+    pub fn of(d: &crate::core::directory::Directory, directory_url: &str) -> Self {
+        let path = |url: &str| {
+            crate::core::directory::split_https_url(url)
+                .map_or(url, |(_, p)| p)
+                .to_string()
+        };
+        let defaults = Self::defaults();
+        FuzzPaths {
+            directory: path(directory_url),
+            oob: d.post_oob_secret.as_deref().map_or(defaults.oob, path),
+            provreq: path(&d.post_provision_request),
+            status: d.status.as_deref().map_or(defaults.status, path),
+        }
+    }
+
+    fn status_of(&self, id: &str) -> String {
+        self.status.replace("{deviceID}", id)
+    }
+
+    /// The status path with nothing after its prefix.
+    fn status_prefix(&self) -> &str {
+        self.status
+            .split_once("{deviceID}")
+            .map_or(self.status.as_str(), |(p, _)| p)
+    }
+}
 const METHODS: &[&str] = &[
     "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE", "CONNECT", "BREW",
     "G\u{e9}T",
 ];
 
 impl Generator {
-    /// A generator for a server at `authority` (`host:port`).
-    pub fn new(seed: u64, authority: &str) -> Self {
+    /// A generator for a server at `authority` (`host:port`) serving
+    /// `paths`.
+    pub fn new(seed: u64, authority: &str, paths: FuzzPaths) -> Self {
         Generator {
             rng: ChaCha20Rng::seed_from_u64(seed),
             authority: authority.to_string(),
             key_pem: rcgen::KeyPair::generate()
                 .map(|k| k.public_key_pem())
                 .unwrap_or_default(),
+            paths,
         }
     }
 
     fn valid_body(&mut self, path: &str) -> Vec<u8> {
         let id = format!("fz-{:x}", self.rng.gen::<u32>());
         match path {
-            "/idprov/oobsecret" => serde_json::to_vec(
+            p if p == self.paths.oob => serde_json::to_vec(
                 &serde_json::json!({"deviceID": id, "oobSecret": "s", "validUntil": ""}),
             )
             .unwrap_or_default(),
-            "/idprov/provreq" => ProvisionRequest {
+            p if p == self.paths.provreq => ProvisionRequest {
                 device_id: id,
                 ip: "127.0.0.1".into(),
                 mac: String::new(),
@@ -361,12 +410,23 @@ impl Generator {
 
     /// The next request.
     pub fn next_request(&mut self) -> RawRequest {
-        let path = PATHS.choose(&mut self.rng).copied().unwrap_or("/");
-        let body = self.valid_body(path);
+        let p = &self.paths;
+        let endpoints = [
+            p.directory.clone(),
+            p.oob.clone(),
+            p.provreq.clone(),
+            p.status_of("dev-1"),
+        ];
+        let path = endpoints
+            .choose(&mut self.rng)
+            .cloned()
+            .unwrap_or_else(|| "/".into());
+        let body = self.valid_body(&path);
         let (mut body, mut label) = self.mutate_body(body);
-        let mut method = match path {
-            "/idprov/oobsecret" | "/idprov/provreq" => "POST",
-            _ => "GET",
+        let mut method = if path == self.paths.oob || path == self.paths.provreq {
+            "POST"
+        } else {
+            "GET"
         }
         .to_string();
         let mut path = path.to_string();
@@ -388,28 +448,30 @@ impl Generator {
                 label.push_str(", odd method");
             }
             1 => {
+                let p = &self.paths;
+                let status = p.status_prefix();
+                let dir = p.directory.trim_start_matches('/');
+                let parent = dir.split_once('/').map_or("", |(first, _)| first);
                 path = [
-                    "/idprov/status/..",
-                    "/idprov/status/%2e%2e",
-                    "/idprov/status/a%2fb",
-                    "/idprov/directory/",
-                    "/idprov/../idprov/directory",
-                    "//idprov/directory",
-                    "/idprov/provreq?x=1&y",
-                    "/idprov/status/",
-                    "*",
+                    format!("{status}.."),
+                    format!("{status}%2e%2e"),
+                    format!("{status}a%2fb"),
+                    format!("/{dir}/"),
+                    format!("/{parent}/../{dir}"),
+                    format!("//{dir}"),
+                    format!("{}?x=1&y", p.provreq),
+                    status.to_string(),
+                    "*".to_string(),
                 ]
                 .choose(&mut self.rng)
-                .copied()
-                .unwrap_or("/")
-                .to_string();
+                .cloned()
+                .unwrap_or_else(|| "/".into());
                 label.push_str(", odd path");
             }
             2 => {
-                path = format!(
-                    "/idprov/status/{}",
-                    "a".repeat(self.rng.gen_range(100..20_000))
-                );
+                path = self
+                    .paths
+                    .status_of(&"a".repeat(self.rng.gen_range(100..20_000)));
                 label.push_str(", long path");
             }
             3 => {
@@ -557,6 +619,29 @@ pub async fn health_check(target: &ServerTarget, n: u64) -> Result<(), String> {
         .map_err(|e| format!("honest provisioning: {e}"))
 }
 
+/// The endpoint paths the target's directory names; a directory that does
+/// not parse is a setup error (the suite cannot know where to send).
+async fn target_paths(target: &ServerTarget) -> Result<FuzzPaths, SetupError> {
+    let cfg = client_config(&ServerTrust::Pinned(target.ca_pem.clone()), None)
+        .map_err(|e| SetupError(format!("TLS setup: {e}")))?;
+    let r = crate::net::request(
+        &target.url,
+        http::Method::GET,
+        None,
+        Arc::new(cfg),
+        Duration::from_secs(15),
+    )
+    .await
+    .map_err(|e| SetupError(format!("fetching the directory {}: {e}", target.url)))?;
+    let d = crate::core::directory::parse_directory(&r.body, &target.url).map_err(|e| {
+        SetupError(format!(
+            "the directory at {} (HTTP {}) does not parse, so the fuzzer cannot know the endpoints: {e}",
+            target.url, r.status
+        ))
+    })?;
+    Ok(FuzzPaths::of(&d, &target.url))
+}
+
 /// Result of a fuzzing run.
 pub struct FuzzResult {
     /// Requests sent.
@@ -565,6 +650,8 @@ pub struct FuzzResult {
     pub findings: Vec<(Reproducer, PathBuf)>,
     /// The report (also written to the report dir).
     pub report: Report,
+    /// How often each HTTP status was answered.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
 }
 
 fn save_repro(dir: &Path, r: &Reproducer) -> Result<PathBuf, SetupError> {
@@ -595,7 +682,8 @@ pub async fn fuzz_server(
     let authority = crate::net::parse_url(&target.url)
         .map_err(|e| SetupError(e.to_string()))?
         .authority;
-    let mut gen = Generator::new(opts.seed, &authority);
+    let paths = target_paths(target).await?;
+    let mut gen = Generator::new(opts.seed, &authority, paths);
     let bar = if opts.progress {
         indicatif::ProgressBar::new(opts.requests)
     } else {
@@ -636,7 +724,7 @@ pub async fn fuzz_server(
         let Some(joined) = inflight.join_next().await else {
             break;
         };
-        let Ok((idx, r, out)) = joined else { continue };
+        let (idx, r, out) = crate::check::task_result(joined, "a fuzzing request")?;
         done += 1;
         sent = done;
         bar.inc(1);
@@ -708,6 +796,7 @@ pub async fn fuzz_server(
         sent,
         findings,
         report,
+        statuses,
     })
 }
 
@@ -791,6 +880,8 @@ fn build_report(
                     })
                     .collect(),
                 known_failing: None,
+                own_verdict: None,
+                incidental: Vec::new(),
             }
         })
         .collect();
@@ -816,6 +907,8 @@ fn build_report(
             devices: vec![],
             evidence: vec![],
             known_failing: None,
+            own_verdict: None,
+            incidental: Vec::new(),
         });
     }
     let failed: Vec<String> = cases

@@ -55,6 +55,36 @@ async fn reference_server_survives_fuzzing() {
     srv.shutdown().await;
 }
 
+/// A server on other paths is fuzzed where its directory says it serves:
+/// at most the odd-path share of requests gets 404 (sent to `/idprov/*`,
+/// three in four did, and the run came out clean for the wrong reason).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzing_follows_the_directory_paths() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(&d.path().join("data"));
+    cfg.path_prefix = "/api/v9/prov".into();
+    let srv = idprov::server::start(cfg).await.unwrap();
+    let target = idprov::check::embedded_target(&srv).unwrap();
+    let opts = FuzzOptions {
+        requests: 400,
+        seed: 11,
+        batch: 400,
+        report_dir: d.path().join("reports"),
+        progress: false,
+        ..FuzzOptions::default()
+    };
+    let r = fuzz::fuzz_server(&target, &opts).await.unwrap();
+    let not_found = r.statuses.get(&404).copied().unwrap_or(0);
+    assert!(
+        not_found * 5 < r.sent,
+        "{not_found} of {} requests got 404: {:?}",
+        r.sent,
+        r.statuses
+    );
+    assert!(r.findings.is_empty());
+    srv.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragile_server_faults_are_found_and_replay() {
     let d = tempfile::tempdir().unwrap();

@@ -21,6 +21,7 @@ async fn report(faults: &[Fault]) -> Report {
             "!server.oob.valid-until-honoured".into(),
         ],
         seed: Some(42),
+        run_id: Some(0x5eed_0042),
         jobs: 1,
         timeout: Duration::from_secs(60),
         ..CheckOptions::default()

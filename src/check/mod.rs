@@ -80,6 +80,20 @@ impl Drop for Progress {
 #[error("{0}")]
 pub struct SetupError(pub String);
 
+/// The value of a finished task of the suite's own, or a setup error when
+/// it panicked: a crash of the suite fails the run (exit 2) instead of
+/// silently shrinking it.
+pub(crate) fn task_result<T>(
+    joined: Result<T, tokio::task::JoinError>,
+    what: &str,
+) -> Result<T, SetupError> {
+    joined.map_err(|e| {
+        SetupError(format!(
+            "{what} of idprov's own crashed ({e}): a bug in idprov, not in the target; the run is void"
+        ))
+    })
+}
+
 /// The capabilities a case needs that the target lacks, as a skip reason.
 pub fn missing_capabilities(s: &Scenario, have: &BTreeSet<String>) -> Option<String> {
     let missing: Vec<&str> = s
@@ -178,9 +192,16 @@ async fn preflight(target: &ServerTarget, timeout: Duration) -> Result<Vec<Strin
             target.url
         )));
     }
-    Ok(crate::core::directory::parse_directory(&body, &target.url)
+    // A directory the suite cannot read leaves it nowhere to send the
+    // cases: that is a setup error, not a server with no extensions.
+    crate::core::directory::parse_directory(&body, &target.url)
         .map(|d| d.extensions)
-        .unwrap_or_default())
+        .map_err(|e| {
+            SetupError(format!(
+                "the directory at {} does not parse, so the suite cannot find the endpoints: {e}",
+                target.url
+            ))
+        })
 }
 
 /// The shared context of a server run: a plugin credential minted when the
@@ -189,6 +210,7 @@ async fn server_context(
     target: &mut ServerTarget,
     opts: &CheckOptions,
     seed: u64,
+    run_id: u32,
     started_at: OffsetDateTime,
 ) -> Result<Arc<RunContext>, SetupError> {
     if target.plugin.is_none() {
@@ -221,6 +243,7 @@ async fn server_context(
             .map_err(|e| SetupError(e.to_string()))?,
         target: target.clone(),
         seed,
+        run_id,
         capabilities: capabilities.clone(),
         request_timeout,
         serials: profile::SerialLedger::default(),
@@ -236,7 +259,8 @@ pub async fn run_scenario(
     opts: &CheckOptions,
 ) -> Result<CaseResult, SetupError> {
     let seed = opts.seed.unwrap_or_else(rand::random);
-    let ctx = server_context(&mut target, opts, seed, OffsetDateTime::now_utc()).await?;
+    let run_id = opts.run_id.unwrap_or_else(rand::random);
+    let ctx = server_context(&mut target, opts, seed, run_id, OffsetDateTime::now_utc()).await?;
     Ok(run_case(sc, &ctx, opts.timeout).await)
 }
 
@@ -258,8 +282,12 @@ pub async fn check_server(
     )?;
     let selected = select(Role::Server, &opts.cases)?;
     let seed = opts.seed.unwrap_or_else(rand::random);
-    let ctx = server_context(&mut target, opts, seed, started_at).await?;
-    eprintln!("idprov check server: target {} · seed {seed}", target.url);
+    let run_id = opts.run_id.unwrap_or_else(rand::random);
+    let ctx = server_context(&mut target, opts, seed, run_id, started_at).await?;
+    eprintln!(
+        "idprov check server: target {} · seed {seed} · run id {run_id:08x}",
+        target.url
+    );
 
     let by_id: BTreeMap<&str, &Scenario> = all.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut results: BTreeMap<String, CaseResult> = BTreeMap::new();
@@ -298,7 +326,7 @@ pub async fn check_server(
             opts.timeout,
             opts.progress,
         )
-        .await;
+        .await?;
         eprintln!(
             "idprov check server --explore: {} operations in {} sequences",
             found.ops_tried, found.sequences
@@ -335,13 +363,9 @@ pub async fn check_server(
         }));
     }
     for t in tasks {
-        match t.await {
-            Ok(r) => {
-                progress.done(&r);
-                results.insert(r.id.clone(), r);
-            }
-            Err(e) => return Err(SetupError(format!("a case task crashed: {e}"))),
-        }
+        let r = task_result(t.await, "a case task")?;
+        progress.done(&r);
+        results.insert(r.id.clone(), r);
     }
     for s in exclusive {
         let r = run_case(s, &ctx, opts.timeout).await;
@@ -367,6 +391,7 @@ pub async fn check_server(
     );
     report.capabilities = ctx.capabilities.iter().cloned().collect();
     report.strict = opts.strict;
+    report.run_id = Some(format!("{run_id:08x}"));
     Ok(report)
 }
 
@@ -440,9 +465,7 @@ pub async fn check_client(
     let mut results: BTreeMap<String, CaseResult> = BTreeMap::new();
     let mut progress = Progress::new(selected.len(), opts.progress, "client");
     for t in tasks {
-        let r = t
-            .await
-            .map_err(|e| SetupError(format!("a case task crashed: {e}")))?;
+        let r = task_result(t.await, "a case task")?;
         progress.done(&r);
         results.insert(r.id.clone(), r);
     }
@@ -496,6 +519,7 @@ pub fn combine(server: Report, client: Report) -> Report {
         role: "server+client".into(),
         target: format!("{} | {}", server.target, client.target),
         seed: server.seed,
+        run_id: server.run_id,
         capabilities: caps.into_iter().collect(),
         strict: server.strict,
         started: server.started,
@@ -506,4 +530,30 @@ pub fn combine(server: Report, client: Report) -> Report {
     };
     r.summarise();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task of the suite's own that panics voids the run (exit 2) with
+    /// the reason, instead of vanishing from a smaller, green run.
+    #[tokio::test]
+    async fn a_crashed_task_is_a_setup_error() {
+        let ok = tokio::spawn(async { 7 }).await;
+        assert_eq!(task_result(ok, "a case").ok(), Some(7));
+        let crashed = tokio::spawn(async {
+            if std::hint::black_box(true) {
+                panic!("boom");
+            }
+            7
+        })
+        .await;
+        let e = task_result(crashed, "an exploration sequence").unwrap_err();
+        assert!(
+            e.0.contains("an exploration sequence of idprov's own crashed"),
+            "{e}"
+        );
+        assert!(e.0.contains("not in the target"), "{e}");
+    }
 }

@@ -26,6 +26,10 @@ pub struct CheckOptions {
     pub capabilities: Vec<String>,
     /// Seed (random if absent).
     pub seed: Option<u64>,
+    /// The run's own component of every device ID (random if absent):
+    /// with the seed it replays a run exactly; alone the seed replays its
+    /// choices without meeting an earlier run's devices.
+    pub run_id: Option<u32>,
     /// Cases run at once (at least 1).
     pub jobs: usize,
     /// Per-case time limit.
@@ -50,6 +54,7 @@ impl Default for CheckOptions {
             known_failing: None,
             capabilities: Vec::new(),
             seed: None,
+            run_id: None,
             jobs: 4,
             timeout: Duration::from_secs(90),
             both_roles: false,

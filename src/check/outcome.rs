@@ -88,6 +88,8 @@ mod tests {
             devices: vec![],
             evidence: vec![],
             known_failing: None,
+            own_verdict: None,
+            incidental: Vec::new(),
         }
     }
 

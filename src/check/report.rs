@@ -105,6 +105,25 @@ pub struct CaseResult {
     /// Listed in the known-failing file, with its reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_failing: Option<String>,
+    /// With incidental failures: the verdict of the case's own rules
+    /// alone (`verdict` is the worse of it and fail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_verdict: Option<Verdict>,
+    /// Violations of rules other than the case's own, found on the way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidental: Vec<Incidental>,
+}
+
+/// A violation of a rule that is not the case's own, met on the way to its
+/// own checks (e.g. a certificate-profile defect in a guess-limit case).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incidental {
+    /// The rule broken (docs/PROTOCOL.md).
+    pub rule: String,
+    /// The step at which it was first seen.
+    pub step: usize,
+    /// What was wrong.
+    pub detail: String,
 }
 
 impl CaseResult {
@@ -122,6 +141,8 @@ impl CaseResult {
             devices: Vec::new(),
             evidence: Vec::new(),
             known_failing: None,
+            own_verdict: None,
+            incidental: Vec::new(),
         }
     }
 }
@@ -153,6 +174,20 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
         lines.push(line);
     }
     lines
+}
+
+/// The rule a case's own failure broke: the last `(area.name)` its detail
+/// names that is one of the case's rules, else the case's first rule.
+fn own_rule(c: &CaseResult) -> String {
+    let own = c.detail.split("; incidental: ").next().unwrap_or("");
+    own.rmatch_indices('(')
+        .filter_map(|(i, _)| {
+            let inner = own[i + 1..].split(')').next()?;
+            c.rules.iter().find(|r| r.as_str() == inner).cloned()
+        })
+        .next()
+        .or_else(|| c.rules.first().cloned())
+        .unwrap_or_else(|| c.id.clone())
 }
 
 /// The scenario behind a case id, for its rationale and fix.
@@ -324,6 +359,10 @@ pub struct Report {
     pub target: String,
     /// Seed of every random choice.
     pub seed: u64,
+    /// The run's component of every device ID (8 hex digits; server runs):
+    /// `--seed` with `--run-id` replays a run exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     /// Capabilities in effect.
     pub capabilities: Vec<String>,
     /// Whether SHOULD failures count.
@@ -394,6 +433,7 @@ impl Report {
             role: role.into(),
             target,
             seed,
+            run_id: None,
             capabilities: Vec::new(),
             strict: false,
             started: started
@@ -578,6 +618,16 @@ impl Report {
                 );
             }
         }
+        let by_rule = self.by_rule_lines();
+        if !by_rule.is_empty() {
+            let _ = writeln!(
+                m,
+                "\n**Failures by rule broken** (how to fix: what the rule says)\n"
+            );
+            for line in by_rule {
+                let _ = writeln!(m, "- {}", line.replace('|', "\\|"));
+            }
+        }
         let infos: Vec<&CaseResult> = self
             .cases
             .iter()
@@ -604,6 +654,53 @@ impl Report {
             }
         }
         m
+    }
+
+    /// Failing cases grouped by the rule actually broken: an incidental
+    /// violation counts under its rule, a case's own failure under the rule
+    /// its detail names (or the case's first rule). Rules in profile order
+    /// of first appearance; each with the cases, in catalogue order.
+    pub fn failures_by_rule(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        let mut add = |rule: &str, case: &str| match groups.iter_mut().find(|(r, _)| r == rule) {
+            Some((_, cases)) if cases.last().map(String::as_str) == Some(case) => {}
+            Some((_, cases)) => cases.push(case.to_string()),
+            None => groups.push((rule.to_string(), vec![case.to_string()])),
+        };
+        for c in self.cases.iter().filter(|c| c.verdict == Verdict::Fail) {
+            if c.own_verdict.unwrap_or(c.verdict) == Verdict::Fail {
+                add(&own_rule(c), &c.id);
+            }
+            for i in &c.incidental {
+                add(&i.rule, &c.id);
+            }
+        }
+        groups.sort_by_key(|(_, cases)| std::cmp::Reverse(cases.len()));
+        groups
+    }
+
+    /// "By rule" lines for the Markdown and terminal summaries.
+    fn by_rule_lines(&self) -> Vec<String> {
+        self.failures_by_rule()
+            .into_iter()
+            .map(|(rule, cases)| {
+                let fix = crate::spec::rule(&rule)
+                    .map(|r| format!(" — {} {}", r.level.as_str(), r.text))
+                    .unwrap_or_default();
+                let shown: Vec<&str> = cases.iter().take(5).map(String::as_str).collect();
+                let more = cases.len().saturating_sub(shown.len());
+                format!(
+                    "{rule}: {} case(s) ({}{}){fix}",
+                    cases.len(),
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .collect()
     }
 
     /// The one-line summary (`-q` prints only this and the run's reasons).
@@ -685,6 +782,15 @@ impl Report {
         for reason in &self.outcome.run_failures {
             let _ = writeln!(out, "run failed: {reason}");
         }
+        let by_rule = self.by_rule_lines();
+        if !by_rule.is_empty() {
+            let _ = writeln!(out, "\nfailures by rule broken:");
+            for line in by_rule {
+                for (i, l) in wrap(&line, 100).into_iter().enumerate() {
+                    let _ = writeln!(out, "{}{l}", if i == 0 { "  " } else { "    " });
+                }
+            }
+        }
         let s = &self.summary;
         let _ = writeln!(
             out,
@@ -751,6 +857,24 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
         for reason in &self.outcome.run_failures {
             let _ = writeln!(h, "<p class=\"fail\">Run failed: {}</p>", esc(reason));
         }
+        let by_rule = self.failures_by_rule();
+        if !by_rule.is_empty() {
+            h.push_str("<h2>Failures by rule broken</h2><ul>");
+            for (rule, cases) in &by_rule {
+                let text = crate::spec::rule(rule)
+                    .map(|r| format!("{}: {}", r.level.as_str(), r.text))
+                    .unwrap_or_default();
+                let _ = write!(
+                    h,
+                    "<li><a href=\"PROTOCOL.html#{r}\"><code>{r}</code></a>: {n} case(s) — {c}<br><small>How to fix: {t}</small></li>",
+                    r = esc(rule),
+                    n = cases.len(),
+                    c = esc(&cases.join(", ")),
+                    t = esc(&text)
+                );
+            }
+            h.push_str("</ul>\n");
+        }
         h.push_str("<table id=\"t\"><thead><tr><th>case</th><th>level</th><th>section</th><th>verdict</th><th>detail and evidence</th></tr></thead><tbody>\n");
         for c in &self.cases {
             let area = c.id.split('.').nth(1).unwrap_or("");
@@ -778,7 +902,28 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
                     .collect();
                 let _ = write!(h, "<div class=\"rules\">rules: {}</div>", links.join(" "));
             }
-            if c.verdict == Verdict::Fail {
+            if !c.incidental.is_empty() {
+                let _ = write!(
+                    h,
+                    "<p><b>Own rules:</b> {}</p><p><b>Incidental</b> (rules other than this case's, met on the way; how to fix: what the rule says):</p><ul>",
+                    c.own_verdict.unwrap_or(c.verdict).as_str()
+                );
+                for i in &c.incidental {
+                    let text = crate::spec::rule(&i.rule)
+                        .map(|r| format!("{}: {}", r.level.as_str(), r.text))
+                        .unwrap_or_default();
+                    let _ = write!(
+                        h,
+                        "<li><a href=\"PROTOCOL.html#{r}\"><code>{r}</code></a> at step {s}: {d}<br><small>{t}</small></li>",
+                        r = esc(&i.rule),
+                        s = i.step,
+                        d = esc(&i.detail),
+                        t = esc(&text)
+                    );
+                }
+                h.push_str("</ul>");
+            }
+            if c.own_verdict.unwrap_or(c.verdict) == Verdict::Fail {
                 // What the rule says and why it matters, where it is needed.
                 for r in c.rules.iter().filter_map(|r| crate::spec::rule(r)) {
                     let _ = write!(
@@ -885,6 +1030,8 @@ mod tests {
             devices: vec![],
             evidence: vec![],
             known_failing: None,
+            own_verdict: None,
+            incidental: Vec::new(),
         }
     }
 

@@ -405,6 +405,11 @@ pub struct CommonArgs {
     /// Seed for every random choice (printed in every report).
     #[arg(long, global = true)]
     pub seed: Option<u64>,
+    /// The run's component of every device ID, 8 hex digits (random if
+    /// absent; printed in report.json): with `--seed` it replays a run
+    /// exactly, device IDs included.
+    #[arg(long, global = true, value_parser = parse_run_id)]
+    pub run_id: Option<u32>,
     /// Cases run at once.
     #[arg(long, global = true, default_value_t = 4)]
     pub jobs: usize,
@@ -535,4 +540,13 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--run-id`: 8 hex digits, as report.json records it.
+fn parse_run_id(s: &str) -> Result<u32, String> {
+    if s.len() != 8 {
+        return Err(format!("`{s}` is not 8 hex digits (report.json's run_id)"));
+    }
+    u32::from_str_radix(s, 16)
+        .map_err(|_| format!("`{s}` is not 8 hex digits (report.json's run_id)"))
 }

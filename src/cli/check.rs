@@ -68,6 +68,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         known_failing: c.known_failing.clone(),
         capabilities: c.capabilities.clone(),
         seed: Some(seed),
+        run_id: c.run_id,
         jobs: c.jobs,
         timeout: Duration::from_secs(c.timeout),
         both_roles: a.which.is_none(),

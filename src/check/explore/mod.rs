@@ -13,6 +13,7 @@ mod shrink;
 use super::report::{CaseResult, Exchange, Verdict};
 use super::runner::{run_case, RunContext};
 use super::scenario::{Level, Role, Scenario};
+use super::{task_result, SetupError};
 use model::{Auth, Bad, Caps, Key, Model, Op, Valid, Who, DEVICES, SECRETS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -389,7 +390,7 @@ pub async fn explore(
     jobs: usize,
     timeout: Duration,
     progress: bool,
-) -> Explored {
+) -> Result<Explored, SetupError> {
     let caps = caps_of(&ctx);
     let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6578_706c_6f72_6521);
     let started = Instant::now();
@@ -439,15 +440,13 @@ pub async fn explore(
             (n, ops, r)
         });
         while let Some(done) = set.try_join_next() {
-            if let Ok(done) = done {
-                tally(done, &mut ops_tried, &mut sequences, &mut diverged, &bar);
-            }
+            let done = task_result(done, "an exploration sequence")?;
+            tally(done, &mut ops_tried, &mut sequences, &mut diverged, &bar);
         }
     }
     while let Some(done) = set.join_next().await {
-        if let Ok(done) = done {
-            tally(done, &mut ops_tried, &mut sequences, &mut diverged, &bar);
-        }
+        let done = task_result(done, "an exploration sequence")?;
+        tally(done, &mut ops_tried, &mut sequences, &mut diverged, &bar);
     }
     diverged.sort_by_key(|(n, _, _)| *n);
     let found = diverged.into_iter().next().map(|(_, ops, r)| (ops, r));
@@ -468,14 +467,14 @@ pub async fn explore(
             started.elapsed().as_secs_f64()
         );
         case.ms = started.elapsed().as_millis() as u64;
-        return Explored {
+        return Ok(Explored {
             case,
             scenario_toml: None,
             ops_tried,
             sequences,
-        };
+        });
     };
-    let (shrunk, last) = shrink::shrink(&ctx, &original, first, caps, seed, timeout, jobs).await;
+    let (shrunk, last) = shrink::shrink(&ctx, &original, first, caps, seed, timeout, jobs).await?;
     let id = "server.explore.1";
     let sc = scenario(
         id,
@@ -509,10 +508,10 @@ pub async fn explore(
     ));
     case.devices = last.devices;
     case.ms = started.elapsed().as_millis() as u64;
-    Explored {
+    Ok(Explored {
         case,
         scenario_toml: Some(toml),
         ops_tried,
         sequences,
-    }
+    })
 }

@@ -269,6 +269,12 @@ pub enum Answer {
 #[derive(Debug, Clone)]
 pub struct Model {
     states: BTreeSet<State>,
+    /// Most states tracked; past it the model stops judging (see `exact`).
+    cap: usize,
+    /// Whether `states` still holds every state the profile allows. Once
+    /// a step would exceed `cap`, the set is cut and no later answer is
+    /// judged: a dropped state could be the one that explains it.
+    exact: bool,
     caps: Caps,
 }
 
@@ -287,14 +293,28 @@ pub struct Caps {
     pub csr: bool,
 }
 
-const MAX_STATES: usize = 256;
+const MAX_STATES: usize = 4096;
 
 impl Model {
     /// The state before any operation: nothing posted, nothing issued.
     pub fn new(caps: Caps) -> Self {
         let mut states = BTreeSet::new();
         states.insert(State(vec![Dev::default(); DEVICES.len()]));
-        Model { states, caps }
+        Model {
+            states,
+            caps,
+            cap: MAX_STATES,
+            exact: true,
+        }
+    }
+
+    /// The same model tracking at most `cap` states (tests).
+    #[cfg(test)]
+    fn with_cap(caps: Caps, cap: usize) -> Self {
+        Model {
+            cap,
+            ..Model::new(caps)
+        }
     }
 
     /// Whether every allowed state has issued `dev` a certificate whose
@@ -337,7 +357,8 @@ impl Model {
     }
 
     /// Applies `op` and returns, for each HTTP exchange it makes, the set
-    /// of answers the profile allows.
+    /// of answers the profile allows — or nothing (no expectation) once the
+    /// model has had to drop states.
     pub fn apply(&mut self, op: &Op) -> Vec<BTreeSet<Answer>> {
         let exchanges = match op {
             Op::Provision {
@@ -368,10 +389,18 @@ impl Model {
                 next.insert(st);
             }
         }
-        // Bounded: with more states than this, keep the first ones (the
-        // union of answers above already counted every state).
-        self.states = next.into_iter().take(MAX_STATES).collect();
-        allowed
+        // The answers above came from every state; the successors are cut
+        // to the cap, and from then on nothing is judged.
+        let judged = self.exact;
+        if next.len() > self.cap {
+            self.exact = false;
+        }
+        self.states = next.into_iter().take(self.cap).collect();
+        if judged {
+            allowed
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -727,6 +756,33 @@ mod tests {
         let a = m.apply(&op);
         assert_eq!(a[0].len(), 1, "{op}: {a:?}");
         *a[0].iter().next().unwrap()
+    }
+
+    /// A model that had to drop states judges nothing after: the dropped
+    /// state may be the one that explains the server's answer.
+    #[test]
+    fn a_cut_state_set_stops_judging() {
+        let admin = Op::Provision {
+            dev: 0,
+            auth: Auth::Cert(Who::Admin),
+            key: Key::P256,
+        };
+        // The full model: after an admin approval the secret may or may not
+        // still be there (an open choice), so both answers are allowed.
+        let mut full = Model::new(Caps::default());
+        full.apply(&post(0, 0));
+        full.apply(&admin);
+        let both = full.apply(&prov(0, Auth::Secret(0)));
+        assert!(both[0].contains(&Answer::Approved) && both[0].contains(&Answer::Waiting));
+        // Cut to one state, the model would have allowed only one of them.
+        let mut cut = Model::with_cap(Caps::default(), 1);
+        cut.apply(&post(0, 0));
+        assert!(
+            !cut.apply(&admin).is_empty(),
+            "the cutting step is still judged"
+        );
+        assert!(cut.apply(&prov(0, Auth::Secret(0))).is_empty());
+        assert!(cut.apply(&post(1, 1)).is_empty(), "nor anything later");
     }
 
     #[test]

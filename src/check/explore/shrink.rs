@@ -7,6 +7,7 @@ use super::model::{well_formed, Auth, Caps, Key, Op};
 use super::{diverges, SHRINK_RUNS};
 use crate::check::report::{CaseResult, Verdict};
 use crate::check::runner::RunContext;
+use crate::check::{task_result, SetupError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,7 +119,7 @@ pub(super) async fn shrink(
     seed: u64,
     timeout: Duration,
     jobs: usize,
-) -> (Vec<Op>, CaseResult) {
+) -> Result<(Vec<Op>, CaseResult), SetupError> {
     let mut cur = ops.to_vec();
     let mut last = first;
     let mut runs = 0;
@@ -146,10 +147,9 @@ pub(super) async fn shrink(
             }
             let mut winner = None;
             for t in tasks {
-                if let Ok((c, r)) = t.await {
-                    if winner.is_none() && r.verdict == Verdict::Fail {
-                        winner = Some((c, r));
-                    }
+                let (c, r) = task_result(t.await, "a shrinking run")?;
+                if winner.is_none() && r.verdict == Verdict::Fail {
+                    winner = Some((c, r));
                 }
             }
             if let Some((c, r)) = winner {
@@ -160,7 +160,7 @@ pub(super) async fn shrink(
         }
         break;
     }
-    (cur, last)
+    Ok((cur, last))
 }
 
 #[cfg(test)]

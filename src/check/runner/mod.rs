@@ -59,6 +59,10 @@ pub struct RunContext {
     pub target: ServerTarget,
     /// Run seed.
     pub seed: u64,
+    /// This run's component of every device ID (recorded in the report),
+    /// so that two runs with one seed against one server do not meet each
+    /// other's devices.
+    pub run_id: u32,
     /// Capabilities in effect.
     pub capabilities: BTreeSet<String>,
     /// Per-request time limit.
@@ -89,6 +93,11 @@ struct Saved {
 struct Case<'a> {
     ctx: &'a RunContext,
     case_id: String,
+    /// The rules the case exists for: a violation of any other rule found
+    /// on the way is incidental.
+    rules: Vec<String>,
+    /// Violations of rules that are not the case's own, found on the way.
+    incidental: std::sync::Mutex<Vec<super::report::Incidental>>,
     /// The last secret each device ID was given by an accepted OOB post.
     posted: HashMap<String, String>,
     /// The last certificate issued to each device ID in this case.
@@ -147,6 +156,8 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
     let mut case = Case {
         ctx,
         case_id: sc.id.clone(),
+        rules: sc.rules.clone(),
+        incidental: std::sync::Mutex::new(Vec::new()),
         posted: HashMap::new(),
         last_cert: HashMap::new(),
         rng: ChaCha20Rng::seed_from_u64(case_seed(ctx.seed, &sc.id)),
@@ -192,6 +203,28 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
             result.detail = infos.join("; ");
         }
         Ok(Ok(_)) => {}
+    }
+    // Incidental violations make the verdict worse, never better; the
+    // detail keeps the case's own verdict first.
+    let incidental = case
+        .incidental
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    if !incidental.is_empty() {
+        let own = match result.verdict {
+            Verdict::Pass => "its own rule held".to_string(),
+            Verdict::Fail => format!("own: {}", result.detail),
+            Verdict::Info => format!("own (observation): {}", result.detail),
+            Verdict::Skip => format!("own (not judged): {}", result.detail),
+        };
+        let listed: Vec<String> = incidental
+            .iter()
+            .map(|i| format!("{} at step {}: {}", i.rule, i.step, i.detail))
+            .collect();
+        result.own_verdict = Some(result.verdict);
+        result.verdict = Verdict::Fail;
+        result.detail = format!("{own}; incidental: {}", listed.join("; "));
+        result.incidental = incidental;
     }
     // Mask every secret of the case in the evidence.
     let secrets: Vec<String> = case
@@ -273,7 +306,7 @@ impl Case<'_> {
             return id;
         }
         let n: u32 = self.rng.gen();
-        let id = format!("{}-{}-{:08x}", self.slug, sym, n);
+        let id = format!("{}-{}-{:08x}{:08x}", self.slug, sym, self.ctx.run_id, n);
         self.devices.insert(sym.to_string(), id.clone());
         id
     }

@@ -143,7 +143,9 @@ impl Case<'_> {
     }
 
     /// What every provisioning answer must satisfy, whatever the case is
-    /// about (MUST rules only: a SHOULD is judged by its own case).
+    /// about (MUST rules only: a SHOULD is judged by its own case). A
+    /// violation of a rule that is not the case's own is recorded as
+    /// incidental and the case goes on to judge its own rule.
     pub(super) fn judge_answer(
         &self,
         r: &HttpsResponse,
@@ -153,6 +155,29 @@ impl Case<'_> {
         who: &str,
         lenient: bool,
     ) -> Result<(), StepError> {
+        match self.every_answer(r, v, device, spki, who, lenient) {
+            Ok(()) => Ok(()),
+            Err(Judged::Own(e)) => Err(e),
+            Err(Judged::Broke(violation)) => self.screen(violation, "the answer"),
+        }
+    }
+
+    /// [`Self::judge_answer`]'s checks, each failure with the rule it breaks.
+    fn every_answer(
+        &self,
+        r: &HttpsResponse,
+        v: &Value,
+        device: &str,
+        spki: Option<&[u8]>,
+        who: &str,
+        lenient: bool,
+    ) -> Result<(), Judged> {
+        let broke = |rule: &'static str, what: String| {
+            Err(Judged::Broke(crate::check::profile::Violation {
+                rule,
+                what,
+            }))
+        };
         if r.status != 200 {
             return Ok(());
         }
@@ -166,49 +191,109 @@ impl Case<'_> {
                 } else {
                     "provreq.rejected"
                 };
-                return fail(format!("a {status} answer carries a certificate ({rule})"));
+                return broke(rule, format!("a {status} answer carries a certificate"));
             }
             "Waiting" | "Rejected" => return Ok(()),
             other => {
-                return fail(format!(
-                    "HTTP 200 whose status is {other:?}, not Approved, Waiting or Rejected (transport.status-codes)"
-                ))
+                return broke(
+                    "transport.status-codes",
+                    format!(
+                        "HTTP 200 whose status is {other:?}, not Approved, Waiting or Rejected"
+                    ),
+                )
             }
         }
         if cert.is_empty() {
-            return fail("an Approved answer without clientCert (provreq.approved)");
+            return broke(
+                "provreq.approved",
+                "an Approved answer without clientCert".into(),
+            );
         }
         let ca_der = cert_der_from_pem(&self.ctx.target.ca_pem)
-            .map_err(|e| StepError::Fail(format!("target CA: {e}")))?;
-        let der =
-            cert_der_from_pem(cert).map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
+            .map_err(|e| Judged::Own(StepError::Fail(format!("target CA: {e}"))))?;
+        let der = match cert_der_from_pem(cert) {
+            Ok(d) => d,
+            Err(e) => return broke("cert.profile", format!("clientCert is not PEM: {e}")),
+        };
         if lenient {
             // The sanity control stops at what makes provisioning work at
             // all; every other case judges the full profile.
             return verify_chain(&der, &ca_der, OffsetDateTime::now_utc(), Usage::Client)
-                .map_err(|e| StepError::Fail(format!("certificate: {e}")));
+                .map_err(|e| Judged::Own(StepError::Fail(format!("certificate: {e}"))));
         }
-        self.check_issued(&der, device, spki)
-            .map_err(|e| StepError::Fail(format!("clientCert: {e}")))?;
+        if let Err(violation) = self.check_issued(&der, device, spki) {
+            return Err(Judged::Broke(crate::check::profile::Violation {
+                what: format!("clientCert: {}", violation.what),
+                ..violation
+            }));
+        }
         // caCert, when sent, is the directory's CA, byte for byte.
         let (ca, _) = decode_ca(v.get("caCert"))
             .unwrap_or((None, crate::core::directory::CaEncoding::Absent));
         if let Some(ca) = ca.filter(|c| !c.is_empty()) {
             if cert_der_from_pem(&ca).ok().as_deref() != Some(&ca_der[..]) {
-                return fail("caCert in the answer is not the directory's CA (provreq.approved)");
+                return broke(
+                    "provreq.approved",
+                    "caCert in the answer is not the directory's CA".into(),
+                );
             }
         }
         // An answer to a request signed with a secret is signed with it.
         if who == "nobody" {
             if let Some(secret) = self.posted.get(device) {
                 if let Err(err) = sign::verify_raw(&r.body, secret.as_bytes()) {
-                    return fail(format!(
-                        "the Approved answer's signature does not verify with the device's secret: {err} (hmac.response-signed)"
-                    ));
+                    return broke(
+                        "hmac.response-signed",
+                        format!(
+                            "the Approved answer's signature does not verify with the device's secret: {err}"
+                        ),
+                    );
                 }
             }
         }
         Ok(())
+    }
+
+    /// A violation found on the way: the case's own rule fails the step;
+    /// any other rule is recorded as incidental and the case goes on
+    /// (the verdict is the worse of both, as in TTCN-3).
+    pub(super) fn screen(
+        &self,
+        violation: crate::check::profile::Violation,
+        context: &str,
+    ) -> Result<(), StepError> {
+        if self.rules.iter().any(|r| r == violation.rule) {
+            return fail(format!("{context}: {violation}"));
+        }
+        let mut seen = self.incidental.lock().unwrap_or_else(|p| p.into_inner());
+        // One entry per rule and message: a defect met at every step is
+        // one incidental failure, not one per exchange.
+        if !seen
+            .iter()
+            .any(|i| i.rule == violation.rule && i.detail == violation.what)
+        {
+            seen.push(crate::check::report::Incidental {
+                rule: violation.rule.to_string(),
+                step: self.step_no,
+                detail: violation.what,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Self::check_issued`] with its violation screened: `None` when the
+    /// certificate broke a rule that is not the case's own.
+    pub(super) fn issued_ok(
+        &self,
+        der: &[u8],
+        device: &str,
+        spki: Option<&[u8]>,
+        context: &str,
+    ) -> Result<Option<crate::check::profile::Checked>, StepError> {
+        match self.check_issued(der, device, spki) {
+            Ok(c) => Ok(Some(c)),
+            Err(v) => self.screen(v, context).map(|()| None),
+        }
     }
 
     /// Checks a certificate the target handed out for `device` against the
@@ -219,9 +304,13 @@ impl Case<'_> {
         der: &[u8],
         device: &str,
         spki: Option<&[u8]>,
-    ) -> Result<crate::check::profile::Checked, String> {
-        let ca_der =
-            cert_der_from_pem(&self.ctx.target.ca_pem).map_err(|e| format!("target CA: {e}"))?;
+    ) -> Result<crate::check::profile::Checked, crate::check::profile::Violation> {
+        let ca_der = cert_der_from_pem(&self.ctx.target.ca_pem).map_err(|e| {
+            crate::check::profile::Violation {
+                rule: "cert.profile",
+                what: format!("target CA: {e}"),
+            }
+        })?;
         let checked = check_device_certificate(
             der,
             &Expected {
@@ -230,12 +319,10 @@ impl Case<'_> {
                 spki,
                 now: OffsetDateTime::now_utc(),
             },
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         self.ctx
             .serials
-            .record(&checked.serial, der, &self.case_id)
-            .map_err(|e| e.to_string())?;
+            .record(&checked.serial, der, &self.case_id)?;
         Ok(checked)
     }
 
@@ -307,6 +394,13 @@ impl Case<'_> {
             .await
             .map_err(StepError::Fail)
     }
+}
+
+/// How a check of every answer failed: a failure of the step itself, or a
+/// violation of a named rule (the case's own, or incidental).
+pub(super) enum Judged {
+    Own(StepError),
+    Broke(crate::check::profile::Violation),
 }
 
 /// The SubjectPublicKeyInfo DER of a request body's `publicKeyPEM`.

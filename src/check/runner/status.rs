@@ -68,8 +68,7 @@ impl Case<'_> {
         };
         let der = cert_der_from_pem(&got)
             .map_err(|e| StepError::Fail(format!("status clientCert: {e}")))?;
-        self.check_issued(&der, device, None)
-            .map_err(|e| StepError::Fail(format!("status clientCert: {e}")))?;
+        self.issued_ok(&der, device, None, "status clientCert")?;
         if let Some(latest) = self.last_cert.get(device) {
             if cert_der_from_pem(latest).ok().as_deref() != Some(&der[..]) {
                 return fail(

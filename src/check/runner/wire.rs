@@ -145,15 +145,25 @@ impl Case<'_> {
                 first.extend(body);
                 (vec![first], Duration::from_secs(10), &[413], false)
             }
-            "both-lengths" => (
-                vec![
-                    head("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-                        .into_bytes(),
-                ],
-                Duration::from_secs(5),
-                &[400],
-                false,
-            ),
+            "both-lengths" => {
+                // Behind the body as Transfer-Encoding frames it, a second
+                // request: answered only by a server that keeps the
+                // connection (RFC 9112 §6.1 says it must close) or that
+                // framed the body by Content-Length.
+                answers = 2;
+                let dir = self.ctx.target.url.clone();
+                let dir_path = split_https_url(&dir).map_or("/", |(_, p)| p).to_string();
+                (
+                    vec![format!(
+                        "{}0\r\n\r\nGET {dir_path} HTTP/1.1\r\nHost: {authority}\r\n\r\n",
+                        head("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    )
+                    .into_bytes()],
+                    Duration::from_secs(5),
+                    &[400],
+                    false,
+                )
+            }
             "bad-chunk" => (
                 vec![head("Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n").into_bytes()],
                 Duration::from_secs(5),
@@ -220,19 +230,8 @@ impl Case<'_> {
             }
             return Ok(None);
         }
-        if what == "trailing-garbage" {
-            // The request itself is answered; the bytes after it are not a
-            // request and must get 400 (or at least no second 2xx).
-            return match ex.statuses.as_slice() {
-                [200, rest @ ..] if rest.first().is_some_and(|c| want.contains(c)) => Ok(None),
-                [200] => fail(format!(
-                    "the garbage after a complete request got no answer ({}); malformed input must get 400",
-                    if ex.closed { "the connection closed" } else { "silence" }
-                )),
-                other => fail(format!(
-                    "a request followed by garbage was answered {other:?}; expected 200 then 400"
-                )),
-            };
+        if let Some(verdict) = judge_framing(what, &ex.statuses, ex.closed) {
+            return verdict;
         }
         match ex.statuses.first() {
             Some(c) if want.contains(c) => Ok(None),
@@ -257,6 +256,57 @@ impl Case<'_> {
             )),
         }
     }
+}
+
+/// The framing probes RFC 9112 lets a server answer in more than one way
+/// (`transport.framing`); `None` for the probes judged by status alone.
+fn judge_framing(what: &str, statuses: &[u16], closed: bool) -> Option<StepResult> {
+    let how = if closed {
+        "then closed"
+    } else {
+        "then kept the connection open"
+    };
+    Some(match what {
+        // RFC 9112 §9.6: a server may close after any answer; bytes that
+        // are no request may get 400 or a close, never a second success.
+        "trailing-garbage" => match statuses {
+            [200] | [200, 400..=499] => Ok(None),
+            [200, second, ..] => fail(format!(
+                "the garbage after a complete request was answered {second}: bytes that are no request must get 400 or a close"
+            )),
+            [] => fail(format!(
+                "a complete GET of the directory followed by garbage got no answer ({how}): the request itself must be answered"
+            )),
+            other => fail(format!(
+                "a complete GET of the directory followed by garbage was answered {other:?}; expected 200, then 400 or a close"
+            )),
+        },
+        // RFC 9112 §6.1: refuse both framings, or process by
+        // Transfer-Encoding alone; either way close after answering.
+        "both-lengths" => match statuses {
+            [400..=499] => Ok(None),
+            [first @ 400..=499, second, ..] => fail(format!(
+                "after answering {first} to a request with both Content-Length and Transfer-Encoding the server answered the request behind it ({second}): it must close the connection (RFC 9112 §6.1), or it framed the body by Content-Length"
+            )),
+            [] => fail(format!(
+                "a request with both Content-Length and Transfer-Encoding got no answer ({how}); refuse it with 400 or process it by Transfer-Encoding alone"
+            )),
+            [first, ..] => fail(format!(
+                "a request with both Content-Length and Transfer-Encoding was answered {first}; expected 400 (or the answer to its Transfer-Encoding body, a 4xx here) and a close"
+            )),
+        },
+        // A body whose chunk framing is broken is malformed: RFC 9112 §8
+        // lets the server answer 400 before closing, or just close.
+        "bad-chunk" => match statuses {
+            [400..=499, ..] => Ok(None),
+            [] if closed => Ok(None),
+            [] => fail("a chunk size that is not hex got neither an answer nor a close within 5 s"),
+            [first, ..] => fail(format!(
+                "a chunk size that is not hex was answered {first}; expected a 4xx or a close"
+            )),
+        },
+        _ => return None,
+    })
 }
 
 /// How long a server may hold a stalled connection open (PROTOCOL
