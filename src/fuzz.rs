@@ -116,6 +116,10 @@ pub struct RawRequest {
     pub admin: bool,
     /// Send in small slow pieces.
     pub slow: bool,
+    /// The body is incomplete or its framing broken (shorter than its
+    /// `Content-Length`, a chunk size that is not hex): RFC 9112 §8 lets a
+    /// server close without an answer, so only a hang is a finding.
+    pub incomplete: bool,
     /// Short description of the mutation.
     pub label: String,
 }
@@ -438,6 +442,7 @@ impl Generator {
         let mut declared_len: Option<String> = Some(body.len().to_string());
         let mut chunked = false;
         let mut slow = false;
+        let mut incomplete = false;
         match self.rng.gen_range(0..16) {
             0 => {
                 method = METHODS
@@ -507,6 +512,7 @@ impl Generator {
             }
             7 if self.rng.gen_ratio(1, 8) => {
                 declared_len = Some(format!("{}", body.len() + self.rng.gen_range(1..50)));
+                incomplete = true;
                 label.push_str(", body shorter than Content-Length");
             }
             8 => {
@@ -544,6 +550,7 @@ impl Generator {
         if chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
             let bad = self.rng.gen_bool(0.3);
+            incomplete |= bad;
             out.extend_from_slice(
                 format!(
                     "{}\r\n",
@@ -565,6 +572,7 @@ impl Generator {
             bytes: out,
             admin,
             slow,
+            incomplete,
             label,
         }
     }
@@ -738,6 +746,7 @@ pub async fn fuzz_server(
                 FindingKind::Hang,
                 format!("no answer within {:?} ({})", opts.hang_timeout, r.label),
             )),
+            RawOutcome::Dropped(_) if r.incomplete => None,
             RawOutcome::Dropped(e) => Some((FindingKind::Dropped, format!("{e} ({})", r.label))),
         };
         if let Some((kind, detail)) = finding {
@@ -958,6 +967,7 @@ pub async fn replay(
         bytes,
         admin: repro.credential == "admin",
         slow: repro.slow,
+        incomplete: false,
         label: "replay".into(),
     };
     let cfg = if req.admin {

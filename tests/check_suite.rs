@@ -387,3 +387,203 @@ async fn go_reference_defects_are_all_reported() {
     }
     assert!(r.outcome.failed);
 }
+
+/// An honest variant: the reference server with one set of legal choices
+/// (`server::choices`) and settings the profile leaves open.
+fn variants() -> Vec<(String, idprov::server::ServerConfig)> {
+    let base = |d: &std::path::Path| common::config(d);
+    let mut out: Vec<(String, idprov::server::ServerConfig)> = Vec::new();
+    let dir = std::path::PathBuf::new();
+    for (name, choices) in idprov::server::choices::honest_variants() {
+        let mut c = base(&dir);
+        c.choices = choices;
+        out.push((name.to_string(), c));
+    }
+    let tweak = |name: &str, f: fn(&mut idprov::server::ServerConfig)| {
+        let mut c = base(&dir);
+        f(&mut c);
+        (name.to_string(), c)
+    };
+    out.push(tweak("retry-sec-86400", |c| c.waiting_retry_sec = 86_400));
+    out.push(tweak("cert-days-1", |c| {
+        c.cert_validity = time::Duration::days(1)
+    }));
+    out.push(tweak("cert-days-1825", |c| {
+        c.cert_validity = time::Duration::days(1825)
+    }));
+    out.push(tweak("other-prefix", |c| {
+        c.path_prefix = "/api/v2/idp".into()
+    }));
+    out.push(tweak("go-wire-types", |c| {
+        c.wire = idprov::server::Wire::Go
+    }));
+    out
+}
+
+/// What every honest variant must get: no failing case at any level, no
+/// fuzz finding, and (for the variants that change answers) no divergence
+/// from the exploration model.
+async fn judge_variant(name: String, mut cfg: idprov::server::ServerConfig) -> Vec<String> {
+    let d = tempfile::tempdir().unwrap();
+    cfg.data_dir = d.path().join("data");
+    let srv = server::start(cfg.clone()).await.expect("server starts");
+    let target = check::embedded_target(&srv).unwrap();
+    let about_stalls = cfg.choices.stall_silent_close;
+    let cases: &[&str] = if about_stalls {
+        &[]
+    } else {
+        &["!server.transport.stalled-*"]
+    };
+    let mut problems = Vec::new();
+    let r = check::check_server(target.clone(), &opts(cases))
+        .await
+        .expect("check runs");
+    for c in r.cases.iter().filter(|c| c.verdict == Verdict::Fail) {
+        problems.push(format!("{name}: {} ({:?}): {}", c.id, c.level, c.detail));
+    }
+    if r.outcome.failed {
+        problems.push(format!("{name}: the run failed: {:?}", r.outcome));
+    }
+    let fuzzed = idprov::fuzz::fuzz_server(
+        &target,
+        &idprov::fuzz::FuzzOptions {
+            requests: 300,
+            seed: 5,
+            batch: 300,
+            report_dir: d.path().join("fuzz"),
+            progress: false,
+            ..idprov::fuzz::FuzzOptions::default()
+        },
+    )
+    .await
+    .expect("fuzzing runs");
+    for (f, _) in &fuzzed.findings {
+        problems.push(format!("{name}: fuzz finding: {}", f.detail));
+    }
+    if cfg.choices.other_json_form || cfg.choices.endpoint_urls || name == "all" {
+        let mut o = opts(&[]);
+        o.explore = Some(idprov::check::explore::Budget {
+            ops: 150,
+            time: Duration::from_secs(40),
+        });
+        o.report_dir = d.path().join("explore");
+        let r = check::check_server(target, &o).await.expect("explore runs");
+        for c in r.cases.iter().filter(|c| c.verdict == Verdict::Fail) {
+            problems.push(format!("{name}: {}: {}", c.id, c.detail));
+        }
+    }
+    srv.shutdown().await;
+    problems
+}
+
+/// No false alarms: every honest variant passes the whole catalogue, the
+/// live fuzzer and (where answers change form) exploration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_honest_variant_passes_everything() {
+    let all = variants();
+    assert!(all.len() >= 12, "{}", all.len());
+    let mut problems = Vec::new();
+    for chunk in all.chunks(3) {
+        let tasks: Vec<_> = chunk
+            .iter()
+            .cloned()
+            .map(|(n, c)| tokio::spawn(judge_variant(n, c)))
+            .collect();
+        for t in tasks {
+            problems.extend(t.await.unwrap());
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A pinned seed run twice against one long-lived server (a CI job against
+/// staging) passes both times: device IDs carry a per-run component.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_seed_twice_against_one_server_passes_both_times() {
+    let d = tempfile::tempdir().unwrap();
+    let srv = start(d.path(), &[]).await;
+    let target = check::embedded_target(&srv).unwrap();
+    let cases = ["server.status.*", "server.provision.*", "server.oob.*"];
+    let first = check::check_server(target.clone(), &opts(&cases))
+        .await
+        .unwrap();
+    let second = check::check_server(target.clone(), &opts(&cases))
+        .await
+        .unwrap();
+    for r in [&first, &second] {
+        assert_eq!(failing(r), Vec::<String>::new());
+    }
+    assert_ne!(first.run_id, second.run_id);
+    // --run-id as well as --seed replays the device IDs exactly.
+    let mut exact = opts(&["server.oob.admin-accepted"]);
+    exact.run_id = first
+        .run_id
+        .as_deref()
+        .map(|h| u32::from_str_radix(h, 16).unwrap());
+    let replay = check::check_server(target, &exact).await.unwrap();
+    let devices = |r: &Report| {
+        r.cases
+            .iter()
+            .find(|c| c.id == "server.oob.admin-accepted")
+            .unwrap()
+            .devices
+            .clone()
+    };
+    assert_eq!(devices(&replay), devices(&first));
+    srv.shutdown().await;
+}
+
+/// One incidental defect (time-based 4-octet serials, as the Go reference
+/// issues) no longer hides every other verdict: cases about other rules
+/// judge their own rule to the end, the defect is listed under its rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incidental_defect_leaves_each_case_its_own_verdict() {
+    let r = run(&[Fault::SerialFromTime], &["!server.transport.stalled-*"]).await;
+    let case = |id: &str| r.cases.iter().find(|c| c.id == id).unwrap().clone();
+    let judged_to_the_end: Vec<&str> = r
+        .cases
+        .iter()
+        .filter(|c| {
+            c.own_verdict == Some(Verdict::Pass)
+                && c.incidental.iter().any(|i| i.rule == "provreq.serial")
+        })
+        .map(|c| c.id.as_str())
+        .collect();
+    eprintln!("own rule held, serial defect incidental: {judged_to_the_end:?}");
+    for id in [
+        "server.provision.one-time-secret",
+        "server.renewal.own-certificate",
+        "server.provision.replay-refused",
+    ] {
+        let c = case(id);
+        assert_eq!(c.verdict, Verdict::Fail, "{id}: {}", c.detail);
+        assert!(judged_to_the_end.contains(&id), "{id}: {}", c.detail);
+        assert!(
+            c.detail
+                .starts_with("its own rule held; incidental: provreq.serial"),
+            "{}",
+            c.detail
+        );
+    }
+    assert!(judged_to_the_end.len() >= 20, "{}", judged_to_the_end.len());
+    // The case for the rule itself fails on its own.
+    let own = case("server.provision.serials-unique");
+    assert_eq!(own.verdict, Verdict::Fail);
+    let groups = r.failures_by_rule();
+    let (rule, cases) = &groups[0];
+    assert_eq!(rule, "provreq.serial", "{groups:?}");
+    assert!(cases.len() >= 20, "{}", cases.len());
+    // A fault in another rule still shows as that case's own failure.
+    let r = run(
+        &[Fault::SerialFromTime, Fault::SecretReusable],
+        &["server.provision.one-time-secret"],
+    )
+    .await;
+    let c = r
+        .cases
+        .iter()
+        .find(|c| c.id == "server.provision.one-time-secret")
+        .unwrap();
+    assert_eq!(c.own_verdict, Some(Verdict::Fail), "{}", c.detail);
+    assert!(c.detail.starts_with("own: step"), "{}", c.detail);
+}

@@ -285,7 +285,7 @@ pub async fn check_server(
     let run_id = opts.run_id.unwrap_or_else(rand::random);
     let ctx = server_context(&mut target, opts, seed, run_id, started_at).await?;
     eprintln!(
-        "idprov check server: target {} · seed {seed} · run id {run_id:08x}",
+        "idprov check server: target {} · run id {run_id:08x} · seed {seed}",
         target.url
     );
 

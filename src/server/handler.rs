@@ -5,7 +5,7 @@ use super::faults::Fault;
 use super::Shared;
 use crate::core::decision::{Authority, Decision, PeerCert, Role};
 use crate::core::messages::{
-    ErrorMessage, ProvisionResponse, ProvisionStatus, Signed, StatusMessage, MAX_BODY,
+    ErrorMessage, ProvisionResponse, ProvisionStatus, StatusMessage, MAX_BODY,
 };
 use crate::core::validate::{self, check_device_id};
 use crate::error::RequestError;
@@ -59,12 +59,17 @@ fn error_response(e: &RequestError) -> Response<Full<Bytes>> {
     r
 }
 
+/// A connection closed without an answer (the `stall_silent_close` choice).
+#[derive(Debug, thiserror::Error)]
+#[error("connection closed without an answer: {0}")]
+pub struct Closed(&'static str);
+
 /// Serves one request.
 pub async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     conn: ConnInfo,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+) -> Result<Response<Full<Bytes>>, Closed> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let result = route(req, &shared, &conn).await;
@@ -78,7 +83,18 @@ pub async fn handle(
             } else {
                 tracing::debug!(%method, %path, peer = %conn.peer_addr, error = %e, "request refused");
             }
-            error_response(&e)
+            let choices = &shared.config.choices;
+            if choices.stall_silent_close && matches!(e, RequestError::Timeout) {
+                return Err(Closed("the body stalled"));
+            }
+            let mut r = error_response(&e);
+            if choices.close_on_error {
+                r.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+            }
+            r
         }
     };
     if shared.faults.has(Fault::GoWireFormat) {
@@ -516,7 +532,7 @@ async fn provision(
                 client_cert: String::new(),
                 signature: String::new(),
             };
-            Ok(json_response(StatusCode::OK, r.unsigned()))
+            Ok(json_response(StatusCode::OK, shared.answer(&mut r, None)))
         }
         Decision::Rejected {
             reason,
@@ -539,7 +555,7 @@ async fn provision(
                 client_cert,
                 signature: String::new(),
             };
-            Ok(json_response(StatusCode::OK, r.unsigned()))
+            Ok(json_response(StatusCode::OK, shared.answer(&mut r, None)))
         }
         Decision::Approve {
             authority,
@@ -622,12 +638,12 @@ async fn provision(
                 signature: String::new(),
             };
             let body = if f(Fault::UnsignedApproved) {
-                r.unsigned()
+                shared.answer(&mut r, None)
             } else if f(Fault::Sha256ResponseKey) {
                 use sha2::Digest;
-                r.sign_with_key(&sha2::Sha256::digest(&response_key[..]))
+                shared.answer(&mut r, Some(&sha2::Sha256::digest(&response_key[..])))
             } else {
-                r.sign_with_key(&response_key)
+                shared.answer(&mut r, Some(&response_key))
             };
             Ok(json_response(StatusCode::OK, body))
         }
@@ -725,6 +741,6 @@ async fn status(shared: &Shared, id: &str) -> Result<Response<Full<Bytes>>, Requ
     };
     Ok(json_response(
         StatusCode::OK,
-        crate::core::json::to_go_json(&msg),
+        shared.config.choices.answer(&msg, None),
     ))
 }

@@ -1,6 +1,7 @@
 //! The reference IDProv server: HTTPS endpoints over rustls + hyper, an
 //! embedded certificate store, in-memory OOB secrets and DNS-SD.
 
+pub mod choices;
 pub mod datadir;
 pub mod faults;
 pub mod floor;
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     /// How members are encoded where the Go reference's types differ from
     /// the profile's.
     pub wire: Wire,
+    /// The legal choices this server makes (default: the reference's).
+    pub choices: choices::Choices,
 }
 
 /// The encoding of members whose type differs between the profile and the
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             path_prefix: DEFAULT_PATH_PREFIX.into(),
             wire: Wire::Profile,
+            choices: choices::Choices::default(),
         }
     }
 }
@@ -130,6 +134,24 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// A provisioning answer as this server encodes it, signed with `key`
+    /// when given (empty signature otherwise).
+    pub fn answer(
+        &self,
+        r: &mut crate::core::messages::ProvisionResponse,
+        key: Option<&[u8]>,
+    ) -> Vec<u8> {
+        use crate::core::messages::Signed;
+        if !self.config.choices.other_json_form {
+            return match key {
+                Some(k) => r.sign_with_key(k),
+                None => r.unsigned(),
+            };
+        }
+        r.signature.clear();
+        self.config.choices.answer(&*r, key)
+    }
+
     /// Locks the secret store (a poisoned lock is recovered: the store has
     /// no invariant a panic could break half-way).
     pub fn lock_secrets(&self) -> MutexGuard<'_, SecretStore> {
@@ -286,8 +308,20 @@ pub async fn start_with_faults(
     let store = Arc::new(CertStore::open(&dd.path.join(datadir::files::DB))?);
     let committer = store::GroupCommitter::start(store.clone())
         .map_err(|e| StartError::Thread(e.to_string()))?;
+    let mut endpoints = Endpoints::under(&config.path_prefix);
+    if config.choices.endpoint_urls {
+        let origin = format!("https://{}", advertised_authority(addr));
+        for e in [
+            &mut endpoints.directory,
+            &mut endpoints.status,
+            &mut endpoints.post_oob_secret,
+            &mut endpoints.post_provision_request,
+        ] {
+            *e = format!("{origin}{e}");
+        }
+    }
     let directory = DirectoryMessage {
-        endpoints: Endpoints::under(&config.path_prefix),
+        endpoints,
         ca_cert: if faults.has(faults::Fault::NoCaInDirectory) {
             String::new()
         } else if config.wire == Wire::Go {
@@ -311,7 +345,7 @@ pub async fn start_with_faults(
             // Byte for byte what the Go reference serves (capture 01).
             br#"{"endpoints":{"directory":"/idprov/directory","status":"/idprov/status/{deviceID}","postOobSecret":"/idprov/oobsecret","postProvisionRequest":"/idprov/provreq"},"caCert":null,"version":"1","services":{}}"#.to_vec()
         } else {
-            crate::core::json::to_go_json(&directory)
+            config.choices.answer(&directory, None)
         },
         paths: Endpoints::under(&config.path_prefix),
         issuing_ca: if faults.has(faults::Fault::IssueFromOtherCa) {
@@ -364,6 +398,20 @@ pub async fn start_with_faults(
         stop,
         task,
     })
+}
+
+/// `host:port` of absolute endpoint URLs: the listening address, or the
+/// loopback address when listening on every interface.
+fn advertised_authority(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
 }
 
 /// Binds with a listen backlog as deep as the connection cap (the kernel
@@ -463,6 +511,16 @@ async fn accept_loop(
             } else {
                 Some(timeout)
             };
+            let choices = shared.config.choices;
+            let mut tls = tls;
+            let (prefix, framed_by_te) = if choices.transfer_encoding_wins {
+                match choices::frame_by_transfer_encoding(&mut tls, timeout).await {
+                    Some(read) => read,
+                    None => return,
+                }
+            } else {
+                (Vec::new(), false)
+            };
             let svc = hyper::service::service_fn(move |req| {
                 handler::handle(req, shared.clone(), info.clone())
             });
@@ -470,7 +528,8 @@ async fn accept_loop(
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(tls), svc);
+                .keep_alive(!(choices.close_every_answer || framed_by_te))
+                .serve_connection(TokioIo::new(choices::Prefixed::new(prefix, tls)), svc);
             let conn = watcher.watch(conn);
             if let Err(e) = conn.await {
                 tracing::debug!(%peer_addr, error = %e, "connection ended with error");
