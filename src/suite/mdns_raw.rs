@@ -27,6 +27,46 @@ pub struct Collected {
     /// How the suite listened: on the shared mDNS port, or as a one-shot
     /// querier on a port of its own (RFC 6762 §5.1) when 5353 was taken.
     pub listened_on: u16,
+    /// The interfaces (name and IPv4 address) the queries went out on.
+    pub asked_on: Vec<(String, Ipv4Addr)>,
+}
+
+/// The IPv4 interfaces with a route to `target`: its own interface when it
+/// is a local address (loopback included), every interface whose subnet
+/// holds it, and the one the kernel's route to it leaves by. Queries go
+/// out on each, so a server advertising on one interface only is asked
+/// where it listens, whatever the default interface is.
+pub fn interfaces_towards(target: std::net::IpAddr) -> Vec<(String, Ipv4Addr)> {
+    let std::net::IpAddr::V4(t) = target else {
+        return Vec::new();
+    };
+    let ifs: Vec<(String, Ipv4Addr, Ipv4Addr)> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| match i.addr {
+            if_addrs::IfAddr::V4(a) => Some((i.name, a.ip, a.netmask)),
+            _ => None,
+        })
+        .collect();
+    let routed = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.connect((t, 9)).map(|()| s))
+        .and_then(|s| s.local_addr())
+        .ok()
+        .and_then(|a| match a.ip() {
+            std::net::IpAddr::V4(ip) => Some(ip),
+            _ => None,
+        });
+    let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
+    for (name, ip, mask) in ifs {
+        let same_subnet = u32::from(ip) & u32::from(mask) == u32::from(t) & u32::from(mask);
+        let loopback_target = t.is_loopback() && ip.is_loopback();
+        if ip == t || same_subnet || loopback_target || Some(ip) == routed {
+            if !out.iter().any(|(_, a)| *a == ip) {
+                out.push((name, ip));
+            }
+        }
+    }
+    out
 }
 
 impl Collected {
@@ -36,7 +76,7 @@ impl Collected {
     }
 }
 
-fn socket() -> std::io::Result<(UdpSocket, u16)> {
+fn socket(interfaces: &[(String, Ipv4Addr)]) -> std::io::Result<(UdpSocket, u16)> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
@@ -51,7 +91,14 @@ fn socket() -> std::io::Result<(UdpSocket, u16)> {
         // one-shot querier; responders answer such a port by unicast.
         s.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))?;
     }
-    s.join_multicast_v4(&GROUP, &Ipv4Addr::UNSPECIFIED)?;
+    if interfaces.is_empty() {
+        s.join_multicast_v4(&GROUP, &Ipv4Addr::UNSPECIFIED)?;
+    }
+    for (_, ip) in interfaces {
+        // One membership per interface (a second join of the same one is
+        // refused by the kernel and harmless).
+        let _ = s.join_multicast_v4(&GROUP, ip);
+    }
     s.set_multicast_loop_v4(true)?;
     s.set_multicast_ttl_v4(255)?;
     let udp: UdpSocket = s.into();
@@ -122,20 +169,45 @@ fn records_of(p: &Packet<'_>) -> Vec<MdnsRecord> {
 pub fn collect(
     service: &str,
     limit: Duration,
+    towards: Option<std::net::IpAddr>,
     mut done: impl FnMut(&[ReceivedInstance]) -> bool,
 ) -> Result<Collected, String> {
-    let (sock, port) = socket().map_err(|e| format!("cannot open an mDNS socket: {e}"))?;
+    let interfaces = towards.map(interfaces_towards).unwrap_or_default();
+    let (sock, port) =
+        socket(&interfaces).map_err(|e| format!("cannot open an mDNS socket: {e}"))?;
     let dest = SocketAddr::from((GROUP, PORT));
+    let raw: socket2::SockRef<'_> = (&sock).into();
     let send = |q: &[(String, TYPE)]| -> Result<(), String> {
         let bytes = query(q)?;
-        sock.send_to(&bytes, dest)
-            .map(|_| ())
-            .map_err(|e| format!("cannot send an mDNS query: {e}"))
+        if interfaces.is_empty() {
+            return sock
+                .send_to(&bytes, dest)
+                .map(|_| ())
+                .map_err(|e| format!("cannot send an mDNS query: {e}"));
+        }
+        let mut sent = 0;
+        let mut last = String::new();
+        for (name, ip) in &interfaces {
+            let out = raw
+                .set_multicast_if_v4(ip)
+                .and_then(|()| sock.send_to(&bytes, dest));
+            match out {
+                Ok(_) => sent += 1,
+                Err(e) => last = format!("{name} ({ip}): {e}"),
+            }
+        }
+        if sent == 0 {
+            return Err(format!(
+                "cannot send an mDNS query on any interface: {last}"
+            ));
+        }
+        Ok(())
     };
     send(&[(service.to_string(), TYPE::PTR)])?;
     let started = Instant::now();
     let mut out = Collected {
         listened_on: port,
+        asked_on: interfaces.clone(),
         ..Collected::default()
     };
     let mut next_ask = started + Duration::from_millis(700);
@@ -269,7 +341,7 @@ fn to_wire(r: &MdnsRecord) -> Option<simple_dns::ResourceRecord<'static>> {
 impl RawResponder {
     /// Starts answering on the shared mDNS port.
     pub fn start(records: Vec<MdnsRecord>) -> std::io::Result<Self> {
-        let (sock, _) = socket()?;
+        let (sock, _) = socket(&[])?;
         sock.set_read_timeout(Some(Duration::from_millis(200)))?;
         let wire: Vec<_> = records.iter().filter_map(to_wire).collect();
         let names: Vec<String> = wire.iter().map(|r| name_of(&r.name)).collect();

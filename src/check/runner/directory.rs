@@ -70,14 +70,33 @@ impl Case<'_> {
         let want =
             net::parse_url(&self.ctx.target.url).map_err(|e| StepError::Fail(e.to_string()))?;
         let port = want.port;
+        let towards = want
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .or_else(|| {
+                use std::net::ToSocketAddrs;
+                (want.host.as_str(), port)
+                    .to_socket_addrs()
+                    .ok()?
+                    .next()
+                    .map(|a| a.ip())
+            });
         let got = tokio::task::spawn_blocking(move || {
-            crate::suite::mdns_raw::collect(SERVICE_TYPE, Duration::from_secs(5), |found| {
-                found.iter().any(|i| {
-                    i.srv.as_ref().is_some_and(|(p, _)| *p == port)
-                        && i.txt.is_some()
-                        && !i.addresses.is_empty()
-                })
-            })
+            crate::suite::mdns_raw::collect(
+                SERVICE_TYPE,
+                Duration::from_secs(5),
+                towards,
+                |found| {
+                    found.iter().any(|i| {
+                        i.srv.as_ref().is_some_and(|(p, _)| *p == port)
+                            && i.txt.is_some()
+                            && !i.addresses.is_empty()
+                    })
+                },
+            )
         })
         .await
         .map_err(|e| StepError::Fail(e.to_string()))?
@@ -112,8 +131,9 @@ impl Case<'_> {
         self.evidence.push(Exchange::note(
             self.step_no,
             format!(
-                "mDNS (port {}): {} answer packets, {} malformed{}; instances: {}",
+                "mDNS (port {}, asked on {}): {} answer packets, {} malformed{}; instances: {}",
                 got.listened_on,
+                asked_on(&got),
                 got.packets,
                 got.malformed.len(),
                 if got.malformed.is_empty() {
@@ -130,8 +150,9 @@ impl Case<'_> {
         ));
         if instances.is_empty() {
             return fail(format!(
-                "no PTR record for {SERVICE_TYPE} in any answer ({} answer packets in 5 s): the server does not advertise itself",
-                got.packets
+                "no PTR record for {SERVICE_TYPE} in any answer ({} answer packets in 5 s; asked on {}): the server does not advertise itself there",
+                got.packets,
+                asked_on(&got)
             ));
         }
         let ours: Vec<_> = instances
@@ -235,4 +256,16 @@ impl Case<'_> {
         }
         Ok(None)
     }
+}
+
+/// The interfaces a discovery query went out on, for evidence and failures.
+fn asked_on(got: &crate::suite::mdns_raw::Collected) -> String {
+    if got.asked_on.is_empty() {
+        return "the default interface".into();
+    }
+    got.asked_on
+        .iter()
+        .map(|(n, ip)| format!("{n} ({ip})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
