@@ -60,10 +60,9 @@ pub fn interfaces_towards(target: std::net::IpAddr) -> Vec<(String, Ipv4Addr)> {
     for (name, ip, mask) in ifs {
         let same_subnet = u32::from(ip) & u32::from(mask) == u32::from(t) & u32::from(mask);
         let loopback_target = t.is_loopback() && ip.is_loopback();
-        if ip == t || same_subnet || loopback_target || Some(ip) == routed {
-            if !out.iter().any(|(_, a)| *a == ip) {
-                out.push((name, ip));
-            }
+        let routes = ip == t || same_subnet || loopback_target || Some(ip) == routed;
+        if routes && !out.iter().any(|(_, a)| *a == ip) {
+            out.push((name, ip));
         }
     }
     out
