@@ -587,3 +587,44 @@ async fn an_incidental_defect_leaves_each_case_its_own_verdict() {
     assert_eq!(c.own_verdict, Some(Verdict::Fail), "{}", c.detail);
     assert!(c.detail.starts_with("own: step"), "{}", c.detail);
 }
+
+/// A directory the suite cannot parse is a setup error (exit 2), not a
+/// server "without extensions" whose cases then fail for the wrong reason.
+/// The stack-floor server answers `{}` (200, no endpoints) on any other
+/// path, so pointing the suite there gives such a directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparsable_directory_is_a_setup_error() {
+    let d = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let data = d.path().to_path_buf();
+    let floor = tokio::spawn(async move { idprov::server::floor::serve(addr, &data).await });
+    let mut ready = false;
+    for _ in 0..100 {
+        if d.path().join("admin-key.pem").exists()
+            && tokio::net::TcpStream::connect(addr).await.is_ok()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the floor server did not start");
+    let target = idprov::check::runner::ServerTarget {
+        url: format!("https://127.0.0.1:{port}/not/the/directory"),
+        ca_pem: common::read(d.path(), "ca.pem"),
+        admin: common::identity(d.path(), "admin-cert.pem", "admin-key.pem"),
+        plugin: None,
+        ca_key_pem: None,
+        capabilities: Vec::new(),
+    };
+    let err = check::check_server(target, &opts(&["server.oob.admin-accepted"]))
+        .await
+        .expect_err("a setup error");
+    assert!(err.0.contains("does not parse"), "{err}");
+    floor.abort();
+}
