@@ -70,7 +70,11 @@ fn bench_baseline_regressions_and_compare() {
     }
     // The run against itself as baseline, with a generous threshold: no
     // regression. (Two runs on a shared 2-core machine differ by tens of
-    // percent; the threshold is the user's to choose.)
+    // percent; the threshold is the user's to choose. With 30 devices the
+    // p99 is the slowest one, and one stall of the machine — seen in full
+    // test runs here: 201 and 420 ms against 17–18 ms in the baseline —
+    // is a 1,000–2,000 % "regression"; this step checks the plumbing, the
+    // fast baseline below shows a regression is caught.)
     let second = d.path().join("second");
     let base = first.join("bench.json");
     let o = run_bench(
@@ -79,7 +83,7 @@ fn bench_baseline_regressions_and_compare() {
             "--baseline",
             base.to_str().unwrap(),
             "--max-regression",
-            "1000",
+            "100000",
         ],
     );
     let out = String::from_utf8_lossy(&o.stdout);
