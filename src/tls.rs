@@ -155,15 +155,17 @@ pub fn server_config(
     cert_pem: &str,
     key_pem: &str,
 ) -> Result<ServerConfig, TlsError> {
-    server_config_with(ca_pem, cert_pem, key_pem, |v| v)
+    server_config_with(ca_pem, cert_pem, key_pem, rustls::DEFAULT_VERSIONS, |v| v)
 }
 
-/// Like [`server_config`], with the client-certificate verifier passed
-/// through `wrap` (the reference server's test-only faults replace it).
+/// Like [`server_config`], offering only `versions`, with the
+/// client-certificate verifier passed through `wrap` (the reference
+/// server's test-only faults replace it).
 pub fn server_config_with(
     ca_pem: &str,
     cert_pem: &str,
     key_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
     wrap: impl FnOnce(Arc<dyn ClientCertVerifier>) -> Arc<dyn ClientCertVerifier>,
 ) -> Result<ServerConfig, TlsError> {
     let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider())
@@ -174,7 +176,7 @@ pub fn server_config_with(
     let mut chain = certs_from_pem(cert_pem)?;
     chain.extend(certs_from_pem(ca_pem)?);
     let cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
+        .with_protocol_versions(versions)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key_from_pem(key_pem)?)?;
     // The server's suite order wins: most clients list AES-256 first.
@@ -299,13 +301,48 @@ impl ServerCertVerifier for AcceptAnyServer {
     }
 }
 
+/// The TLS versions a server or client offers (PROTOCOL `transport.https`:
+/// 1.2 or 1.3, either or both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsVersions {
+    /// TLS 1.2 and 1.3 (the reference).
+    #[default]
+    Both,
+    /// TLS 1.3 alone.
+    Only13,
+    /// TLS 1.2 alone.
+    Only12,
+}
+
+impl TlsVersions {
+    /// The rustls versions this choice enables.
+    pub fn rustls(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static ONLY13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+        static ONLY12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+        match self {
+            TlsVersions::Both => rustls::DEFAULT_VERSIONS,
+            TlsVersions::Only13 => &ONLY13,
+            TlsVersions::Only12 => &ONLY12,
+        }
+    }
+}
+
 /// TLS configuration of a client (device, admin, suite).
 pub fn client_config(
     trust: &ServerTrust,
     identity: Option<&ClientIdentity>,
 ) -> Result<ClientConfig, TlsError> {
-    let builder =
-        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    client_config_with(trust, identity, TlsVersions::Both)
+}
+
+/// Like [`client_config`], offering only the given TLS versions.
+pub fn client_config_with(
+    trust: &ServerTrust,
+    identity: Option<&ClientIdentity>,
+    versions: TlsVersions,
+) -> Result<ClientConfig, TlsError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions.rustls())?;
     let builder = match trust {
         ServerTrust::LeapOfFaith => builder
             .dangerous()

@@ -71,6 +71,61 @@ async fn own_client_as_a_process_passes_every_case() {
     assert!(r.summary.pass >= 20);
 }
 
+/// No false alarms for devices: the own client with each legal choice the
+/// profile leaves open (`client::choices`), alone and all together, passes
+/// every client case. A case that fails one is a wrong case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_honest_client_variant_passes_every_case() {
+    use idprov::client::choices::ClientChoice;
+    let mut variants: Vec<Vec<ClientChoice>> = ClientChoice::ALL.iter().map(|c| vec![*c]).collect();
+    for (tls, other) in [
+        (ClientChoice::Tls13Only, ClientChoice::Tls12Only),
+        (ClientChoice::Tls12Only, ClientChoice::Tls13Only),
+    ] {
+        variants.push(
+            ClientChoice::ALL
+                .iter()
+                .copied()
+                .filter(|c| *c != other)
+                .chain([tls])
+                .collect(),
+        );
+    }
+    let mut problems = Vec::new();
+    for chunk in variants.chunks(5) {
+        let runs: Vec<_> = chunk
+            .iter()
+            .map(|choices| {
+                let flags: String = choices
+                    .iter()
+                    .map(|c| format!(" --choice {}", c.name()))
+                    .collect();
+                let t = format!(
+                    "{BIN} client --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}}{flags}"
+                );
+                let o = opts();
+                tokio::spawn(async move {
+                    let r = check::check_client(ClientTarget::parse(&t).unwrap(), &o)
+                        .await
+                        .unwrap();
+                    (flags, r)
+                })
+            })
+            .collect();
+        for run in runs {
+            let (flags, r) = run.await.unwrap();
+            for c in r.cases.iter().filter(|c| c.verdict == Verdict::Fail) {
+                problems.push(format!("{flags}: {}: {}", c.id, c.detail));
+            }
+            if r.outcome.failed {
+                problems.push(format!("{flags}: the run failed: {:?}", r.outcome));
+            }
+            assert!(r.summary.pass >= 20, "{flags}: {:?}", r.summary);
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 const EXPECTED: &[(&str, &str)] = &[
     ("skip-signature-check", "client.mitm.response-other-secret"),
     ("skip-pinning", "client.pinning.second-server"),

@@ -361,3 +361,38 @@ async fn sends_a_csr_when_advertised() {
         .unwrap();
     srv.shutdown().await;
 }
+
+/// The client's honest choices take effect: an Ed25519 key, no CSR, TLS
+/// 1.3 only, ALPN, a MAC address; and renewal with the same key keeps it.
+#[tokio::test]
+async fn honest_client_choices_take_effect() {
+    use idprov::client::choices::ClientChoice;
+    let d = tempfile::tempdir().unwrap();
+    let srv = start(d.path()).await;
+    admin(&srv).post_oob("dev-c", "s3cret", "").await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut o = opts(&srv.directory_url(), "dev-c", "s3cret", out.path());
+    o.choices = [
+        ClientChoice::Ed25519Key,
+        ClientChoice::NoCsr,
+        ClientChoice::Tls13Only,
+        ClientChoice::AlpnHttp11,
+        ClientChoice::SendMac,
+        ClientChoice::KeepKeyOnRenewal,
+    ]
+    .into_iter()
+    .collect();
+    client::run(&o).await.unwrap();
+    let key_pem = read(out.path(), "key.pem");
+    let info = CertInfo::from_pem(&read(out.path(), "cert.pem")).unwrap();
+    let spki = idprov::pki::DevicePublicKey::from_der(&info.spki_der).unwrap();
+    assert_eq!(spki.kind(), idprov::pki::KeyKind::Ed25519);
+    let mut r = o.clone();
+    r.secret = None;
+    assert!(client::run(&r).await.unwrap().renewed);
+    assert_eq!(read(out.path(), "key.pem"), key_pem, "the key was kept");
+    let renewed = CertInfo::from_pem(&read(out.path(), "cert.pem")).unwrap();
+    assert_eq!(renewed.spki_der, info.spki_der);
+    assert_ne!(renewed.serial_hex, info.serial_hex);
+    srv.shutdown().await;
+}

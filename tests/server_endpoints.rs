@@ -354,3 +354,124 @@ async fn serials_are_unique_under_concurrency() {
     assert_eq!(srv.shared.store.count().unwrap(), 32);
     srv.shutdown().await;
 }
+
+/// The `http2_alpn` honest variant is real: a client that offers `h2`
+/// gets HTTP/2 and the directory over it; one that offers nothing still
+/// gets HTTP/1.1.
+#[tokio::test]
+async fn http2_variant_speaks_h2_to_a_client_that_asks() {
+    let d = tmp();
+    let mut cfg = config(d.path());
+    cfg.choices.http2_alpn = true;
+    let srv = idprov::server::start(cfg).await.unwrap();
+    let mut tls =
+        idprov::tls::client_config(&idprov::tls::ServerTrust::Pinned(srv.ca_pem.clone()), None)
+            .unwrap();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("https://{}/idprov/directory", srv.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    use http_body_util::BodyExt;
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["version"], "1");
+    // Without ALPN: HTTP/1.1 as before.
+    let r = call(&srv, Method::GET, "/idprov/directory", None, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    srv.shutdown().await;
+}
+
+/// The `header_stall_408` honest variant answers 408 to a head that
+/// stalls; the reference closes silently.
+#[tokio::test]
+async fn header_stall_variant_answers_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for answer_408 in [true, false] {
+        let d = tmp();
+        let mut cfg = config(d.path());
+        cfg.header_timeout = std::time::Duration::from_millis(500);
+        cfg.choices.header_stall_408 = answer_408;
+        let srv = idprov::server::start(cfg).await.unwrap();
+        let tls =
+            idprov::tls::client_config(&idprov::tls::ServerTrust::Pinned(srv.ca_pem.clone()), None)
+                .unwrap();
+        let tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /idprov/directory HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut got),
+        )
+        .await
+        .expect("the server ends the connection");
+        let text = String::from_utf8_lossy(&got);
+        if answer_408 {
+            assert!(text.starts_with("HTTP/1.1 408 "), "{text:?} {read:?}");
+        } else {
+            assert!(got.is_empty(), "{text:?}");
+        }
+        srv.shutdown().await;
+    }
+}
+
+/// The `tls13-only` and `tls12-only` honest variants offer one version
+/// alone: a client offering only the other cannot connect.
+#[tokio::test]
+async fn tls_version_variants_offer_one_version() {
+    use idprov::tls::TlsVersions;
+    for (server, other) in [
+        (TlsVersions::Only13, TlsVersions::Only12),
+        (TlsVersions::Only12, TlsVersions::Only13),
+    ] {
+        let d = tmp();
+        let mut cfg = config(d.path());
+        cfg.choices.tls = server;
+        let srv = idprov::server::start(cfg).await.unwrap();
+        let trust = idprov::tls::ServerTrust::Pinned(srv.ca_pem.clone());
+        let url = srv.directory_url();
+        for (client, works) in [(server, true), (other, false), (TlsVersions::Both, true)] {
+            let tls = idprov::tls::client_config_with(&trust, None, client).unwrap();
+            let r = idprov::net::request(
+                &url,
+                Method::GET,
+                None,
+                std::sync::Arc::new(tls),
+                std::time::Duration::from_secs(5),
+            )
+            .await;
+            assert_eq!(
+                r.is_ok(),
+                works,
+                "{server:?} server, {client:?} client: {r:?}"
+            );
+        }
+        srv.shutdown().await;
+    }
+}

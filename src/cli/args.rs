@@ -491,6 +491,11 @@ pub struct ClientArgs {
     /// Overall time limit in seconds, Waiting retries included.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// A legal choice the profile leaves open, made otherwise than the
+    /// reference client makes it (repeatable; docs/SUITE.md "Honest
+    /// variants"): e.g. an Ed25519 key, no CSR, TLS 1.3 only.
+    #[arg(long, value_enum, value_name = "CHOICE")]
+    pub choice: Vec<crate::client::choices::ClientChoice>,
 }
 
 /// Shared admin connection flags.

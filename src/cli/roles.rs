@@ -73,6 +73,7 @@ pub(super) async fn run_client(a: ClientArgs) -> ExitCode {
     opts.url = a.url.filter(|u| !u.is_empty());
     opts.ca = a.ca.filter(|p| !p.is_empty()).map(PathBuf::from);
     opts.timeout = Duration::from_secs(a.timeout);
+    opts.choices = a.choice.iter().copied().collect();
     match client::run(&opts).await {
         Ok(o) => {
             outln!(

@@ -2,8 +2,11 @@
 //! CA pinning, signed requests, Waiting retries, every acceptance check, and
 //! atomic writes of `ca.pem`, `cert.pem`, `key.pem`; renewal over mutual TLS.
 
+pub mod choices;
 pub mod discover;
 pub mod faults;
+
+use choices::ClientChoices;
 
 use faults::ClientFault;
 
@@ -15,7 +18,7 @@ use crate::core::sign::{self, KeyVariant};
 use crate::fsutil::{write_all_atomic, MODE_PRIVATE, MODE_PUBLIC};
 use crate::net::{self, NetError};
 use crate::pki::{cert_der_from_pem, verify_chain, CertInfo, Usage};
-use crate::tls::{client_config, ClientIdentity, ServerTrust};
+use crate::tls::{client_config_with, ClientIdentity, ServerTrust};
 use http::Method;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use std::path::{Path, PathBuf};
@@ -66,6 +69,8 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Time limit of DNS-SD discovery.
     pub discovery_timeout: Duration,
+    /// The legal choices this device makes (default: the reference's).
+    pub choices: ClientChoices,
 }
 
 impl ClientOptions {
@@ -81,6 +86,7 @@ impl ClientOptions {
             max_retry: Duration::from_secs(30),
             request_timeout: Duration::from_secs(15),
             discovery_timeout: Duration::from_secs(10),
+            choices: ClientChoices::default(),
         }
     }
 }
@@ -244,8 +250,10 @@ pub async fn run_with_faults(
         Some(ca) => ServerTrust::Pinned(ca.clone()),
         None => ServerTrust::LeapOfFaith,
     };
-    let cfg =
-        Arc::new(client_config(&dir_trust, None).map_err(|e| ClientError::Usage(e.to_string()))?);
+    let cfg = Arc::new(
+        tls_config(&opts.choices, &dir_trust, None)
+            .map_err(|e| ClientError::Usage(e.to_string()))?,
+    );
     if f(ClientFault::OffersLegacyTls) {
         // A device whose TLS stack still offers TLS 1.1: one such hello
         // before the real connection.
@@ -293,10 +301,22 @@ pub async fn run_with_faults(
     let pinned_der = cert_der_from_pem(&pinned_pem)
         .map_err(|e| ClientError::Refused(format!("CA to pin: {e}")))?;
 
-    // A new key for every issuance (renewal rotates the key).
-    let key = KeyPair::generate().map_err(|e| ClientError::Usage(e.to_string()))?;
-    let csr_pem = if directory.extensions.iter().any(|e| e == EXT_CSR) || f(ClientFault::CsrUnasked)
-    {
+    // A new key for every issuance (renewal rotates the key), unless the
+    // device chooses to keep its key.
+    let kept = existing
+        .as_ref()
+        .filter(|_| opts.choices.keep_key_on_renewal)
+        .map(|e| KeyPair::from_pem(&e.identity.key_pem))
+        .transpose()
+        .map_err(|e| ClientError::Usage(format!("{}: {e}", files::KEY)))?;
+    let key = match kept {
+        Some(k) => Ok(k),
+        None if opts.choices.ed25519_key => KeyPair::generate_for(&rcgen::PKCS_ED25519),
+        None => KeyPair::generate(),
+    }
+    .map_err(|e| ClientError::Usage(e.to_string()))?;
+    let advertised = directory.extensions.iter().any(|e| e == EXT_CSR);
+    let csr_pem = if (advertised && !opts.choices.no_csr) || f(ClientFault::CsrUnasked) {
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, opts.device_id.as_str());
@@ -313,7 +333,11 @@ pub async fn run_with_faults(
     let mut msg = ProvisionRequest {
         device_id: opts.device_id.clone(),
         ip: local_ip,
-        mac: String::new(),
+        mac: if opts.choices.send_mac {
+            choices::mac_for(&opts.device_id)
+        } else {
+            String::new()
+        },
         public_key_pem: key.public_key_pem(),
         csr_pem,
         signature: String::new(),
@@ -355,7 +379,7 @@ pub async fn run_with_faults(
         ServerTrust::Pinned(pinned_pem.clone())
     };
     let prov_cfg = Arc::new(
-        client_config(&prov_trust, identity.as_ref())
+        tls_config(&opts.choices, &prov_trust, identity.as_ref())
             .map_err(|e| ClientError::Usage(format!("current certificate set: {e}")))?,
     );
     let mut requests = 0u32;
@@ -414,9 +438,7 @@ pub async fn run_with_faults(
                     tokio::time::sleep(Duration::from_secs(hinted)).await;
                     continue;
                 } else {
-                    Duration::from_secs(hinted)
-                        .min(opts.max_retry)
-                        .max(Duration::from_secs(1))
+                    opts.choices.retry_wait(hinted, opts.max_retry)
                 };
                 if started.elapsed() + wait > opts.timeout {
                     return Err(ClientError::StillWaiting(opts.timeout));
@@ -472,6 +494,19 @@ pub async fn run_with_faults(
             }
         }
     }
+}
+
+/// The device's TLS configuration under its choices.
+fn tls_config(
+    choices: &ClientChoices,
+    trust: &ServerTrust,
+    identity: Option<&ClientIdentity>,
+) -> Result<rustls::ClientConfig, crate::tls::TlsError> {
+    let mut cfg = client_config_with(trust, identity, choices.tls)?;
+    if choices.alpn_http11 {
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    Ok(cfg)
 }
 
 /// Writes `key.pem` (0600), `cert.pem` and `ca.pem` so that none is replaced

@@ -10,6 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+pub use crate::tls::TlsVersions;
+
 /// One choice per field; `Choices::default()` is the reference server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Choices {
@@ -30,6 +32,20 @@ pub struct Choices {
     /// after each colon, and non-ASCII escaped as `\u` sequences (signed
     /// over those bytes).
     pub other_json_form: bool,
+    /// Offer HTTP/2 by ALPN (`h2` before `http/1.1`) and speak it to a
+    /// client that picks it; HTTP/1.1 to every other client.
+    pub http2_alpn: bool,
+    /// Answer 408 to a client that stalls in its first request head,
+    /// instead of closing silently (RFC 9110 §15.5.9 allows either).
+    pub header_stall_408: bool,
+    /// The TLS versions offered.
+    pub tls: TlsVersions,
+    /// Advertise no extensions (the `csr` extension is optional, PROTOCOL
+    /// `directory.extensions`): a `csrPEM` member is then ignored.
+    pub no_extensions: bool,
+    /// Issue for ECDSA P-256 keys alone (Ed25519 and RSA are optional,
+    /// `provreq.key-optional`); other keys get 400.
+    pub p256_only: bool,
 }
 
 impl Choices {
@@ -132,31 +148,61 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     }
 }
 
-/// The `transfer_encoding_wins` choice: reads the first request head (at
-/// most 64 KiB, within `limit`) and, when it carries both
-/// `Content-Length` and `Transfer-Encoding`, drops the former and asks for
-/// the connection to close after the answer (RFC 9112 §6.1). Returns what
-/// was read, rewritten, and whether it was; `None` when no whole head
-/// arrived within `limit` (the caller closes: the head's time is spent).
-pub async fn frame_by_transfer_encoding<S: AsyncRead + Unpin>(
+/// What arrived of a connection's first request head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstHead {
+    /// The bytes read, holding a whole head (or more than 64 KiB of one,
+    /// for hyper to refuse).
+    Complete(Vec<u8>),
+    /// Some bytes arrived but no whole head within the limit.
+    Stalled,
+    /// The peer closed (or the read failed) before a whole head, or sent
+    /// nothing at all within the limit.
+    Gone,
+}
+
+/// Reads a connection's first request head (at most 64 KiB) within `limit`,
+/// for the choices that look at it before hyper does.
+pub async fn read_first_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     limit: std::time::Duration,
-) -> Option<(Vec<u8>, bool)> {
+) -> FirstHead {
     use tokio::io::AsyncReadExt;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + limit;
-    let end = loop {
-        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if got.len() > 64 * 1024 {
-            return Some((got, false));
+    loop {
+        if got.windows(4).any(|w| w == b"\r\n\r\n") || got.len() > 64 * 1024 {
+            return FirstHead::Complete(got);
         }
         match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
-            _ => return None,
+            Ok(_) => return FirstHead::Gone,
+            Err(_) if got.is_empty() => return FirstHead::Gone,
+            Err(_) => return FirstHead::Stalled,
         }
+    }
+}
+
+/// The answer of the `header_stall_408` choice: a 408 that closes.
+pub fn request_timeout_answer() -> Vec<u8> {
+    let body = br#"{"error":"the request head did not arrive in time"}"#;
+    let mut out = format!(
+        "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The `transfer_encoding_wins` choice, on bytes holding a whole first
+/// head: when it carries both `Content-Length` and `Transfer-Encoding`,
+/// drops the former and asks for the connection to close after the answer
+/// (RFC 9112 §6.1). Returns the bytes, rewritten, and whether they were.
+pub fn frame_by_transfer_encoding(got: Vec<u8>) -> (Vec<u8>, bool) {
+    let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4) else {
+        return (got, false);
     };
     let head = String::from_utf8_lossy(&got[..end]).into_owned();
     let is = |l: &str, name: &str| {
@@ -167,7 +213,7 @@ pub async fn frame_by_transfer_encoding<S: AsyncRead + Unpin>(
     let both = lines.iter().any(|l| is(l, "content-length"))
         && lines.iter().any(|l| is(l, "transfer-encoding"));
     if !both {
-        return Some((got, false));
+        return (got, false);
     }
     let mut out = String::new();
     for (i, l) in lines.iter().enumerate() {
@@ -186,7 +232,7 @@ pub async fn frame_by_transfer_encoding<S: AsyncRead + Unpin>(
     out.push_str("\r\n");
     let mut rewritten = out.into_bytes();
     rewritten.extend_from_slice(&got[end..]);
-    Some((rewritten, true))
+    (rewritten, true)
 }
 
 /// JSON text with every non-ASCII character as `\uXXXX` (surrogate pairs
@@ -224,6 +270,12 @@ pub fn honest_variants() -> Vec<(&'static str, Choices)> {
         ("stall-silent-close", one(|c| c.stall_silent_close = true)),
         ("endpoint-urls", one(|c| c.endpoint_urls = true)),
         ("other-json-form", one(|c| c.other_json_form = true)),
+        ("http2-alpn", one(|c| c.http2_alpn = true)),
+        ("header-stall-408", one(|c| c.header_stall_408 = true)),
+        ("tls13-only", one(|c| c.tls = TlsVersions::Only13)),
+        ("tls12-only", one(|c| c.tls = TlsVersions::Only12)),
+        ("no-extensions", one(|c| c.no_extensions = true)),
+        ("p256-only", one(|c| c.p256_only = true)),
         (
             "all-transport",
             Choices {
@@ -231,6 +283,8 @@ pub fn honest_variants() -> Vec<(&'static str, Choices)> {
                 close_on_error: true,
                 transfer_encoding_wins: true,
                 stall_silent_close: true,
+                header_stall_408: true,
+                tls: TlsVersions::Only12,
                 ..Choices::default()
             },
         ),
@@ -243,6 +297,11 @@ pub fn honest_variants() -> Vec<(&'static str, Choices)> {
                 stall_silent_close: true,
                 endpoint_urls: true,
                 other_json_form: true,
+                http2_alpn: true,
+                header_stall_408: true,
+                tls: TlsVersions::Only13,
+                no_extensions: true,
+                p256_only: true,
             },
         ),
     ]
@@ -253,13 +312,10 @@ mod tests {
     use super::*;
     use crate::core::messages::{ProvisionResponse, ProvisionStatus};
 
-    #[tokio::test]
-    async fn both_framings_become_transfer_encoding_and_close() {
+    #[test]
+    fn both_framings_become_transfer_encoding_and_close() {
         let req = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /";
-        let (out, rewritten) =
-            frame_by_transfer_encoding(&mut &req[..], std::time::Duration::from_secs(1))
-                .await
-                .unwrap();
+        let (out, rewritten) = frame_by_transfer_encoding(req.to_vec());
         assert!(rewritten);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
@@ -267,16 +323,41 @@ mod tests {
             "POST /p HTTP/1.1\r\nConnection: close\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /"
         );
         let plain = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
-        let (out, rewritten) =
-            frame_by_transfer_encoding(&mut &plain[..], std::time::Duration::from_secs(1))
-                .await
-                .unwrap();
+        let (out, rewritten) = frame_by_transfer_encoding(plain.to_vec());
         assert!(!rewritten);
         assert_eq!(out, plain);
+    }
+
+    #[tokio::test]
+    async fn the_first_head_is_complete_stalled_or_gone() {
+        let limit = std::time::Duration::from_millis(200);
+        let whole = b"GET / HTTP/1.1\r\nHost: h\r\n\r\nrest";
+        assert_eq!(
+            read_first_head(&mut &whole[..], limit).await,
+            FirstHead::Complete(whole.to_vec())
+        );
+        // Half a head and then end of stream: the peer is gone.
         let half = b"GET / HTTP/1.1\r\nHost:";
-        let mut stream = &half[..];
-        let cut = frame_by_transfer_encoding(&mut stream, std::time::Duration::from_secs(1));
-        assert!(cut.await.is_none());
+        assert_eq!(
+            read_first_head(&mut &half[..], limit).await,
+            FirstHead::Gone
+        );
+        // Half a head and then silence: stalled.
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        tokio::io::AsyncWriteExt::write_all(&mut client, half)
+            .await
+            .unwrap();
+        assert_eq!(
+            read_first_head(&mut server, limit).await,
+            FirstHead::Stalled
+        );
+        // Nothing at all: an idle connection is not a stalled request.
+        let (_client, mut server) = tokio::io::duplex(1024);
+        assert_eq!(read_first_head(&mut server, limit).await, FirstHead::Gone);
+        let answer = String::from_utf8(request_timeout_answer()).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 408 "));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
     }
 
     #[test]

@@ -436,8 +436,18 @@ async fn provision(
         )));
     }
     let key = DevicePublicKey::from_pem(&req.public_key_pem).map_err(RequestError::BadKey)?;
+    let choices = &shared.config.choices;
+    if choices.p256_only && key.kind() != crate::pki::KeyKind::EcdsaP256 {
+        return Err(RequestError::BadKey(crate::pki::PkiError::UnsupportedKey(
+            format!(
+                "{:?} (this server issues for ECDSA P-256 keys only)",
+                key.kind()
+            ),
+        )));
+    }
     if let Some(csr) = &req.csr_pem {
-        if !f(Fault::IgnoreCsr) {
+        // Without the `csr` extension the member is one it does not know.
+        if !f(Fault::IgnoreCsr) && !choices.no_extensions {
             verify_csr(csr, &key).map_err(RequestError::BadCsr)?;
         }
     }

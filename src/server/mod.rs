@@ -19,7 +19,7 @@ use crate::pki::{CertAuthority, CertInfo, DEFAULT_CERT_DAYS};
 use datadir::DataDir;
 use handler::ConnInfo;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -294,17 +294,28 @@ pub async fn start_with_faults(
     } else {
         (dd.server_cert_pem.clone(), dd.server_key_pem.to_string())
     };
-    let tls = if faults.has(faults::Fault::RecognisedNotVerified) {
+    let versions = config.choices.tls.rustls();
+    let mut tls = if faults.has(faults::Fault::RecognisedNotVerified) {
         let subject = faults::ca_subject(dd.ca.cert_der());
         crate::tls::server_config_with(
             dd.ca.cert_pem(),
             &server_cert_pem,
             &server_key_pem,
+            versions,
             |inner| Arc::new(faults::NameOnlyVerifier { inner, subject }),
         )?
     } else {
-        crate::tls::server_config(dd.ca.cert_pem(), &server_cert_pem, &server_key_pem)?
+        crate::tls::server_config_with(
+            dd.ca.cert_pem(),
+            &server_cert_pem,
+            &server_key_pem,
+            versions,
+            |v| v,
+        )?
     };
+    if config.choices.http2_alpn {
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    }
     let store = Arc::new(CertStore::open(&dd.path.join(datadir::files::DB))?);
     let committer = store::GroupCommitter::start(store.clone())
         .map_err(|e| StartError::Thread(e.to_string()))?;
@@ -332,7 +343,11 @@ pub async fn start_with_faults(
         },
         version: VERSION.into(),
         services: BTreeMap::new(),
-        extensions: vec![EXT_CSR.into()],
+        extensions: if config.choices.no_extensions {
+            Vec::new()
+        } else {
+            vec![EXT_CSR.into()]
+        },
     };
     let ca_pem = dd.ca.cert_pem().to_string();
     let shared = Arc::new(Shared {
@@ -513,14 +528,39 @@ async fn accept_loop(
             };
             let choices = shared.config.choices;
             let mut tls = tls;
-            let (prefix, framed_by_te) = if choices.transfer_encoding_wins {
-                match choices::frame_by_transfer_encoding(&mut tls, timeout).await {
-                    Some(read) => read,
-                    None => return,
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let svc = hyper::service::service_fn(move |req| {
+                    handler::handle(req, shared.clone(), info.clone())
+                });
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .serve_connection(TokioIo::new(tls), svc);
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(%peer_addr, error = %e, "HTTP/2 connection ended with error");
                 }
-            } else {
-                (Vec::new(), false)
-            };
+                return;
+            }
+            let mut prefix = Vec::new();
+            let mut framed_by_te = false;
+            if choices.transfer_encoding_wins || choices.header_stall_408 {
+                match choices::read_first_head(&mut tls, timeout).await {
+                    choices::FirstHead::Complete(head) => {
+                        (prefix, framed_by_te) = if choices.transfer_encoding_wins {
+                            choices::frame_by_transfer_encoding(head)
+                        } else {
+                            (head, false)
+                        };
+                    }
+                    choices::FirstHead::Stalled if choices.header_stall_408 => {
+                        use tokio::io::AsyncWriteExt;
+                        let _ = tls.write_all(&choices::request_timeout_answer()).await;
+                        let _ = tls.shutdown().await;
+                        return;
+                    }
+                    // The head's time is spent: close, as hyper would.
+                    choices::FirstHead::Stalled | choices::FirstHead::Gone => return,
+                }
+            }
             let svc = hyper::service::service_fn(move |req| {
                 handler::handle(req, shared.clone(), info.clone())
             });
