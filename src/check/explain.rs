@@ -4,7 +4,7 @@
 //! implementation that fails it, and how to reproduce it by hand with curl
 //! and openssl.
 
-use super::scenario::{Action, Role, Scenario, Step};
+use super::scenario::{name_of, Action, EndpointSpec, Role, Scenario, Step};
 use super::SetupError;
 use std::fmt::Write as _;
 
@@ -110,14 +110,14 @@ fn step_text(st: &Step) -> String {
         st.secret_literal.as_ref().map(|d| format!("{d:?}")),
     );
     p("validUntil", st.valid_until.clone());
-    p("key", st.key.clone());
-    p("HMAC key", st.variant.clone());
-    p("ip", st.ip.clone());
-    p("form", st.form.clone());
-    p("csr", st.csr.clone());
+    p("key", st.key.as_ref().map(name_of));
+    p("HMAC key", st.variant.as_ref().map(name_of));
+    p("ip", st.ip.as_ref().map(name_of));
+    p("form", st.form.as_ref().map(name_of));
+    p("csr", st.csr.as_ref().map(name_of));
     p("replay", st.replay.map(|_| "the last request".into()));
     p("method", st.method.clone());
-    p("endpoint", st.endpoint.clone());
+    p("endpoint", st.endpoint.as_ref().map(name_of));
     p("path", st.path.clone());
     p("body", st.body.clone());
     p("body of", st.body_size.map(|n| format!("{n} bytes")));
@@ -125,8 +125,8 @@ fn step_text(st: &Step) -> String {
     p("rounds", st.rounds.map(|n| n.to_string()));
     p("ms", st.ms.map(|n| n.to_string()));
     p("observe", st.what.clone());
-    p("url", st.url.clone());
-    p("pre-provisioned CA", st.ca.clone());
+    p("url", st.url.as_ref().map(name_of));
+    p("pre-provisioned CA", st.ca.as_ref().map(name_of));
     p("IDPROV_FEATURE", st.feature.clone());
     if let Some(b) = &st.bugs {
         if let Ok(v) = serde_json::to_value(b) {
@@ -217,12 +217,12 @@ fn server_repro(s: &Scenario) -> String {
                         (Some(b), None) => format!("-d '{b}' "),
                         _ => String::new(),
                     },
-                    match st.endpoint.as_deref() {
-                        Some("directory") => "$DIR".to_string(),
-                        Some("oob") => "$OOB".to_string(),
-                        Some("provreq") => "$PROVREQ".to_string(),
-                        Some("status") => "$STATUS/$DEV".to_string(),
-                        _ => format!("https://HOST:43776{}", st.path.as_deref().unwrap_or("/")),
+                    match st.endpoint {
+                        Some(EndpointSpec::Directory) => "$DIR".to_string(),
+                        Some(EndpointSpec::Oob) => "$OOB".to_string(),
+                        Some(EndpointSpec::Provreq) => "$PROVREQ".to_string(),
+                        Some(EndpointSpec::Status) => "$STATUS/$DEV".to_string(),
+                        None => format!("https://HOST:43776{}", st.path.as_deref().unwrap_or("/")),
                     }
                 );
             }

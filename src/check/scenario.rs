@@ -2,6 +2,7 @@
 //! checks, which PROTOCOL section it follows, and its steps from a fixed
 //! vocabulary of actions and expectations. The runner interprets them.
 
+use crate::suite::hostile::{SignMode, Tamper, WireForm};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -123,10 +124,12 @@ pub enum Action {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BugsSpec {
-    /// `honest`, `other-secret`, `sha256-key`, `unsigned`.
-    pub sign: Option<String>,
-    /// `client-cert`, `ca-cert`, `status`, `retry-sec`.
-    pub tamper: Option<String>,
+    /// How Approved is signed: `honest`, `other-secret`, `sha256-key`,
+    /// `unsigned`.
+    pub sign: Option<SignMode>,
+    /// A member changed after signing: `client-cert`, `ca-cert`, `status`,
+    /// `retry-sec`.
+    pub tamper: Option<Tamper>,
     /// Certificate for another CN.
     #[serde(default)]
     pub other_cn: bool,
@@ -184,7 +187,7 @@ pub struct BugsSpec {
     /// A wire form a conforming client must accept (PROTOCOL §3, §10):
     /// `ca-base64`, `ca-null`, `endpoint-urls`, `post-oob-key`,
     /// `version-1x`, `extra-fields`, `reordered`.
-    pub wire: Option<String>,
+    pub wire: Option<WireForm>,
 }
 
 /// One step: an action, its parameters, and what must hold after it.
@@ -208,18 +211,16 @@ pub struct Step {
     pub secret_literal: Option<String>,
     /// `default`, `past`, `garbage`, `number`, `in:<seconds>`.
     pub valid_until: Option<String>,
-    /// `p256`, `ed25519`, `rsa2048`, `rsa1024`, `p384`, `garbage`, `not-pem`.
-    pub key: Option<String>,
-    /// `raw` or `sha256` HMAC key.
-    pub variant: Option<String>,
-    /// `default`, `missing`, `garbage`.
-    pub ip: Option<String>,
-    /// `go` (default), `reordered-raw` (reordered + unknown field, signed
-    /// over the bytes sent), `reordered-canonical` (same bytes, signed over
-    /// Go's canonical form).
-    pub form: Option<String>,
-    /// `none`, `valid`, `bad-signature`, `key-mismatch`.
-    pub csr: Option<String>,
+    /// The request's key (default `p256`).
+    pub key: Option<KeySpec>,
+    /// The HMAC key (default `raw`).
+    pub variant: Option<HmacKey>,
+    /// The `ip` member (default `default`).
+    pub ip: Option<IpSpec>,
+    /// How the request is written and signed (default `go`).
+    pub form: Option<RequestForm>,
+    /// The `csrPEM` member (default `none`).
+    pub csr: Option<CsrSpec>,
     /// Resend the last request body sent for this device.
     pub replay: Option<bool>,
     /// HTTP method (raw).
@@ -227,17 +228,16 @@ pub struct Step {
     /// Path (raw) under the directory's origin, `{device}` is replaced. For
     /// the protocol's endpoints use `endpoint`, never a literal path.
     pub path: Option<String>,
-    /// Raw: send to this endpoint as the directory advertises it:
-    /// `directory`, `oob`, `provreq`, `status` (`{device}` filled in).
-    pub endpoint: Option<String>,
+    /// Raw: send to this endpoint as the directory advertises it
+    /// (`{device}` filled in).
+    pub endpoint: Option<EndpointSpec>,
     /// Body text (raw/provision override), `{device}` and `{key}` replaced.
     pub body: Option<String>,
     /// Body of this many bytes (raw; for `provision`, the request padded
     /// with JSON whitespace to exactly this size).
     pub body_size: Option<usize>,
-    /// How `publicKeyPEM` is written: `lf` (default), `no-final-newline`,
-    /// `crlf` — every form RFC 7468 allows.
-    pub key_form: Option<String>,
+    /// How `publicKeyPEM` is written (default `lf`).
+    pub key_form: Option<KeyForm>,
     /// Count (guess, burst, concurrent).
     pub count: Option<u32>,
     /// Concurrent: this many rounds of `count` devices, each round posting
@@ -249,15 +249,142 @@ pub struct Step {
     pub what: Option<String>,
     /// Client cases: server misbehaviour.
     pub bugs: Option<BugsSpec>,
-    /// Client cases: `directory` (the URL) or `none` (discover by DNS-SD).
-    pub url: Option<String>,
-    /// Client cases: pre-provisioned CA: `none`, `server`, `other`.
-    pub ca: Option<String>,
+    /// Client cases: what the device is told as `{url}` (default
+    /// `directory`).
+    pub url: Option<UrlSpec>,
+    /// Client cases: the pre-provisioned CA it is given (default `none`).
+    pub ca: Option<CaSpec>,
     /// Client cases: `IDPROV_FEATURE` for this run.
     pub feature: Option<String>,
     /// Expectations.
     #[serde(default)]
     pub expect: Expect,
+}
+
+/// A request's key (a step's `key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeySpec {
+    /// A fresh ECDSA P-256 key.
+    P256,
+    /// A fresh Ed25519 key.
+    Ed25519,
+    /// A fresh ECDSA P-384 key (no server need issue for it).
+    P384,
+    /// A fixed RSA 2048-bit public key.
+    Rsa2048,
+    /// A fixed RSA 1024-bit public key (too weak).
+    Rsa1024,
+    /// A `PUBLIC KEY` block that is not a key.
+    Garbage,
+    /// Text that is not PEM.
+    NotPem,
+}
+
+/// How `publicKeyPEM` is written: every form RFC 7468 allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyForm {
+    /// Lines ending in LF, with a final newline.
+    Lf,
+    /// No newline after the end line.
+    NoFinalNewline,
+    /// Lines ending in CRLF.
+    Crlf,
+}
+
+/// The HMAC key a request is signed with (a step's `variant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HmacKey {
+    /// The secret's bytes (the profile's).
+    Raw,
+    /// SHA-256 of the secret (the standard's prose, not the profile).
+    Sha256,
+}
+
+/// The request's `ip` member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IpSpec {
+    /// `127.0.0.1`.
+    Default,
+    /// No `ip` member.
+    Missing,
+    /// A value that is no IP address.
+    Garbage,
+}
+
+/// How a request is written and what its signature covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequestForm {
+    /// Go's compact form in the profile's order, signed over it.
+    Go,
+    /// Members reversed plus an unknown member, signed over the bytes sent.
+    ReorderedRaw,
+    /// The same bytes, signed over Go's canonical form instead.
+    ReorderedCanonical,
+}
+
+/// The request's `csrPEM` member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CsrSpec {
+    /// No CSR.
+    None,
+    /// A valid CSR for the request's key.
+    Valid,
+    /// A CSR whose self-signature does not verify.
+    BadSignature,
+    /// A valid CSR for another key.
+    KeyMismatch,
+}
+
+/// One of the four endpoints, as the directory advertises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndpointSpec {
+    /// The directory.
+    Directory,
+    /// `postOobSecret`.
+    Oob,
+    /// `postProvisionRequest`.
+    Provreq,
+    /// `status`, with `{deviceID}` filled in.
+    Status,
+}
+
+/// What a client case tells the device as `{url}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UrlSpec {
+    /// The suite's server's directory URL.
+    Directory,
+    /// An `http://` URL of the server's plaintext port.
+    Plaintext,
+    /// Nothing: the device discovers the server by DNS-SD.
+    None,
+}
+
+/// The CA a client case gives the device in advance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaSpec {
+    /// None: the leap of faith.
+    None,
+    /// The CA of the suite's server.
+    Server,
+    /// An unrelated CA.
+    Other,
+}
+
+/// The name a case file uses for one of these values.
+pub fn name_of<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
 /// What must hold after a step. Every field is optional.
@@ -521,4 +648,45 @@ pub fn catalogue() -> Result<Vec<Scenario>, ScenarioError> {
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedded(name: &str) -> (&'static str, &'static str) {
+        *SCENARIOS
+            .iter()
+            .find(|(f, _)| f.ends_with(name))
+            .expect("embedded case")
+    }
+
+    /// A typo in a case file's value is a load error naming the file, the
+    /// line and the value, never a failure blamed on the target.
+    #[test]
+    fn a_misspelt_value_is_a_load_error_naming_file_and_line() {
+        for (name, good, typo) in [
+            (
+                "server.input.rsa-1024-key-400.toml",
+                "key = \"rsa1024\"",
+                "key = \"rsa1042\"",
+            ),
+            (
+                "client.mitm.response-other-secret.toml",
+                "sign = \"other-secret\"",
+                "sign = \"other-secert\"",
+            ),
+        ] {
+            let (file, text) = embedded(name);
+            parse(file, text).expect("the file as shipped loads");
+            let bad = text.replace(good, typo);
+            assert_ne!(bad, text, "{name}: {good} not found");
+            let e = parse(file, &bad).unwrap_err().to_string();
+            let wrong = typo.split('"').nth(1).unwrap_or_default();
+            assert!(
+                e.contains(name) && e.contains("line") && e.contains(wrong),
+                "{e}"
+            );
+        }
+    }
 }

@@ -23,8 +23,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::LazyConfigAcceptor;
 
-/// How the response to an approved request is signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the response to an approved request is signed (a case file's
+/// `sign`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SignMode {
     /// With the device's secret, raw key (honest).
     #[default]
@@ -37,8 +39,9 @@ pub enum SignMode {
     Unsigned,
 }
 
-/// A field changed after the response was signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A field changed after the response was signed (a case file's `tamper`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Tamper {
     /// `clientCert` replaced by another valid certificate for the device.
     ClientCert,
@@ -94,8 +97,10 @@ pub struct Bugs {
 }
 
 /// Wire forms that PROTOCOL §3/§10 tell clients to accept. Not bugs: a
-/// client that fails on one of them does not interoperate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// client that fails on one of them does not interoperate (a case file's
+/// `wire`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum WireForm {
     /// Directory `caCert` as base64 of the PEM bytes (a Go `[]byte`).
     CaBase64,
@@ -107,6 +112,7 @@ pub enum WireForm {
     /// The older revision's `postOOB` key instead of `postOobSecret`.
     PostOobKey,
     /// Version `1.3` instead of `1`.
+    #[serde(rename = "version-1x")]
     Version1x,
     /// Unknown extra members in the directory and in the answer (the
     /// answer's signature covers them).
@@ -114,22 +120,6 @@ pub enum WireForm {
     /// Members in another order in the directory and in the answer (signed
     /// over the bytes sent).
     Reordered,
-}
-
-impl WireForm {
-    /// Looks a form up by its scenario name.
-    pub fn by_name(name: &str) -> Option<WireForm> {
-        Some(match name {
-            "ca-base64" => WireForm::CaBase64,
-            "ca-null" => WireForm::CaNull,
-            "endpoint-urls" => WireForm::EndpointUrls,
-            "post-oob-key" => WireForm::PostOobKey,
-            "version-1x" => WireForm::Version1x,
-            "extra-fields" => WireForm::ExtraFields,
-            "reordered" => WireForm::Reordered,
-            _ => return None,
-        })
-    }
 }
 
 /// One request the device made.

@@ -4,14 +4,14 @@
 
 use super::features;
 use super::report::{CaseResult, Exchange, Verdict};
-use super::scenario::{Action, BugsSpec, Scenario, Step};
+use super::scenario::{Action, BugsSpec, CaSpec, Scenario, Step, UrlSpec};
 use super::SetupError;
 use crate::core::messages::{DIRECTORY_PATH, PROVREQ_PATH};
 use crate::core::sign::{self, KeyVariant};
 use crate::pki::{
     cert_der_from_pem, verify_chain, CertAuthority, CertInfo, DevicePublicKey, Usage,
 };
-use crate::suite::hostile::{self, Bugs, HostileServer, Recorded, SignMode, Tamper, WireForm};
+use crate::suite::hostile::{self, Bugs, HostileServer, Recorded};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,23 +25,10 @@ mod shim;
 
 pub use shim::{probe, run_shim, ClientTarget, ShimRun, ShimValues, EXIT_UNIMPLEMENTED};
 
-fn bugs_of(spec: &BugsSpec) -> Result<Bugs, String> {
-    Ok(Bugs {
-        sign: match spec.sign.as_deref().unwrap_or("honest") {
-            "honest" => SignMode::Honest,
-            "other-secret" => SignMode::OtherSecret,
-            "sha256-key" => SignMode::Sha256Key,
-            "unsigned" => SignMode::Unsigned,
-            o => return Err(format!("unknown sign mode `{o}`")),
-        },
-        tamper: match spec.tamper.as_deref() {
-            None => None,
-            Some("client-cert") => Some(Tamper::ClientCert),
-            Some("ca-cert") => Some(Tamper::CaCert),
-            Some("status") => Some(Tamper::Status),
-            Some("retry-sec") => Some(Tamper::RetrySec),
-            Some(o) => return Err(format!("unknown tamper `{o}`")),
-        },
+fn bugs_of(spec: &BugsSpec) -> Bugs {
+    Bugs {
+        sign: spec.sign.unwrap_or_default(),
+        tamper: spec.tamper,
         other_cn: spec.other_cn,
         other_key: spec.other_key,
         other_ca: spec.other_ca,
@@ -58,13 +45,8 @@ fn bugs_of(spec: &BugsSpec) -> Result<Bugs, String> {
         provreq_url: None,
         advertise_csr: spec.advertise_csr,
         no_ca_in_directory: spec.no_ca_in_directory,
-        wire: match spec.wire.as_deref() {
-            None => None,
-            Some(w) => {
-                Some(WireForm::by_name(w).ok_or_else(|| format!("unknown wire form `{w}`"))?)
-            }
-        },
-    })
+        wire: spec.wire,
+    }
 }
 
 enum StepError {
@@ -175,7 +157,7 @@ impl Case<'_> {
 
     async fn serve(&mut self, st: &Step) -> Result<(), StepError> {
         let spec = st.bugs.clone().unwrap_or_default();
-        let mut bugs = bugs_of(&spec).map_err(StepError::Fail)?;
+        let mut bugs = bugs_of(&spec);
         let listen = "127.0.0.1:0"
             .parse()
             .map_err(|_| StepError::Fail("address".into()))?;
@@ -228,16 +210,15 @@ impl Case<'_> {
         let Some(srv) = &self.primary else {
             return fail("no server yet");
         };
-        let url = match st.url.as_deref().unwrap_or("directory") {
-            "directory" => srv.url(),
-            "plaintext" => srv.plaintext_url(),
-            "none" => String::new(),
-            o => return fail(format!("unknown url mode `{o}`")),
+        let url = match st.url.unwrap_or(UrlSpec::Directory) {
+            UrlSpec::Directory => srv.url(),
+            UrlSpec::Plaintext => srv.plaintext_url(),
+            UrlSpec::None => String::new(),
         };
-        let ca = match st.ca.as_deref().unwrap_or("none") {
-            "none" => String::new(),
-            mode @ ("server" | "other") => {
-                let pem = if mode == "server" {
+        let ca = match st.ca.unwrap_or(CaSpec::None) {
+            CaSpec::None => String::new(),
+            mode @ (CaSpec::Server | CaSpec::Other) => {
+                let pem = if mode == CaSpec::Server {
                     srv.ca_pem.clone()
                 } else {
                     CertAuthority::generate("unrelated CA", OffsetDateTime::now_utc())
@@ -249,7 +230,6 @@ impl Case<'_> {
                 std::fs::write(&p, pem).map_err(|e| StepError::Fail(e.to_string()))?;
                 p.to_string_lossy().into_owned()
             }
-            o => return fail(format!("unknown ca mode `{o}`")),
         };
         let secret = if st.secret.as_deref() == Some("none") {
             String::new()

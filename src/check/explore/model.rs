@@ -8,7 +8,9 @@
 //! their answers, so an implementation choice is never called a
 //! divergence. [`OPEN_CHOICES`] lists those choices.
 
-use crate::check::scenario::{Action, Expect, Step};
+use crate::check::scenario::{
+    Action, CsrSpec, EndpointSpec, Expect, HmacKey, KeySpec, RequestForm, Step,
+};
 use crate::core::decision::DEFAULT_GUESS_LIMIT;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -616,17 +618,17 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
             ..base(Action::Status, dev)
         }],
         Op::Provision { dev, auth, key } => {
-            let csr = (key == Key::P256Csr).then(|| "valid".to_string());
+            let csr = (key == Key::P256Csr).then_some(CsrSpec::Valid);
             let key = match key {
                 Key::P256 | Key::P256Csr => None,
-                Key::Ed25519 => Some("ed25519".to_string()),
-                Key::Rsa2048 => Some("rsa2048".to_string()),
+                Key::Ed25519 => Some(KeySpec::Ed25519),
+                Key::Rsa2048 => Some(KeySpec::Rsa2048),
             };
             let one = |secret: Option<String>, as_: Option<String>, i: usize| Step {
                 secret,
                 as_,
-                csr: csr.clone(),
-                key: key.clone(),
+                csr,
+                key,
                 expect: ex(i),
                 ..base(Action::Provision, dev)
             };
@@ -634,11 +636,11 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
             match auth {
                 Auth::Secret(k) => vec![one(Some(SECRETS[k].into()), None, 0)],
                 Auth::Reordered(k) => vec![Step {
-                    form: Some("reordered-raw".into()),
+                    form: Some(RequestForm::ReorderedRaw),
                     ..one(Some(SECRETS[k].into()), None, 0)
                 }],
                 Auth::Sha256(k) => vec![Step {
-                    variant: Some("sha256".into()),
+                    variant: Some(HmacKey::Sha256),
                     ..one(Some(SECRETS[k].into()), None, 0)
                 }],
                 Auth::Unsigned => vec![one(none(), None, 0)],
@@ -677,25 +679,25 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
                     ..base(Action::PostOob, dev)
                 },
                 Bad::WeakKey => Step {
-                    key: Some("rsa1024".into()),
+                    key: Some(KeySpec::Rsa1024),
                     secret: Some("none".into()),
                     ..base(Action::Provision, dev)
                 },
                 Bad::WrongMethod => Step {
                     action: Some(Action::Raw),
                     method: Some("GET".into()),
-                    endpoint: Some("provreq".into()),
+                    endpoint: Some(EndpointSpec::Provreq),
                     ..Step::default()
                 },
                 Bad::HugeBody => Step {
                     action: Some(Action::Raw),
                     method: Some("POST".into()),
-                    endpoint: Some("provreq".into()),
+                    endpoint: Some(EndpointSpec::Provreq),
                     body_size: Some(1 << 20),
                     ..Step::default()
                 },
                 Bad::BadCsr => Step {
-                    csr: Some("bad-signature".into()),
+                    csr: Some(CsrSpec::BadSignature),
                     secret: Some("none".into()),
                     ..base(Action::Provision, dev)
                 },

@@ -1,6 +1,7 @@
 //! Observations (verdict info): key variant, canonical form, directory form.
 
 use super::*;
+use crate::check::scenario::{name_of, HmacKey, RequestForm};
 
 impl Case<'_> {
     pub(super) async fn do_observe(&mut self, st: &Step) -> StepResult {
@@ -8,15 +9,15 @@ impl Case<'_> {
             "key-variant" => {
                 let mut found = Vec::new();
                 for (variant, name) in [
-                    ("raw", "the raw secret"),
-                    ("sha256", "SHA-256 of the secret"),
+                    (HmacKey::Raw, "the raw secret"),
+                    (HmacKey::Sha256, "SHA-256 of the secret"),
                 ] {
-                    let sym = format!("kv-{variant}");
+                    let sym = format!("kv-{}", name_of(&variant));
                     let r = self
                         .with_fresh_secret(
                             &sym,
                             Step {
-                                variant: Some(variant.into()),
+                                variant: Some(variant),
                                 ..Step::default()
                             },
                         )
@@ -44,20 +45,20 @@ impl Case<'_> {
                 let mut methods = Vec::new();
                 for (form, name) in [
                     (
-                        "reordered-raw",
+                        RequestForm::ReorderedRaw,
                         "raw blanking (signature over the bytes sent)",
                     ),
                     (
-                        "reordered-canonical",
+                        RequestForm::ReorderedCanonical,
                         "re-serialisation in Go's field order (the reference's method)",
                     ),
                 ] {
-                    let sym = format!("cf-{form}");
+                    let sym = format!("cf-{}", name_of(&form));
                     let r = self
                         .with_fresh_secret(
                             &sym,
                             Step {
-                                form: Some(form.into()),
+                                form: Some(form),
                                 ..Step::default()
                             },
                         )

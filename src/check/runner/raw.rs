@@ -1,13 +1,14 @@
 //! Arbitrary requests (limits, methods, paths).
 
 use super::*;
+use crate::check::scenario::EndpointSpec;
 
 impl Case<'_> {
     pub(super) async fn do_raw(&mut self, st: &Step) -> StepResult {
         let device = self.device_of(st);
         let method = Method::from_bytes(st.method.as_deref().unwrap_or("GET").as_bytes())
             .map_err(|_| StepError::Fail("bad method".into()))?;
-        let url = match st.endpoint.as_deref() {
+        let url = match st.endpoint {
             None => format!(
                 "{}{}",
                 self.origin(),
@@ -16,11 +17,10 @@ impl Case<'_> {
                     .unwrap_or("/")
                     .replace("{device}", &device)
             ),
-            Some("directory") => self.ctx.target.url.clone(),
-            Some("oob") => self.oob_url().await,
-            Some("provreq") => self.provreq_url().await,
-            Some("status") => self.status_url(&device).await,
-            Some(o) => return fail(format!("unknown endpoint `{o}`")),
+            Some(EndpointSpec::Directory) => self.ctx.target.url.clone(),
+            Some(EndpointSpec::Oob) => self.oob_url().await,
+            Some(EndpointSpec::Provreq) => self.provreq_url().await,
+            Some(EndpointSpec::Status) => self.status_url(&device).await,
         };
         let body = match (&st.body, st.body_size) {
             (_, Some(n)) => {

@@ -1,6 +1,7 @@
 //! Building provisioning requests: keys, CSRs, forms and signatures.
 
 use super::*;
+use crate::check::scenario::{CsrSpec, HmacKey, IpSpec, KeyForm, KeySpec, RequestForm};
 
 impl Case<'_> {
     /// Builds a provisioning request. Returns the body and, when the key is
@@ -11,34 +12,32 @@ impl Case<'_> {
         device: &str,
     ) -> Result<(Vec<u8>, Option<rcgen::KeyPair>), StepError> {
         let setup = |e: rcgen::Error| StepError::Fail(format!("setup: {e}"));
-        let (key_pem, kp) = match st.key.as_deref().unwrap_or("p256") {
-            "p256" => {
+        let (key_pem, kp) = match st.key.unwrap_or(KeySpec::P256) {
+            KeySpec::P256 => {
                 let k = rcgen::KeyPair::generate().map_err(setup)?;
                 (k.public_key_pem(), Some(k))
             }
-            "ed25519" => {
+            KeySpec::Ed25519 => {
                 let k = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(setup)?;
                 (k.public_key_pem(), Some(k))
             }
-            "p384" => {
+            KeySpec::P384 => {
                 let k =
                     rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(setup)?;
                 (k.public_key_pem(), Some(k))
             }
-            "rsa2048" => (RSA2048_PUB.to_string(), None),
-            "rsa1024" => (RSA1024_PUB.to_string(), None),
-            "garbage" => (
+            KeySpec::Rsa2048 => (RSA2048_PUB.to_string(), None),
+            KeySpec::Rsa1024 => (RSA1024_PUB.to_string(), None),
+            KeySpec::Garbage => (
                 "-----BEGIN PUBLIC KEY-----\nAAECAwQFBgcICQ==\n-----END PUBLIC KEY-----\n".into(),
                 None,
             ),
-            "not-pem" => ("this is not a key".into(), None),
-            other => return fail(format!("unknown key kind `{other}`")),
+            KeySpec::NotPem => ("this is not a key".into(), None),
         };
-        let key_pem = match st.key_form.as_deref().unwrap_or("lf") {
-            "lf" => key_pem,
-            "no-final-newline" => key_pem.trim_end_matches('\n').to_string(),
-            "crlf" => key_pem.replace('\n', "\r\n"),
-            other => return fail(format!("unknown key_form `{other}`")),
+        let key_pem = match st.key_form.unwrap_or(KeyForm::Lf) {
+            KeyForm::Lf => key_pem,
+            KeyForm::NoFinalNewline => key_pem.trim_end_matches('\n').to_string(),
+            KeyForm::Crlf => key_pem.replace('\n', "\r\n"),
         };
         if let Some(body) = &st.body {
             let quoted = serde_json::to_string(&key_pem).unwrap_or_default();
@@ -49,11 +48,11 @@ impl Case<'_> {
             let b = body.replace("{device}", device).replace("{key}", escaped);
             return Ok((b.into_bytes(), kp));
         }
-        let csr = match st.csr.as_deref().unwrap_or("none") {
-            "none" => None,
+        let csr = match st.csr.unwrap_or(CsrSpec::None) {
+            CsrSpec::None => None,
             mode => {
                 let signer = match mode {
-                    "key-mismatch" => rcgen::KeyPair::generate().map_err(setup)?,
+                    CsrSpec::KeyMismatch => rcgen::KeyPair::generate().map_err(setup)?,
                     _ => match &kp {
                         Some(k) => rcgen::KeyPair::from_pem(&k.serialize_pem()).map_err(setup)?,
                         None => return fail("a CSR needs a key the suite holds"),
@@ -65,22 +64,19 @@ impl Case<'_> {
                     .push(rcgen::DnType::CommonName, device.to_string());
                 let csr = p.serialize_request(&signer).map_err(setup)?;
                 let mut der = csr.der().to_vec();
-                if mode == "bad-signature" {
+                if mode == CsrSpec::BadSignature {
                     if let Some(last) = der.last_mut() {
                         *last ^= 0x01;
                     }
-                } else if mode != "valid" && mode != "key-mismatch" {
-                    return fail(format!("unknown csr mode `{mode}`"));
                 }
                 Some(crate::pki::pem_encode("CERTIFICATE REQUEST", &der))
             }
         };
         let mut fields: Vec<(&str, Value)> = vec![("deviceID", Value::String(device.into()))];
-        match st.ip.as_deref().unwrap_or("default") {
-            "default" => fields.push(("ip", Value::String("127.0.0.1".into()))),
-            "missing" => {}
-            "garbage" => fields.push(("ip", Value::String("not-an-ip".into()))),
-            other => return fail(format!("unknown ip mode `{other}`")),
+        match st.ip.unwrap_or(IpSpec::Default) {
+            IpSpec::Default => fields.push(("ip", Value::String("127.0.0.1".into()))),
+            IpSpec::Missing => {}
+            IpSpec::Garbage => fields.push(("ip", Value::String("not-an-ip".into()))),
         }
         fields.push(("mac", Value::String(String::new())));
         fields.push(("publicKeyPEM", Value::String(key_pem)));
@@ -95,29 +91,27 @@ impl Case<'_> {
                     Some(l) => l.clone(),
                     None => self.secret(sym.unwrap_or("s")),
                 };
-                let variant = match st.variant.as_deref().unwrap_or("raw") {
-                    "raw" => KeyVariant::Raw,
-                    "sha256" => KeyVariant::Sha256OfSecret,
-                    other => return fail(format!("unknown variant `{other}`")),
+                let variant = match st.variant.unwrap_or(HmacKey::Raw) {
+                    HmacKey::Raw => KeyVariant::Raw,
+                    HmacKey::Sha256 => KeyVariant::Sha256OfSecret,
                 };
                 Some(variant.key(&s))
             }
         };
         let canonical = encode_object(&fields);
-        let form = st.form.as_deref().unwrap_or("go");
+        let form = st.form.unwrap_or(RequestForm::Go);
         let sent_fields: Vec<(&str, Value)> = match form {
-            "go" => fields.clone(),
-            "reordered-raw" | "reordered-canonical" => {
+            RequestForm::Go => fields.clone(),
+            RequestForm::ReorderedRaw | RequestForm::ReorderedCanonical => {
                 let mut f: Vec<(&str, Value)> = fields.iter().rev().cloned().collect();
                 f.insert(2, ("x-extra", Value::from(123)));
                 f
             }
-            other => return fail(format!("unknown form `{other}`")),
         };
         let Some(key) = key else {
             return Ok((encode_object(&sent_fields), kp));
         };
-        let input = if form == "reordered-raw" {
+        let input = if form == RequestForm::ReorderedRaw {
             encode_object(&sent_fields)
         } else {
             canonical
