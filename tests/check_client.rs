@@ -424,7 +424,7 @@ fn refusal_cases() -> Vec<String> {
         .filter(|s| {
             s.steps
                 .iter()
-                .any(|st| st.expect.exit.as_deref() == Some("failure"))
+                .any(|st| st.expect.exit == Some(idprov::check::scenario::ExitSpec::Failure))
         })
         // Discovery cases need a namespace; they have their own test.
         .filter(|s| !s.requires.iter().any(|r| r == "discovery"))
@@ -437,7 +437,7 @@ fn needs_no_contact(id: &str) -> bool {
         s.id == id
             && s.steps
                 .iter()
-                .any(|st| st.expect.reached.as_deref() == Some("nothing"))
+                .any(|st| st.expect.reached == Some(idprov::check::scenario::ReachedSpec::Nothing))
     })
 }
 

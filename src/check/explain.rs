@@ -98,7 +98,7 @@ fn step_text(st: &Step) -> String {
             params.push(format!("{k} {v}"));
         }
     };
-    p("as", st.as_.clone());
+    p("as", st.as_.as_ref().map(ToString::to_string));
     p("device", st.device.clone());
     p(
         "device id",
@@ -109,7 +109,7 @@ fn step_text(st: &Step) -> String {
         "secret",
         st.secret_literal.as_ref().map(|d| format!("{d:?}")),
     );
-    p("validUntil", st.valid_until.clone());
+    p("validUntil", st.valid_until.map(|v| v.to_string()));
     p("key", st.key.as_ref().map(name_of));
     p("HMAC key", st.variant.as_ref().map(name_of));
     p("ip", st.ip.as_ref().map(name_of));
@@ -124,7 +124,7 @@ fn step_text(st: &Step) -> String {
     p("count", st.count.map(|n| n.to_string()));
     p("rounds", st.rounds.map(|n| n.to_string()));
     p("ms", st.ms.map(|n| n.to_string()));
-    p("observe", st.what.clone());
+    p("observe", st.what.as_ref().map(name_of));
     p("url", st.url.as_ref().map(name_of));
     p("pre-provisioned CA", st.ca.as_ref().map(name_of));
     p("IDPROV_FEATURE", st.feature.clone());
@@ -261,11 +261,14 @@ fn server_repro(s: &Scenario) -> String {
 /// Adjusts the credential flags of a command to the step's `as`.
 fn cred(cmd: &str, st: &Step) -> String {
     let admin = "--cert \"$ADMIN_CERT\" --key \"$ADMIN_KEY\"";
-    let who = st.as_.as_deref().unwrap_or(match st.action {
-        Some(Action::Provision) => "nobody",
-        _ => "admin",
-    });
-    let with = match who.split_once(':').map_or(who, |(k, _)| k) {
+    let who = st.as_.as_ref().map_or_else(
+        || match st.action {
+            Some(Action::Provision) => "nobody".to_string(),
+            _ => "admin".to_string(),
+        },
+        ToString::to_string,
+    );
+    let with = match who.split_once(':').map_or(who.as_str(), |(k, _)| k) {
         "nobody" => String::new(),
         "admin" => admin.to_string(),
         "plugin" => "--cert plugin-cert.pem --key plugin-key.pem".into(),

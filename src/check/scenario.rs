@@ -200,7 +200,7 @@ pub struct Step {
     /// Credential: nobody, admin, plugin, foreign-admin, self-signed-admin,
     /// other-ou, device:<d>, expired-device:<d>, foreign-device:<d>.
     #[serde(rename = "as")]
-    pub as_: Option<String>,
+    pub as_: Option<Credential>,
     /// Symbolic device name (a fresh random ID per case).
     pub device: Option<String>,
     /// A literal device ID (for malformed-ID cases).
@@ -209,8 +209,9 @@ pub struct Step {
     pub secret: Option<String>,
     /// A literal secret (e.g. empty).
     pub secret_literal: Option<String>,
-    /// `default`, `past`, `garbage`, `number`, `in:<seconds>`.
-    pub valid_until: Option<String>,
+    /// `default`, `past`, `garbage`, `number`, `in:<seconds>` or
+    /// `in:<seconds>@±HH:MM`.
+    pub valid_until: Option<ValidUntilSpec>,
     /// The request's key (default `p256`).
     pub key: Option<KeySpec>,
     /// The HMAC key (default `raw`).
@@ -245,8 +246,8 @@ pub struct Step {
     pub rounds: Option<u32>,
     /// Milliseconds (wait).
     pub ms: Option<u64>,
-    /// What to observe.
-    pub what: Option<String>,
+    /// What to probe (`wire`) or observe (`observe`).
+    pub what: Option<Probe>,
     /// Client cases: server misbehaviour.
     pub bugs: Option<BugsSpec>,
     /// Client cases: what the device is told as `{url}` (default
@@ -379,6 +380,383 @@ pub enum CaSpec {
     Other,
 }
 
+/// An HTTP status class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpClass {
+    /// 200–299.
+    #[serde(rename = "2xx")]
+    Success,
+    /// 400–499.
+    #[serde(rename = "4xx")]
+    ClientError,
+    /// 500–599.
+    #[serde(rename = "5xx")]
+    ServerError,
+}
+
+impl HttpClass {
+    /// The first digit of its codes.
+    pub fn digit(self) -> u16 {
+        match self {
+            HttpClass::Success => 2,
+            HttpClass::ClientError => 4,
+            HttpClass::ServerError => 5,
+        }
+    }
+}
+
+/// The protocol status an answer must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatusSpec {
+    /// `Approved`.
+    Approved,
+    /// `Waiting`.
+    Waiting,
+    /// `Rejected`.
+    Rejected,
+    /// Anything but an HTTP 200 `Approved` (a refusal by any means).
+    #[serde(rename = "not-Approved")]
+    NotApproved,
+}
+
+impl StatusSpec {
+    /// As it appears in an answer (`NotApproved` never does).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusSpec::Approved => "Approved",
+            StatusSpec::Waiting => "Waiting",
+            StatusSpec::Rejected => "Rejected",
+            StatusSpec::NotApproved => "not-Approved",
+        }
+    }
+}
+
+/// The key an answer's signature must verify with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureSpec {
+    /// The secret the request was signed with.
+    Secret,
+    /// The empty key.
+    EmptyKey,
+    /// No signature at all.
+    None,
+}
+
+/// What `retrySec` must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetrySecSpec {
+    /// Present and above 0.
+    Positive,
+}
+
+/// What `caCert` must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaCertSpec {
+    /// The target's CA.
+    Present,
+}
+
+/// How a device run must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExitSpec {
+    /// Exit 0.
+    Success,
+    /// Any other exit (not 89), within the time limit.
+    Failure,
+    /// Either, within the time limit: no hang.
+    Bounded,
+}
+
+/// What a device run must leave in `{dir}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilesSpec {
+    /// A verified set of its own.
+    Written,
+    /// Nothing.
+    None,
+    /// The set it had before the run.
+    Unchanged,
+    /// A new verified set.
+    Replaced,
+}
+
+/// One of a client case's servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerSpec {
+    /// The server the device is sent to.
+    Primary,
+    /// The second server the directory points to.
+    Second,
+}
+
+/// How far a refusing device must have got, so that it refused what the
+/// server did rather than failing earlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReachedSpec {
+    /// It fetched the directory.
+    Directory,
+    /// It sent its request and was answered.
+    Provreq,
+    /// It opened a TLS connection to the primary server and gave it up.
+    TlsRefused,
+    /// The same, to the second server.
+    #[serde(rename = "second:tls-refused")]
+    SecondTlsRefused,
+    /// It opened a TCP connection.
+    Connected,
+    /// It spoke TLS to the plaintext port DNS-SD advertised.
+    PlaintextPort,
+    /// Nothing: allowed only when a later step shows the device working.
+    Nothing,
+}
+
+/// Whom a request is sent as (a step's `as`): a credential of the target,
+/// one the suite makes, or a device's (`<kind>:<symbolic device>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Credential {
+    /// No client certificate.
+    Nobody,
+    /// The target's admin credential.
+    Admin,
+    /// The target's plugin credential.
+    Plugin,
+    /// An admin certificate from another CA.
+    ForeignAdmin,
+    /// A certificate of the target's CA with an OU that is no role.
+    OtherOu,
+    /// An admin certificate not valid for another 15 minutes.
+    FutureAdmin,
+    /// An admin certificate from a CA that copies the target CA's name.
+    ImpostorAdmin,
+    /// The certificate the device obtained earlier in the case.
+    Device(String),
+    /// An expired certificate for the device.
+    ExpiredDevice(String),
+    /// A certificate for the device from another CA.
+    ForeignDevice(String),
+    /// A certificate for the device not valid for another 15 minutes.
+    FutureDevice(String),
+    /// A certificate for the device that expired two seconds ago.
+    JustExpiredDevice(String),
+    /// A certificate for the device from an impostor CA.
+    ImpostorDevice(String),
+}
+
+impl std::str::FromStr for Credential {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        let device = |make: fn(String) -> Credential| {
+            if arg.is_empty() {
+                Err(format!(
+                    "credential `{kind}` needs a device: `{kind}:<device>`"
+                ))
+            } else {
+                Ok(make(arg.to_string()))
+            }
+        };
+        let plain = |c: Credential| {
+            if arg.is_empty() && !s.contains(':') {
+                Ok(c)
+            } else {
+                Err(format!("credential `{kind}` takes no device"))
+            }
+        };
+        match kind {
+            "nobody" => plain(Credential::Nobody),
+            "admin" => plain(Credential::Admin),
+            "plugin" => plain(Credential::Plugin),
+            "foreign-admin" => plain(Credential::ForeignAdmin),
+            "other-ou" => plain(Credential::OtherOu),
+            "future-admin" => plain(Credential::FutureAdmin),
+            "impostor-admin" => plain(Credential::ImpostorAdmin),
+            "device" => device(Credential::Device),
+            "expired-device" => device(Credential::ExpiredDevice),
+            "foreign-device" => device(Credential::ForeignDevice),
+            "future-device" => device(Credential::FutureDevice),
+            "just-expired-device" => device(Credential::JustExpiredDevice),
+            "impostor-device" => device(Credential::ImpostorDevice),
+            other => Err(format!(
+                "unknown credential `{other}` (nobody, admin, plugin, foreign-admin, other-ou, future-admin, impostor-admin, or device:, expired-device:, foreign-device:, future-device:, just-expired-device:, impostor-device: with a device)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, device) = match self {
+            Credential::Nobody => ("nobody", None),
+            Credential::Admin => ("admin", None),
+            Credential::Plugin => ("plugin", None),
+            Credential::ForeignAdmin => ("foreign-admin", None),
+            Credential::OtherOu => ("other-ou", None),
+            Credential::FutureAdmin => ("future-admin", None),
+            Credential::ImpostorAdmin => ("impostor-admin", None),
+            Credential::Device(d) => ("device", Some(d)),
+            Credential::ExpiredDevice(d) => ("expired-device", Some(d)),
+            Credential::ForeignDevice(d) => ("foreign-device", Some(d)),
+            Credential::FutureDevice(d) => ("future-device", Some(d)),
+            Credential::JustExpiredDevice(d) => ("just-expired-device", Some(d)),
+            Credential::ImpostorDevice(d) => ("impostor-device", Some(d)),
+        };
+        match device {
+            Some(d) => write!(f, "{kind}:{d}"),
+            None => f.write_str(kind),
+        }
+    }
+}
+
+impl TryFrom<String> for Credential {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Credential> for String {
+    fn from(c: Credential) -> String {
+        c.to_string()
+    }
+}
+
+/// An OOB post's `validUntil`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ValidUntilSpec {
+    /// Empty: the server's default life.
+    Default,
+    /// A time in the past.
+    Past,
+    /// Text that is no time.
+    Garbage,
+    /// A JSON number instead of text.
+    Number,
+    /// `secs` from now, written with this UTC offset.
+    In {
+        /// Seconds from now (negative: in the past).
+        secs: i64,
+        /// The offset it is written with (the same instant).
+        offset: time::UtcOffset,
+    },
+}
+
+impl std::str::FromStr for ValidUntilSpec {
+    type Err = String;
+    fn from_str(v: &str) -> Result<Self, String> {
+        Ok(match v {
+            "default" => ValidUntilSpec::Default,
+            "past" => ValidUntilSpec::Past,
+            "garbage" => ValidUntilSpec::Garbage,
+            "number" => ValidUntilSpec::Number,
+            other => parse_in(other)
+                .map(|(secs, offset)| ValidUntilSpec::In { secs, offset })
+                .ok_or_else(|| {
+                    format!("valid_until `{other}` is not default, past, garbage, number, in:<seconds> or in:<seconds>@±HH:MM")
+                })?,
+        })
+    }
+}
+
+impl std::fmt::Display for ValidUntilSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValidUntilSpec::Default => f.write_str("default"),
+            ValidUntilSpec::Past => f.write_str("past"),
+            ValidUntilSpec::Garbage => f.write_str("garbage"),
+            ValidUntilSpec::Number => f.write_str("number"),
+            ValidUntilSpec::In { secs, offset } if offset.is_utc() => write!(f, "in:{secs}"),
+            ValidUntilSpec::In { secs, offset } => {
+                let (h, m, _) = offset.as_hms();
+                let sign = if offset.is_negative() { '-' } else { '+' };
+                write!(f, "in:{secs}@{sign}{:02}:{:02}", h.abs(), m.abs())
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for ValidUntilSpec {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<ValidUntilSpec> for String {
+    fn from(v: ValidUntilSpec) -> String {
+        v.to_string()
+    }
+}
+
+/// `in:SECS` or `in:SECS@±HH:MM`: an instant SECS from now, written with
+/// that UTC offset (the same instant, another spelling).
+fn parse_in(v: &str) -> Option<(i64, time::UtcOffset)> {
+    let rest = v.strip_prefix("in:")?;
+    let (secs, off) = match rest.split_once('@') {
+        None => (rest, time::UtcOffset::UTC),
+        Some((secs, off)) => {
+            let sign: i8 = match off.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = off[1..].split_once(':')?;
+            let off = time::UtcOffset::from_hms(
+                sign * h.parse::<i8>().ok()?,
+                sign * m.parse::<i8>().ok()?,
+                0,
+            )
+            .ok()?;
+            (secs, off)
+        }
+    };
+    Some((secs.parse().ok()?, off))
+}
+
+/// What a `wire` step probes or an `observe` step observes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Probe {
+    /// A ClientHello offering only TLS 1.0.
+    #[serde(rename = "tls1.0")]
+    Tls10,
+    /// A ClientHello offering only TLS 1.1.
+    #[serde(rename = "tls1.1")]
+    Tls11,
+    /// A plaintext GET on the TLS port.
+    Plaintext,
+    /// The directory fetched with the host name checked.
+    ServerName,
+    /// A chunked body over the size limit.
+    ChunkedOverLimit,
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    BothLengths,
+    /// A chunk size that is not hex.
+    BadChunk,
+    /// Bytes after a complete request that are no request.
+    TrailingGarbage,
+    /// A request head that stalls.
+    StallHeader,
+    /// A body that stalls.
+    StallBody,
+    /// Observe: which HMAC key the server accepts and signs with.
+    KeyVariant,
+    /// Observe: how the server verifies a reordered request.
+    CanonicalForm,
+    /// Observe: how the directory is encoded.
+    DirectoryForm,
+    /// Observe (client cases): how the device writes and signs its request.
+    RequestForm,
+}
+
 /// The name a case file uses for one of these values.
 pub fn name_of<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
@@ -394,17 +772,17 @@ pub struct Expect {
     /// HTTP status is one of these.
     pub http: Option<Vec<u16>>,
     /// HTTP status class, e.g. `4xx`.
-    pub http_class: Option<String>,
+    pub http_class: Option<HttpClass>,
     /// Protocol status: `Approved`, `Waiting`, `Rejected`, `not-Approved`.
-    pub status: Option<String>,
+    pub status: Option<StatusSpec>,
     /// `true`: a certificate passing every check; `false`: none.
     pub certificate: Option<bool>,
     /// Response signature: `secret`, `empty-key`, `none`.
-    pub signature: Option<String>,
-    /// `positive`.
-    pub retry_sec: Option<String>,
+    pub signature: Option<SignatureSpec>,
+    /// `positive`: `retrySec` is present and above 0.
+    pub retry_sec: Option<RetrySecSpec>,
     /// `present`: `caCert` is the target's CA.
-    pub ca_cert: Option<String>,
+    pub ca_cert: Option<CaCertSpec>,
     /// `true`: the TLS handshake may be refused instead (counts as refusal).
     pub tls_refusal_ok: Option<bool>,
     /// Directory: every field well-formed.
@@ -421,10 +799,10 @@ pub struct Expect {
     pub all_approved: Option<bool>,
     /// Device run: `success` (exit 0), `failure` (any other, not 89), or
     /// `bounded` (either, but within the time limit: no hang).
-    pub exit: Option<String>,
+    pub exit: Option<ExitSpec>,
     /// Device run: `written` (a verified set of its own), `none`,
     /// `unchanged` (as before the run), `replaced` (a new verified set).
-    pub files: Option<String>,
+    pub files: Option<FilesSpec>,
     /// Device run: key.pem has mode 0600.
     pub key_mode_600: Option<bool>,
     /// Device run: no request contains the secret (checked in every case
@@ -441,7 +819,7 @@ pub struct Expect {
     pub mtls: Option<bool>,
     /// Device run: no HTTP request reached the given server (`primary`,
     /// `second`).
-    pub nothing_reached: Option<String>,
+    pub nothing_reached: Option<ServerSpec>,
     /// Device run: a csrPEM, if sent, is valid for the request's key.
     pub csr_valid_if_sent: Option<bool>,
     /// Device run: no request carried a `csrPEM`.
@@ -453,7 +831,7 @@ pub struct Expect {
     /// server and gave it up), `second:tls-refused` (the same, to the second
     /// server), `connected` (opened a TCP connection), `plaintext-port`
     /// (spoke TLS to the plaintext port DNS-SD advertised).
-    pub reached: Option<String>,
+    pub reached: Option<ReachedSpec>,
     /// Discover: the TXT record carries the `path` key itself (not only the
     /// legacy `directory` key).
     pub txt_path_key: Option<bool>,
@@ -562,30 +940,22 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             }
         }
         if st.action == Some(Action::RunDevice)
-            && matches!(st.expect.exit.as_deref(), Some("failure" | "bounded"))
+            && matches!(st.expect.exit, Some(ExitSpec::Failure | ExitSpec::Bounded))
         {
-            match st.expect.reached.as_deref() {
-                Some(
-                    "directory"
-                    | "provreq"
-                    | "tls-refused"
-                    | "second:tls-refused"
-                    | "connected"
-                    | "plaintext-port",
-                ) => {}
+            match st.expect.reached {
                 // A refusal that needs no contact counts only when the same
                 // case shows the device working afterwards.
-                Some("nothing")
-                    if s.steps[i + 1..].iter().any(|l| {
+                Some(ReachedSpec::Nothing)
+                    if !s.steps[i + 1..].iter().any(|l| {
                         l.action == Some(Action::RunDevice)
-                            && l.expect.exit.as_deref() == Some("success")
-                    }) => {}
-                Some("nothing") => {
+                            && l.expect.exit == Some(ExitSpec::Success)
+                    }) =>
+                {
                     return Err(err(format!(
                         "step {n}: `reached = \"nothing\"` needs a later run-device step that succeeds, or a device that does nothing passes"
                     )))
                 }
-                Some(o) => return Err(err(format!("step {n}: unknown `reached` value `{o}`"))),
+                Some(_) => {}
                 None => {
                     return Err(err(format!(
                         "step {n}: a refusal must say how far the device must get (`reached`), or a device that does nothing passes"
@@ -676,6 +1046,21 @@ mod tests {
                 "sign = \"other-secret\"",
                 "sign = \"other-secert\"",
             ),
+            (
+                "server.oob.device-cert-refused.toml",
+                "as = \"device:a\"",
+                "as = \"devise:a\"",
+            ),
+            (
+                "server.csr.valid-accepted.toml",
+                "status = \"Approved\"",
+                "status = \"Aproved\"",
+            ),
+            (
+                "client.mitm.ca-cert-changed-after-signing.toml",
+                "reached = \"provreq\"",
+                "reached = \"provrec\"",
+            ),
         ] {
             let (file, text) = embedded(name);
             parse(file, text).expect("the file as shipped loads");
@@ -687,6 +1072,51 @@ mod tests {
                 e.contains(name) && e.contains("line") && e.contains(wrong),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn credentials_round_trip_and_refuse_what_they_do_not_know() {
+        for text in [
+            "nobody",
+            "admin",
+            "plugin",
+            "foreign-admin",
+            "other-ou",
+            "future-admin",
+            "impostor-admin",
+            "device:a",
+            "expired-device:a",
+            "foreign-device:b",
+            "future-device:b",
+            "just-expired-device:a",
+            "impostor-device:a",
+        ] {
+            let c: Credential = text.parse().unwrap();
+            assert_eq!(c.to_string(), text);
+        }
+        for bad in ["admin:x", "device", "device:", "root", ""] {
+            assert!(bad.parse::<Credential>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn valid_until_round_trips_and_refuses_what_it_does_not_know() {
+        for text in [
+            "default",
+            "past",
+            "garbage",
+            "number",
+            "in:2",
+            "in:-3600@+05:00",
+            "in:3600@-05:00",
+            "in:60@+05:30",
+        ] {
+            let v: ValidUntilSpec = text.parse().unwrap();
+            assert_eq!(v.to_string(), text);
+        }
+        for bad in ["in:", "in:x", "in:5@0500", "in:5@+99:00", "tomorrow", ""] {
+            assert!(bad.parse::<ValidUntilSpec>().is_err(), "{bad}");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! it made and how far it got before refusing.
 
 use super::*;
+use crate::check::scenario::{name_of, ExitSpec, FilesSpec, ReachedSpec, ServerSpec};
 
 impl Case<'_> {
     pub(super) fn judge(&self, st: &Step, run: &ShimRun) -> Result<Option<String>, StepError> {
@@ -9,9 +10,9 @@ impl Case<'_> {
         let Some(srv) = &self.primary else {
             return fail("no server");
         };
-        match e.exit.as_deref() {
+        match e.exit {
             None => {}
-            Some("success") if run.code != Some(0) => {
+            Some(ExitSpec::Success) if run.code != Some(0) => {
                 return fail(format!(
                     "expected the device to succeed, it {}{}",
                     run.code
@@ -20,44 +21,44 @@ impl Case<'_> {
                     last_line(&run.stderr_tail)
                 ))
             }
-            Some("failure") if run.code == Some(0) => {
+            Some(ExitSpec::Failure) if run.code == Some(0) => {
                 return fail("expected the device to refuse, it exited 0 (accepted)")
             }
-            Some("failure") if run.timed_out => return fail("the device hung instead of refusing"),
-            Some("failure") => self.check_reached(e.reached.as_deref(), run)?,
-            Some("bounded") if run.timed_out => {
+            Some(ExitSpec::Failure) if run.timed_out => {
+                return fail("the device hung instead of refusing")
+            }
+            Some(ExitSpec::Failure) => self.check_reached(e.reached, run)?,
+            Some(ExitSpec::Bounded) if run.timed_out => {
                 return fail("the device hung: it waited as the server said instead of bounding the wait by its own limit")
             }
-            Some("bounded") => self.check_reached(e.reached.as_deref(), run)?,
-            Some("success") => {}
-            Some(o) => return fail(format!("unknown exit expectation `{o}`")),
+            Some(ExitSpec::Bounded) => self.check_reached(e.reached, run)?,
+            Some(ExitSpec::Success) => {}
         }
         let d = self.dir.path();
         self.judge_files(run)?;
         self.judge_requests()?;
         let now_files = snapshot(d);
-        match e.files.as_deref() {
+        match e.files {
             None => {}
-            Some("none") if !now_files.is_empty() => {
+            Some(FilesSpec::None) if !now_files.is_empty() => {
                 return fail(format!(
                     "the device wrote {} although it had to refuse",
                     now_files.keys().cloned().collect::<Vec<_>>().join(", ")
                 ))
             }
-            Some("unchanged") if now_files != self.before => {
+            Some(FilesSpec::Unchanged) if now_files != self.before => {
                 return fail(
                     "the device changed its certificate set although the new one does not verify",
                 )
             }
-            Some("written") => self.check_set(d, &srv.ca_pem)?,
-            Some("replaced") => {
+            Some(FilesSpec::Written) => self.check_set(d, &srv.ca_pem)?,
+            Some(FilesSpec::Replaced) => {
                 self.check_set(d, &srv.ca_pem)?;
                 if now_files.get("cert.pem") == self.before.get("cert.pem") {
                     return fail("cert.pem was not replaced");
                 }
             }
-            Some("none" | "unchanged") => {}
-            Some(o) => return fail(format!("unknown files expectation `{o}`")),
+            Some(FilesSpec::None | FilesSpec::Unchanged) => {}
         }
         if e.key_mode_600 == Some(true) {
             let mode = std::fs::metadata(d.join("key.pem"))
@@ -101,12 +102,12 @@ impl Case<'_> {
                 return fail("a renewal request came without the device's client certificate");
             }
         }
-        if let Some(which) = e.nothing_reached.as_deref() {
-            let server = if which == "second" {
-                &self.second
-            } else {
-                &self.primary
+        if let Some(which) = e.nothing_reached {
+            let server = match which {
+                ServerSpec::Second => &self.second,
+                ServerSpec::Primary => &self.primary,
             };
+            let which = name_of(&which);
             if let Some(s) = server {
                 let got = s.requests();
                 if !got.is_empty() {
@@ -148,7 +149,7 @@ impl Case<'_> {
 
     /// A refusal counts only when the device got as far as the point where
     /// the server misbehaved; otherwise it failed for reasons of its own.
-    fn check_reached(&self, point: Option<&str>, run: &ShimRun) -> Result<(), StepError> {
+    fn check_reached(&self, point: Option<ReachedSpec>, run: &ShimRun) -> Result<(), StepError> {
         let said: String = last_line(&run.stderr_tail)
             .trim_start_matches(": ")
             .replace(&self.secret, "«secret»")
@@ -173,24 +174,26 @@ impl Case<'_> {
             .iter()
             .any(|r| r.path == DIRECTORY_PATH && r.status == 200);
         match point {
-            Some("directory") if !fetched_directory => earlier("it never fetched the directory"),
-            Some("provreq")
+            Some(ReachedSpec::Directory) if !fetched_directory => {
+                earlier("it never fetched the directory")
+            }
+            Some(ReachedSpec::Provreq)
                 if !got
                     .iter()
                     .any(|r| r.path == PROVREQ_PATH && r.method == "POST" && r.status == 200) =>
             {
                 earlier("it never sent a provisioning request that the server answered")
             }
-            Some("connected") if primary.tls_counts().connections == 0 => {
+            Some(ReachedSpec::Connected) if primary.tls_counts().connections == 0 => {
                 earlier("it never connected to the server")
             }
-            Some("plaintext-port") if primary.tls_counts().plaintext_port_hellos == 0 => {
+            Some(ReachedSpec::PlaintextPort) if primary.tls_counts().plaintext_port_hellos == 0 => {
                 earlier("it never opened a TLS connection to the advertised (plaintext) port")
             }
-            Some("tls-refused") if primary.tls_counts().refused == 0 => {
+            Some(ReachedSpec::TlsRefused) if primary.tls_counts().refused == 0 => {
                 earlier("it never opened the TLS connection it had to refuse")
             }
-            Some("second:tls-refused") => {
+            Some(ReachedSpec::SecondTlsRefused) => {
                 let refused = self.second.as_ref().map_or(0, |s| s.tls_counts().refused);
                 if !fetched_directory {
                     earlier("it never fetched the directory that points to the second server")
@@ -232,7 +235,7 @@ impl Case<'_> {
     }
 
     pub(super) fn observe(&self, st: &Step) -> Result<Option<String>, StepError> {
-        match st.what.as_deref() {
+        match st.what.as_ref().map(name_of).as_deref() {
             Some("request-form") => {
                 let Some(r) = self.provreqs().into_iter().last() else {
                     return fail("the device sent no provisioning request");

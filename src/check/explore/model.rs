@@ -9,7 +9,8 @@
 //! divergence. [`OPEN_CHOICES`] lists those choices.
 
 use crate::check::scenario::{
-    Action, CsrSpec, EndpointSpec, Expect, HmacKey, KeySpec, RequestForm, Step,
+    Action, Credential, CsrSpec, EndpointSpec, Expect, HmacKey, KeySpec, RequestForm, StatusSpec,
+    Step, ValidUntilSpec,
 };
 use crate::core::decision::DEFAULT_GUESS_LIMIT;
 use std::collections::BTreeSet;
@@ -179,12 +180,12 @@ pub enum Op {
     },
 }
 
-fn who(w: Who) -> String {
+fn who(w: Who) -> Credential {
     match w {
-        Who::Admin => "admin".into(),
-        Who::Plugin => "plugin".into(),
-        Who::Nobody => "nobody".into(),
-        Who::Device(d) => format!("device:{}", DEVICES[d]),
+        Who::Admin => Credential::Admin,
+        Who::Plugin => Credential::Plugin,
+        Who::Nobody => Credential::Nobody,
+        Who::Device(d) => Credential::Device(DEVICES[d].to_string()),
     }
 }
 
@@ -551,29 +552,26 @@ pub fn expect_for(allowed: &BTreeSet<Answer>) -> Expect {
     if any(&proto) {
         let approved = any(&|a| *a == Answer::Approved);
         if all(&|a| *a == Answer::Approved) {
-            e.status = Some("Approved".into());
+            e.status = Some(StatusSpec::Approved);
             e.certificate = Some(true);
         } else if !approved {
-            e.status = Some(
-                if allowed.len() == 1 && all(&proto) {
-                    if allowed.contains(&Answer::Waiting) {
-                        "Waiting"
-                    } else {
-                        "Rejected"
-                    }
+            e.status = Some(if allowed.len() == 1 && all(&proto) {
+                if allowed.contains(&Answer::Waiting) {
+                    StatusSpec::Waiting
                 } else {
-                    "not-Approved"
+                    StatusSpec::Rejected
                 }
-                .into(),
-            );
+            } else {
+                StatusSpec::NotApproved
+            });
             e.certificate = Some(false);
         }
     }
     if all(&|a| *a == Answer::StatusApproved) {
-        e.status = Some("Approved".into());
+        e.status = Some(StatusSpec::Approved);
         e.latest_cert = Some(true);
     } else if all(&|a| *a == Answer::StatusWaiting) {
-        e.status = Some("Waiting".into());
+        e.status = Some(StatusSpec::Waiting);
     }
     if all(&|a| matches!(a, Answer::Http(401 | 403))) {
         e.tls_refusal_ok = Some(true);
@@ -605,9 +603,15 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
             secret: Some(SECRETS[secret].into()),
             valid_until: match valid {
                 Valid::Absent => None,
-                Valid::Far => Some("in:3600".into()),
-                Valid::Near => Some(format!("in:{NEAR_SECS}")),
-                Valid::Past => Some("past".into()),
+                Valid::Far => Some(ValidUntilSpec::In {
+                    secs: 3600,
+                    offset: time::UtcOffset::UTC,
+                }),
+                Valid::Near => Some(ValidUntilSpec::In {
+                    secs: NEAR_SECS as i64,
+                    offset: time::UtcOffset::UTC,
+                }),
+                Valid::Past => Some(ValidUntilSpec::Past),
             },
             expect: ex(0),
             ..base(Action::PostOob, dev)
@@ -624,7 +628,7 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
                 Key::Ed25519 => Some(KeySpec::Ed25519),
                 Key::Rsa2048 => Some(KeySpec::Rsa2048),
             };
-            let one = |secret: Option<String>, as_: Option<String>, i: usize| Step {
+            let one = |secret: Option<String>, as_: Option<Credential>, i: usize| Step {
                 secret,
                 as_,
                 csr,
@@ -652,7 +656,7 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
                 Auth::OtherDevice(o) => vec![one(none(), Some(who(Who::Device(o))), 0)],
                 Auth::Expired => vec![one(
                     none(),
-                    Some(format!("expired-device:{}", DEVICES[dev])),
+                    Some(Credential::ExpiredDevice(DEVICES[dev].to_string())),
                     0,
                 )],
             }
@@ -675,7 +679,7 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
                     ..base(Action::PostOob, dev)
                 },
                 Bad::GarbageValidUntil => Step {
-                    valid_until: Some("garbage".into()),
+                    valid_until: Some(ValidUntilSpec::Garbage),
                     ..base(Action::PostOob, dev)
                 },
                 Bad::WeakKey => Step {

@@ -34,7 +34,7 @@ impl Case<'_> {
         let v = resp_json(&r).unwrap_or(Value::Null);
         let (ca, _) = decode_ca(v.get("caCert"))
             .unwrap_or((None, crate::core::directory::CaEncoding::Absent));
-        if e.ca_cert.as_deref() == Some("present") && ca.is_none() {
+        if e.ca_cert == Some(crate::check::scenario::CaCertSpec::Present) && ca.is_none() {
             return fail(
                 "directory offers no caCert (a device without a pre-provisioned CA cannot pin one)",
             );

@@ -375,14 +375,13 @@ impl Case<'_> {
                 ));
             }
         }
-        if let Some(class) = &st.expect.http_class {
-            let want = class
-                .chars()
-                .next()
-                .and_then(|c| c.to_digit(10))
-                .unwrap_or(0) as u16;
-            if r.status / 100 != want {
-                return fail(format!("expected HTTP {class}, got {}", r.status));
+        if let Some(class) = st.expect.http_class {
+            if r.status / 100 != class.digit() {
+                return fail(format!(
+                    "expected HTTP {}, got {}",
+                    super::scenario::name_of(&class),
+                    r.status
+                ));
             }
         }
         if let Some(ct) = &st.expect.content_type {

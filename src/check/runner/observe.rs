@@ -5,7 +5,7 @@ use crate::check::scenario::{name_of, HmacKey, RequestForm};
 
 impl Case<'_> {
     pub(super) async fn do_observe(&mut self, st: &Step) -> StepResult {
-        match st.what.as_deref().unwrap_or("") {
+        match st.what.as_ref().map(name_of).unwrap_or_default().as_str() {
             "key-variant" => {
                 let mut found = Vec::new();
                 for (variant, name) in [

@@ -1,6 +1,7 @@
 //! Provisioning steps and the checks of what comes back.
 
 use super::*;
+use crate::check::scenario::{CaCertSpec, RetrySecSpec, SignatureSpec, StatusSpec};
 
 impl Case<'_> {
     pub(super) async fn do_provision(&mut self, st: &Step) -> StepResult {
@@ -19,7 +20,10 @@ impl Case<'_> {
         };
         self.last_body.insert(device.clone(), body.clone());
         let url = self.provreq_url().await;
-        let who = st.as_.clone().unwrap_or_else(|| "nobody".into());
+        let who = st
+            .as_
+            .as_ref()
+            .map_or_else(|| "nobody".to_string(), ToString::to_string);
         let r = match self
             .call(Method::POST, &url, Some(body.clone()), &who)
             .await
@@ -40,13 +44,14 @@ impl Case<'_> {
             .and_then(|v| v["status"].as_str())
             .unwrap_or("")
             .to_string();
-        match e.status.as_deref() {
+        match e.status {
             None => {}
-            Some("not-Approved") if r.status == 200 && status == "Approved" => {
+            Some(StatusSpec::NotApproved) if r.status == 200 && status == "Approved" => {
                 return fail("expected anything but Approved, got Approved");
             }
-            Some("not-Approved") => {}
+            Some(StatusSpec::NotApproved) => {}
             Some(want) => {
+                let want = want.as_str();
                 if r.status != 200 {
                     return fail(format!("expected {want}, got HTTP {}", r.status));
                 }
@@ -75,10 +80,10 @@ impl Case<'_> {
                 return fail(format!("a {status} answer carries a certificate"));
             }
         }
-        if let Some(mode) = e.signature.as_deref() {
+        if let Some(mode) = e.signature {
             let sig = v["signature"].as_str().unwrap_or("");
             match mode {
-                "secret" => {
+                SignatureSpec::Secret => {
                     let secret = match &st.secret_literal {
                         Some(l) => l.clone(),
                         None => self.secret(st.secret.as_deref().unwrap_or("s")),
@@ -92,25 +97,24 @@ impl Case<'_> {
                         ));
                     }
                 }
-                "empty-key" => {
+                SignatureSpec::EmptyKey => {
                     if let Err(err) = sign::verify_raw(&r.body, b"") {
                         return fail(format!(
                             "response signature does not verify with the empty key: {err}"
                         ));
                     }
                 }
-                "none" => {
+                SignatureSpec::None => {
                     if !sig.is_empty() {
                         return fail("expected an empty signature");
                     }
                 }
-                other => return fail(format!("unknown signature expectation `{other}`")),
             }
         }
-        if e.retry_sec.as_deref() == Some("positive") && v["retrySec"].as_u64().unwrap_or(0) == 0 {
+        if e.retry_sec == Some(RetrySecSpec::Positive) && v["retrySec"].as_u64().unwrap_or(0) == 0 {
             return fail("retrySec missing or 0");
         }
-        if e.ca_cert.as_deref() == Some("present") {
+        if e.ca_cert == Some(CaCertSpec::Present) {
             let (ca, _) = decode_ca(v.get("caCert"))
                 .unwrap_or((None, crate::core::directory::CaEncoding::Absent));
             match ca {
@@ -361,7 +365,7 @@ impl Case<'_> {
             device: Some("sanity".into()),
             secret: Some("sanity".into()),
             expect: crate::check::scenario::Expect {
-                status: Some("Approved".into()),
+                status: Some(StatusSpec::Approved),
                 certificate: Some(true),
                 ..Default::default()
             },

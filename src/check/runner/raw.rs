@@ -32,7 +32,10 @@ impl Case<'_> {
             (Some(t), None) => Some(t.replace("{device}", &device).into_bytes()),
             (None, None) => None,
         };
-        let who = st.as_.clone().unwrap_or_else(|| "nobody".into());
+        let who = st
+            .as_
+            .as_ref()
+            .map_or_else(|| "nobody".to_string(), ToString::to_string);
         match self.call(method, &url, body, &who).await {
             Ok(r) => {
                 self.check_http(st, &r)?;

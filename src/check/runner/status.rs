@@ -6,7 +6,10 @@ impl Case<'_> {
     pub(super) async fn do_status(&mut self, st: &Step) -> StepResult {
         let device = self.device_of(st);
         let url = self.status_url(&device).await;
-        let who = st.as_.clone().unwrap_or_else(|| "admin".into());
+        let who = st
+            .as_
+            .as_ref()
+            .map_or_else(|| "admin".to_string(), ToString::to_string);
         let r = match self.call(Method::GET, &url, None, &who).await {
             Ok(r) => r,
             Err(e) if st.expect.tls_refusal_ok == Some(true) => {
@@ -17,7 +20,8 @@ impl Case<'_> {
         };
         self.check_http(st, &r)?;
         let v = resp_json(&r).unwrap_or(Value::Null);
-        if let Some(want) = &st.expect.status {
+        if let Some(want) = st.expect.status {
+            let want = want.as_str();
             let got = v["status"].as_str().unwrap_or("(none)");
             if got != want {
                 return fail(format!("expected status {want}, got {got}"));

@@ -1,6 +1,7 @@
 //! Endpoints from the directory, credentials, and HTTP calls recorded as evidence.
 
 use super::*;
+use crate::check::scenario::Credential;
 
 impl Case<'_> {
     pub(super) fn origin(&self) -> String {
@@ -61,36 +62,36 @@ impl Case<'_> {
             key_pem: c.key_pem.to_string(),
         };
         let setup = |e: crate::pki::PkiError| StepError::Fail(format!("setup: {e}"));
-        let (kind, arg) = who.split_once(':').unwrap_or((who, ""));
-        Ok(match kind {
-            "nobody" => None,
-            "admin" => Some(ctx.target.admin.clone()),
-            "plugin" => Some(
+        let credential: Credential = who.parse().map_err(StepError::Fail)?;
+        Ok(match credential {
+            Credential::Nobody => None,
+            Credential::Admin => Some(ctx.target.admin.clone()),
+            Credential::Plugin => Some(
                 ctx.target
                     .plugin
                     .clone()
                     .ok_or_else(|| StepError::Skip("no plugin credential known".into()))?,
             ),
-            "foreign-admin" => Some(cred(
+            Credential::ForeignAdmin => Some(cred(
                 ctx.foreign_ca
                     .issue_client("admin", "admin", time::Duration::days(1), now)
                     .map_err(setup)?,
             )),
-            "other-ou" => Some(cred(
+            Credential::OtherOu => Some(cred(
                 ca_key()?
                     .issue_client("user", "client", time::Duration::days(1), now)
                     .map_err(setup)?,
             )),
-            "device" => {
-                let saved = self.saved.get(arg).and_then(|s| s.identity.clone());
+            Credential::Device(arg) => {
+                let saved = self.saved.get(&arg).and_then(|s| s.identity.clone());
                 Some(saved.ok_or_else(|| {
                     StepError::Fail(format!(
                         "no certificate was obtained for device {arg} earlier"
                     ))
                 })?)
             }
-            "expired-device" => {
-                let id = self.device(arg);
+            Credential::ExpiredDevice(arg) => {
+                let id = self.device(&arg);
                 Some(cred(
                     ca_key()?
                         .issue_client(
@@ -104,7 +105,7 @@ impl Case<'_> {
             }
             // Near misses in time: valid from 10 minutes ahead, or expired
             // 2 seconds ago.
-            "future-admin" => Some(cred(
+            Credential::FutureAdmin => Some(cred(
                 ca_key()?
                     .issue_client(
                         "admin",
@@ -114,9 +115,9 @@ impl Case<'_> {
                     )
                     .map_err(setup)?,
             )),
-            "future-device" | "just-expired-device" => {
+            Credential::FutureDevice(ref arg) | Credential::JustExpiredDevice(ref arg) => {
                 let id = self.device(arg);
-                let (validity, at) = if kind == "future-device" {
+                let (validity, at) = if matches!(credential, Credential::FutureDevice(_)) {
                     (time::Duration::days(1), now + time::Duration::minutes(15))
                 } else {
                     (
@@ -132,15 +133,14 @@ impl Case<'_> {
             }
             // Verified, not recognised: an impostor CA with the target CA's
             // subject name and key identifier, and a key of its own.
-            "impostor-admin" | "impostor-device" => {
+            Credential::ImpostorAdmin | Credential::ImpostorDevice(_) => {
                 let key = rcgen::KeyPair::generate()
                     .map_err(|e| StepError::Fail(format!("setup: {e}")))?;
                 let impostor = CertAuthority::from_pem(&ctx.target.ca_pem, &key.serialize_pem())
                     .map_err(setup)?;
-                let (cn, ou) = if kind == "impostor-admin" {
-                    ("admin".to_string(), "admin")
-                } else {
-                    (self.device(arg), "iotdevice")
+                let (cn, ou) = match &credential {
+                    Credential::ImpostorDevice(arg) => (self.device(arg), "iotdevice"),
+                    _ => ("admin".to_string(), "admin"),
                 };
                 Some(cred(
                     impostor
@@ -148,15 +148,14 @@ impl Case<'_> {
                         .map_err(setup)?,
                 ))
             }
-            "foreign-device" => {
-                let id = self.device(arg);
+            Credential::ForeignDevice(arg) => {
+                let id = self.device(&arg);
                 Some(cred(
                     ctx.foreign_ca
                         .issue_client(&id, "iotdevice", time::Duration::days(1), now)
                         .map_err(setup)?,
                 ))
             }
-            other => return fail(format!("unknown credential `{other}`")),
         })
     }
 

@@ -2,6 +2,7 @@
 //! to plaintext HTTP on its TLS port.
 
 use super::*;
+use crate::check::scenario::name_of;
 use crate::suite::wire::{self, Answer};
 
 impl Case<'_> {
@@ -26,7 +27,8 @@ impl Case<'_> {
         };
         let path = path.to_string();
         let limit = Duration::from_secs(5);
-        let what = st.what.as_deref().unwrap_or("");
+        let what = st.what.as_ref().map(name_of).unwrap_or_default();
+        let what = what.as_str();
         if what == "server-name" {
             return self.do_server_name(&host).await;
         }
