@@ -805,9 +805,6 @@ pub struct Expect {
     pub files: Option<FilesSpec>,
     /// Device run: key.pem has mode 0600.
     pub key_mode_600: Option<bool>,
-    /// Device run: no request contains the secret (checked in every case
-    /// now; kept so that case files naming it still load).
-    pub secret_not_sent: Option<bool>,
     /// Device run: it sent a provisioning request (whose signature, like
     /// every request's, is checked in every case).
     pub request_signed: Option<bool>,
