@@ -1,7 +1,7 @@
 //! `idprov check` as a process: exit codes 0/1/2, reports on disk,
 //! known-failing files, --list, and an external target given by URL.
 
-mod common;
+use crate::common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

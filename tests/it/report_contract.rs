@@ -5,7 +5,7 @@
 //! a sign-off bundle round-trips through `bundle verify`, while a bundle
 //! with one byte changed fails, naming the file.
 
-mod common;
+use crate::common;
 use idprov::check::report::Report;
 use idprov::check::{self, CheckOptions};
 use idprov::server::faults::{Fault, Faults};
@@ -153,7 +153,7 @@ fn nothing_refers_outside_the_repository() {
     let found = String::from_utf8_lossy(&out.stdout);
     let found: Vec<&str> = found
         .lines()
-        .filter(|l| !l.starts_with("tests/report_contract.rs"))
+        .filter(|l| !l.starts_with("tests/it/report_contract.rs"))
         .collect();
     assert!(found.is_empty(), "{found:#?}");
 }

@@ -1,7 +1,7 @@
 //! Reliability and security of the reference server (short forms that run
 //! in CI; the long soak's figures are in reports/reliability.md).
 
-mod common;
+use crate::common;
 use common::*;
 use http::Method;
 use idprov::pki::CertAuthority;

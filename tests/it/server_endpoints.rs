@@ -1,6 +1,6 @@
 //! The reference server over real TLS on loopback: PROTOCOL §3–§7.
 
-mod common;
+use crate::common;
 use common::*;
 use http::Method;
 use idprov::core::sign;

@@ -2,7 +2,7 @@
 //! against a deliberately fragile one (panics on a nested object, 500 on a
 //! long device ID) it reports the faults with reproducers that replay.
 
-mod common;
+use crate::common;
 use idprov::fuzz::{self, FindingKind, FuzzOptions};
 use idprov::server::faults::{Fault, Faults};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! server passes every case, and each deliberately broken server (one fault
 //! switch at a time) is caught by the case written for that rule.
 
-mod common;
+use crate::common;
 use idprov::check::report::{Report, Verdict};
 use idprov::check::{self, CheckOptions};
 use idprov::server::faults::{Fault, Faults};

@@ -4,7 +4,7 @@
 //! scenario of at most 6 operations that fails on that fault and passes on
 //! the honest server; the older faults are found too.
 
-mod common;
+use crate::common;
 use idprov::check::explore::Budget;
 use idprov::check::report::{CaseResult, Report, Verdict};
 use idprov::check::scenario::Scenario;

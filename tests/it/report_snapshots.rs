@@ -1,7 +1,7 @@
 //! The four report renderings, snapshotted with volatile fields redacted,
 //! and the JUnit file checked as XML.
 
-mod common;
+use crate::common;
 use idprov::check::report::{Report, Verdict};
 use idprov::check::{self, CheckOptions};
 use idprov::server::faults::{Fault, Faults};

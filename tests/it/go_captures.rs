@@ -4,7 +4,7 @@
 //! tolerant parsers accept its wire format, and our server provisions from a
 //! request its client made.
 
-mod common;
+use crate::common;
 use common::*;
 use idprov::core::directory::{decode_ca, parse_directory, CaEncoding};
 use idprov::core::messages::{ProvisionRequest, ProvisionResponse, Signed};

@@ -1,7 +1,7 @@
 //! The reference device client (PROTOCOL §9) against the real server and
 //! against hostile servers that break one rule each.
 
-mod common;
+use crate::common;
 use common::*;
 use idprov::client::{self, ClientError, ClientOptions};
 use idprov::pki::{verify_chain, CertInfo, Usage};
