@@ -10,7 +10,6 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod core;
-pub mod error;
 pub mod fsutil;
 pub mod fuzz;
 pub mod net;

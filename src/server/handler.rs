@@ -1,6 +1,7 @@
 //! The four endpoints (PROTOCOL §3–§7). Every error becomes a status code
 //! through [`RequestError::status`] only.
 
+use super::error::RequestError;
 use super::faults::Fault;
 use super::Shared;
 use crate::core::decision::{Authority, Decision, PeerCert, Role};
@@ -8,7 +9,6 @@ use crate::core::messages::{
     ErrorMessage, ProvisionResponse, ProvisionStatus, StatusMessage, MAX_BODY,
 };
 use crate::core::validate::{self, check_device_id};
-use crate::error::RequestError;
 use crate::pki::{verify_csr, DeviceCertOptions, DevicePublicKey};
 use crate::server::store::IssuedRecord;
 use bytes::Bytes;

@@ -3,6 +3,7 @@
 
 pub mod choices;
 pub mod datadir;
+pub mod error;
 pub mod faults;
 pub mod floor;
 pub mod handler;
