@@ -7,7 +7,6 @@
 pub mod admin;
 pub mod bench;
 pub mod check;
-pub mod cli;
 pub mod client;
 pub mod core;
 pub mod fsutil;

@@ -1,16 +1,18 @@
-//! The `idprov` binary: a thin wrapper around [`idprov::cli`].
+//! The `idprov` binary: the command line (`cli`) over the `idprov` library.
+
+mod cli;
 
 use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = idprov::cli::Cli::parse();
+    let cli = cli::Cli::parse();
     // The suite's own output is the report: keep the embedded server quiet.
     let default = match cli.command {
-        idprov::cli::Command::Check(_)
-        | idprov::cli::Command::Fuzz(_)
-        | idprov::cli::Command::Bench(_) => "warn,idprov::server=error",
+        cli::Command::Check(_) | cli::Command::Fuzz(_) | cli::Command::Bench(_) => {
+            "warn,idprov::server=error"
+        }
         _ => "info",
     };
     let filter = cli.log.clone().unwrap_or_else(|| default.into());
@@ -29,8 +31,8 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("idprov: cannot start the async runtime: {e}");
-            return ExitCode::from(idprov::cli::EXIT_USAGE);
+            return ExitCode::from(cli::EXIT_USAGE);
         }
     };
-    rt.block_on(idprov::cli::run(cli))
+    rt.block_on(cli::run(cli))
 }

@@ -173,7 +173,7 @@ pub struct BenchArgs {
     /// other slice's IDs and secrets, against one --url; combine the
     /// generators' bench.json files with `idprov bench merge`.
     #[arg(long, value_name = "I/N", requires = "url")]
-    pub shard: Option<crate::bench::Shard>,
+    pub shard: Option<idprov::bench::Shard>,
     /// Also run the same levels against the stack floor — a bare local
     /// server on the same TLS and HTTP stack that only handshakes, reads the
     /// request, signs one certificate and answers a fixed body — and report
@@ -439,7 +439,7 @@ pub struct ServerArgs {
     #[arg(long)]
     pub no_mdns: bool,
     /// Validity of issued device certificates, in days.
-    #[arg(long, default_value_t = crate::pki::DEFAULT_CERT_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    #[arg(long, default_value_t = idprov::pki::DEFAULT_CERT_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub cert_days: u32,
     /// Path under which the four endpoints are served (`/idprov` gives
     /// `/idprov/directory`, …); the directory and DNS-SD advertise it.
@@ -448,8 +448,8 @@ pub struct ServerArgs {
     /// `go`: encode the directory's caCert and the status answer's
     /// clientCert as base64 of the PEM, as the Go reference's devices and
     /// admin tool decode them (every security rule stays the profile's).
-    #[arg(long, value_enum, default_value_t = crate::server::Wire::Profile)]
-    pub wire: crate::server::Wire,
+    #[arg(long, value_enum, default_value_t = idprov::server::Wire::Profile)]
+    pub wire: idprov::server::Wire,
     /// Serve the stack floor of `idprov bench --floor` instead of IDProv.
     #[arg(long, hide = true)]
     pub stack_floor: bool,
@@ -495,7 +495,7 @@ pub struct ClientArgs {
     /// reference client makes it (repeatable; docs/SUITE.md "Honest
     /// variants"): e.g. an Ed25519 key, no CSR, TLS 1.3 only.
     #[arg(long, value_enum, value_name = "CHOICE")]
-    pub choice: Vec<crate::client::choices::ClientChoice>,
+    pub choice: Vec<idprov::client::choices::ClientChoice>,
 }
 
 /// Shared admin connection flags.

@@ -5,7 +5,7 @@ use super::target::*;
 use super::{fail, EXIT_USAGE};
 use std::process::ExitCode;
 
-fn load(p: &std::path::Path) -> Result<crate::bench::BenchResult, String> {
+fn load(p: &std::path::Path) -> Result<idprov::bench::BenchResult, String> {
     let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not a bench.json: {e}", p.display()))
 }
@@ -13,7 +13,7 @@ fn load(p: &std::path::Path) -> Result<crate::bench::BenchResult, String> {
 /// Every file, named by its path, or the first that cannot be read.
 fn load_all(
     files: &[std::path::PathBuf],
-) -> Result<Vec<(String, crate::bench::BenchResult)>, String> {
+) -> Result<Vec<(String, idprov::bench::BenchResult)>, String> {
     files
         .iter()
         .map(|f| Ok((f.display().to_string(), load(f)?)))
@@ -25,13 +25,13 @@ fn compare(files: &[std::path::PathBuf], dir: &std::path::Path) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(EXIT_USAGE, e),
     };
-    out!("{}", crate::bench::compare::side_by_side(&runs));
-    let page = crate::bench::compare::html(&runs);
+    out!("{}", idprov::bench::compare::side_by_side(&runs));
+    let page = idprov::bench::compare::html(&runs);
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| {
-        crate::fsutil::write_atomic(
+        idprov::fsutil::write_atomic(
             &dir.join("compare.html"),
             page.as_bytes(),
-            crate::fsutil::MODE_PUBLIC,
+            idprov::fsutil::MODE_PUBLIC,
         )
     }) {
         return fail(EXIT_USAGE, format!("{}: {e}", dir.display()));
@@ -45,7 +45,7 @@ fn merge(files: &[std::path::PathBuf], dir: &std::path::Path) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(EXIT_USAGE, e),
     };
-    let (merged, notes) = match crate::bench::merge::merge(&runs) {
+    let (merged, notes) = match idprov::bench::merge::merge(&runs) {
         Ok(m) => m,
         Err(e) => return fail(EXIT_USAGE, format!("cannot merge: {e}")),
     };
@@ -57,8 +57,8 @@ fn merge(files: &[std::path::PathBuf], dir: &std::path::Path) -> ExitCode {
             "warning: {f} was not run with --shard: its device IDs may have collided with another generator's"
         );
     }
-    out!("{}", crate::bench::report::table(&merged));
-    if let Err(e) = crate::bench::report::write(&merged, dir) {
+    out!("{}", idprov::bench::report::table(&merged));
+    if let Err(e) = idprov::bench::report::write(&merged, dir) {
         return fail(EXIT_USAGE, format!("writing {}: {e}", dir.display()));
     }
     outln!(
@@ -75,15 +75,15 @@ fn merge(files: &[std::path::PathBuf], dir: &std::path::Path) -> ExitCode {
 
 /// The same levels against the stack floor, a local child process.
 async fn stack_floor(
-    opts: &crate::bench::BenchOptions,
-) -> Result<Vec<crate::bench::LevelResult>, String> {
+    opts: &idprov::bench::BenchOptions,
+) -> Result<Vec<idprov::bench::LevelResult>, String> {
     let (child, target) = spawn_child_server(&["--stack-floor"])?;
-    let opts = crate::bench::BenchOptions {
+    let opts = idprov::bench::BenchOptions {
         server_pid: Some(child.child.id()),
         verify: false,
         ..opts.clone()
     };
-    let levels = crate::bench::levels(&target, &opts)
+    let levels = idprov::bench::levels(&target, &opts)
         .await
         .map_err(|e| format!("stack floor: {e}"));
     drop(child);
@@ -128,13 +128,13 @@ pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
         }
     };
     use std::io::IsTerminal;
-    let opts = crate::bench::BenchOptions {
+    let opts = idprov::bench::BenchOptions {
         devices: b.devices,
         concurrency: b.concurrency.clone(),
         reuse: b.reuse,
         server_pid: pid,
         progress: std::io::stderr().is_terminal(),
-        shard: b.shard.unwrap_or(crate::bench::Shard::WHOLE),
+        shard: b.shard.unwrap_or(idprov::bench::Shard::WHOLE),
         verify: true,
     };
     if opts.shard.is_empty(opts.devices) {
@@ -146,7 +146,7 @@ pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
             ),
         );
     }
-    let mut res = crate::bench::run(&target, &opts).await;
+    let mut res = idprov::bench::run(&target, &opts).await;
     drop(child);
     if let (Ok(r), true) = (&mut res, b.floor) {
         match stack_floor(&opts).await {
@@ -156,8 +156,8 @@ pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
     }
     match res {
         Ok(r) => {
-            out!("{}", crate::bench::report::table(&r));
-            if let Err(e) = crate::bench::report::write(&r, &b.report_dir) {
+            out!("{}", idprov::bench::report::table(&r));
+            if let Err(e) = idprov::bench::report::write(&r, &b.report_dir) {
                 return fail(
                     EXIT_USAGE,
                     format!("writing {}: {e}", b.report_dir.display()),
@@ -166,7 +166,7 @@ pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
             outln!("reports: {}/bench.json, bench.html", b.report_dir.display());
             let mut regressed = false;
             if let Some(old) = &baseline {
-                let changes = crate::bench::compare::changes(old, &r);
+                let changes = idprov::bench::compare::changes(old, &r);
                 if changes.is_empty() {
                     return fail(
                         EXIT_USAGE,
@@ -175,7 +175,7 @@ pub(super) async fn run_bench(b: BenchArgs) -> ExitCode {
                 }
                 out!(
                     "\nagainst the baseline:\n{}",
-                    crate::bench::compare::table(&changes, b.max_regression)
+                    idprov::bench::compare::table(&changes, b.max_regression)
                 );
                 regressed = changes.iter().any(|c| c.regressed(b.max_regression));
             }

@@ -6,9 +6,9 @@ use super::{fail, EXIT_USAGE};
 use std::process::ExitCode;
 use std::time::Duration;
 
-fn list_catalogue(role: Option<crate::check::scenario::Role>) -> ExitCode {
-    use crate::check::scenario::Role;
-    match crate::check::scenario::catalogue() {
+fn list_catalogue(role: Option<idprov::check::scenario::Role>) -> ExitCode {
+    use idprov::check::scenario::Role;
+    match idprov::check::scenario::catalogue() {
         Ok(all) => {
             for s in all.iter().filter(|s| role.is_none_or(|r| s.role == r)) {
                 let features = s.features();
@@ -28,7 +28,7 @@ fn list_catalogue(role: Option<crate::check::scenario::Role>) -> ExitCode {
             if role != Some(Role::Server) {
                 outln!(
                     "\nIDPROV_FEATURE values (exit 89 skips an optional feature; for a core one it is a failure):\n{}",
-                    crate::check::features::describe()
+                    idprov::check::features::describe()
                 );
             }
             ExitCode::SUCCESS
@@ -38,10 +38,10 @@ fn list_catalogue(role: Option<crate::check::scenario::Role>) -> ExitCode {
 }
 
 pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
-    use crate::check::{self, CheckOptions};
+    use idprov::check::{self, CheckOptions};
     let c = &a.common;
     if let Some(CheckWhich::Explain { case }) = &a.which {
-        return match crate::check::explain::explain(case) {
+        return match idprov::check::explain::explain(case) {
             Ok(text) => {
                 out!("{text}");
                 ExitCode::SUCCESS
@@ -51,8 +51,8 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
     }
     if c.list {
         let role = a.which.as_ref().and_then(|w| match w {
-            CheckWhich::Server(_) => Some(crate::check::scenario::Role::Server),
-            CheckWhich::Client(_) => Some(crate::check::scenario::Role::Client),
+            CheckWhich::Server(_) => Some(idprov::check::scenario::Role::Server),
+            CheckWhich::Client(_) => Some(idprov::check::scenario::Role::Client),
             CheckWhich::Explain { .. } => None,
         });
         return list_catalogue(role);
@@ -74,7 +74,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         both_roles: a.which.is_none(),
         progress: !c.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         explore: match &a.which {
-            Some(CheckWhich::Server(t)) if t.explore => Some(crate::check::explore::Budget {
+            Some(CheckWhich::Server(t)) if t.explore => Some(idprov::check::explore::Budget {
                 ops: t.explore_ops as usize,
                 time: Duration::from_secs(t.explore_time),
             }),
@@ -87,7 +87,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         None => (empty_server_target(), true, Some(None)),
         Some(CheckWhich::Explain { .. }) => return fail(EXIT_USAGE, "explain takes no target"),
     };
-    let mut identities: Vec<crate::check::bundle::TargetIdentity> = Vec::new();
+    let mut identities: Vec<idprov::check::bundle::TargetIdentity> = Vec::new();
     let role = match (run_server_side, client_cmd.is_some()) {
         (true, true) => "server+client",
         (true, false) => "server",
@@ -107,16 +107,16 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         Some(cmd) => {
             let template = match cmd {
                 Some(t) => t,
-                None => match crate::check::client::own_client_template() {
+                None => match idprov::check::client::own_client_template() {
                     Ok(t) => t,
                     Err(e) => return setup_error(e.0),
                 },
             };
-            let target = match crate::check::client::ClientTarget::parse(&template) {
+            let target = match idprov::check::client::ClientTarget::parse(&template) {
                 Ok(t) => t,
                 Err(e) => return setup_error(e.0),
             };
-            identities.push(crate::check::bundle::TargetIdentity {
+            identities.push(idprov::check::bundle::TargetIdentity {
                 target: template.clone(),
                 ..Default::default()
             });
@@ -137,7 +137,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         Err(e) => return setup_error(e),
     };
     if c.bundle.is_some() {
-        identities.insert(0, crate::check::bundle::server_identity(&target).await);
+        identities.insert(0, idprov::check::bundle::server_identity(&target).await);
     }
     let result = check::check_server(target, &opts).await;
     if let Some((srv, dir)) = embedded {
@@ -162,9 +162,9 @@ fn setup_error_exit(
     target: String,
     seed: u64,
     reason: String,
-    opts: &crate::check::CheckOptions,
+    opts: &idprov::check::CheckOptions,
 ) -> ExitCode {
-    let report = crate::check::report::Report::setup_error(role, target, seed, reason.clone());
+    let report = idprov::check::report::Report::setup_error(role, target, seed, reason.clone());
     if let Err(e) = report.write_all(&opts.report_dir) {
         eprintln!(
             "idprov: writing the error report to {}: {e}",
@@ -179,10 +179,10 @@ fn empty_server_target() -> ServerTargetArgs {
 }
 
 fn finish_report(
-    report: crate::check::report::Report,
-    opts: &crate::check::CheckOptions,
+    report: idprov::check::report::Report,
+    opts: &idprov::check::CheckOptions,
     bundle: Option<&std::path::Path>,
-    identities: Vec<crate::check::bundle::TargetIdentity>,
+    identities: Vec<idprov::check::bundle::TargetIdentity>,
     quiet: bool,
 ) -> ExitCode {
     if quiet {
@@ -216,15 +216,15 @@ fn finish_report(
         );
     }
     if let Some(out) = bundle {
-        let run = crate::check::bundle::RunInfo {
+        let run = idprov::check::bundle::RunInfo {
             command_line: std::env::args().collect(),
             tool: "idprov".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            git_revision: crate::check::bundle::git_revision().into(),
+            git_revision: idprov::check::bundle::git_revision().into(),
             seed: report.seed,
             target: identities,
         };
-        if let Err(e) = crate::check::bundle::write(&opts.report_dir, &report, &run, out) {
+        if let Err(e) = idprov::check::bundle::write(&opts.report_dir, &report, &run, out) {
             return fail(EXIT_USAGE, format!("--bundle: {e}"));
         }
         if !quiet {

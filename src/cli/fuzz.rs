@@ -24,14 +24,14 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
                 "idprov fuzz server: target {} · seed {seed} · {requests} requests",
                 t.url
             );
-            let opts = crate::fuzz::FuzzOptions {
+            let opts = idprov::fuzz::FuzzOptions {
                 requests,
                 seed,
                 concurrency,
                 report_dir: report_dir.clone(),
                 ..Default::default()
             };
-            let res = crate::fuzz::fuzz_server(&t, &opts).await;
+            let res = idprov::fuzz::fuzz_server(&t, &opts).await;
             if let Some((srv, _dir)) = embedded {
                 srv.shutdown().await;
             }
@@ -61,7 +61,7 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
             }
         }
         FuzzCommand::Replay { file, target } => {
-            let repro: crate::fuzz::Reproducer = match read(&file, "reproducer").and_then(|t| {
+            let repro: idprov::fuzz::Reproducer = match read(&file, "reproducer").and_then(|t| {
                 serde_json::from_str(&t).map_err(|e| format!("reproducer {}: {e}", file.display()))
             }) {
                 Ok(r) => r,
@@ -71,7 +71,7 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
                 Ok(x) => x,
                 Err(e) => return fail(EXIT_USAGE, e),
             };
-            let res = crate::fuzz::replay(&t, &repro, Duration::from_secs(15)).await;
+            let res = idprov::fuzz::replay(&t, &repro, Duration::from_secs(15)).await;
             if let Some((srv, _dir)) = embedded {
                 srv.shutdown().await;
             }

@@ -72,7 +72,8 @@ fn man(dir: Option<&Path>) -> ExitCode {
                     return fail(EXIT_USAGE, format!("man {name}: {e}"));
                 }
                 let path = d.join(format!("{name}.1"));
-                if let Err(e) = crate::fsutil::write_atomic(&path, &buf, crate::fsutil::MODE_PUBLIC)
+                if let Err(e) =
+                    idprov::fsutil::write_atomic(&path, &buf, idprov::fsutil::MODE_PUBLIC)
                 {
                     return fail(EXIT_USAGE, format!("{}: {e}", path.display()));
                 }

@@ -2,10 +2,10 @@
 
 use super::args::*;
 use super::{fail, read, EXIT_UNIMPLEMENTED, EXIT_USAGE};
-use crate::admin::AdminClient;
-use crate::client::{self, ClientOptions};
-use crate::server::{self, ServerConfig};
-use crate::tls::ClientIdentity;
+use idprov::admin::AdminClient;
+use idprov::client::{self, ClientOptions};
+use idprov::server::{self, ServerConfig};
+use idprov::tls::ClientIdentity;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -164,10 +164,10 @@ fn status_summary(body: &[u8]) -> Result<String, String> {
         v["status"].as_str().unwrap_or("?")
     );
     let (pem, _) =
-        crate::core::directory::decode_ca(v.get("clientCert")).map_err(|e| e.to_string())?;
+        idprov::core::directory::decode_ca(v.get("clientCert")).map_err(|e| e.to_string())?;
     if let Some(pem) = pem {
-        let der = crate::pki::cert_der_from_pem(&pem).map_err(|e| e.to_string())?;
-        let info = crate::pki::CertInfo::from_der(&der).map_err(|e| e.to_string())?;
+        let der = idprov::pki::cert_der_from_pem(&pem).map_err(|e| e.to_string())?;
+        let info = idprov::pki::CertInfo::from_der(&der).map_err(|e| e.to_string())?;
         let t = |x: time::OffsetDateTime| {
             x.format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default()
@@ -184,7 +184,7 @@ fn status_summary(body: &[u8]) -> Result<String, String> {
             } else {
                 " (not valid now)"
             },
-            crate::pki::sha256_hex(&der)
+            idprov::pki::sha256_hex(&der)
         ));
     }
     Ok(o)
@@ -192,16 +192,16 @@ fn status_summary(body: &[u8]) -> Result<String, String> {
 
 pub(super) fn run_vectors(v: VectorsCommand) -> ExitCode {
     match v {
-        VectorsCommand::Generate { dir } => match crate::vectors::generate(&dir) {
+        VectorsCommand::Generate { dir } => match idprov::vectors::generate(&dir) {
             Ok(files) => {
                 outln!("wrote {} files to {}", files.len(), dir.display());
                 ExitCode::SUCCESS
             }
             Err(e) => fail(EXIT_USAGE, e),
         },
-        VectorsCommand::Verify { dir } => match crate::vectors::verify(&dir) {
+        VectorsCommand::Verify { dir } => match idprov::vectors::verify(&dir) {
             Ok(summary) => {
-                out!("{}", crate::vectors::summary_text(&summary));
+                out!("{}", idprov::vectors::summary_text(&summary));
                 if summary.iter().all(|f| f.mismatches.is_empty()) {
                     ExitCode::SUCCESS
                 } else {

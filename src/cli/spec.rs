@@ -8,14 +8,14 @@ use std::process::ExitCode;
 pub(super) fn run_spec(s: SpecCommand) -> ExitCode {
     match s {
         SpecCommand::Coverage { format } => {
-            let c = match crate::spec::coverage::shipped() {
+            let c = match idprov::spec::coverage::shipped() {
                 Ok(c) => c,
                 Err(e) => return fail(EXIT_USAGE, e),
             };
             match format {
-                CoverageFormat::Text => out!("{}", crate::spec::coverage::render(&c, false)),
+                CoverageFormat::Text => out!("{}", idprov::spec::coverage::render(&c, false)),
                 CoverageFormat::Markdown => {
-                    out!("{}", crate::spec::coverage::render(&c, true))
+                    out!("{}", idprov::spec::coverage::render(&c, true))
                 }
                 CoverageFormat::Json => match serde_json::to_string_pretty(&c) {
                     Ok(j) => outln!("{j}"),
@@ -24,7 +24,7 @@ pub(super) fn run_spec(s: SpecCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        SpecCommand::Rules => match crate::spec::rules() {
+        SpecCommand::Rules => match idprov::spec::rules() {
             Ok(rules) => {
                 for r in rules {
                     outln!(
@@ -45,9 +45,9 @@ pub(super) fn run_spec(s: SpecCommand) -> ExitCode {
 
 pub(super) fn run_bundle(b: BundleCommand) -> ExitCode {
     match b {
-        BundleCommand::Verify { file } => match crate::check::bundle::verify(&file) {
+        BundleCommand::Verify { file } => match idprov::check::bundle::verify(&file) {
             Ok(v) => {
-                out!("{}", crate::check::bundle::summary(&v));
+                out!("{}", idprov::check::bundle::summary(&v));
                 ExitCode::SUCCESS
             }
             Err(e) => fail(1, format!("bundle {}: {e}", file.display())),

@@ -3,8 +3,8 @@
 
 use super::args::*;
 use super::read;
-use crate::server::{self, ServerConfig};
-use crate::tls::ClientIdentity;
+use idprov::server::{self, ServerConfig};
+use idprov::tls::ClientIdentity;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +14,7 @@ pub(super) async fn resolve_target(
     t: &ServerTargetArgs,
 ) -> Result<
     (
-        crate::check::runner::ServerTarget,
+        idprov::check::runner::ServerTarget,
         Option<(server::RunningServer, tempfile::TempDir)>,
     ),
     String,
@@ -25,7 +25,7 @@ pub(super) async fn resolve_target(
             None => Err(format!("{what} is required with --url")),
         };
         return Ok((
-            crate::check::runner::ServerTarget {
+            idprov::check::runner::ServerTarget {
                 url: url.clone(),
                 ca_pem: need(&t.conn.ca_cert, "--ca-cert")?,
                 admin: ClientIdentity {
@@ -59,7 +59,7 @@ pub(super) async fn resolve_target(
     let srv = server::start(cfg)
         .await
         .map_err(|e| format!("embedded server: {e}"))?;
-    let target = crate::check::embedded_target(&srv).map_err(|e| e.to_string())?;
+    let target = idprov::check::embedded_target(&srv).map_err(|e| e.to_string())?;
     Ok((target, Some((srv, dir))))
 }
 
@@ -79,7 +79,7 @@ impl Drop for ChildServer {
 
 pub(super) fn spawn_child_server(
     extra: &[&str],
-) -> Result<(ChildServer, crate::check::runner::ServerTarget), String> {
+) -> Result<(ChildServer, idprov::check::runner::ServerTarget), String> {
     let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -110,7 +110,7 @@ pub(super) fn spawn_child_server(
         std::thread::sleep(Duration::from_millis(50));
     }
     let d = guard._dir.path();
-    let target = crate::check::runner::ServerTarget {
+    let target = idprov::check::runner::ServerTarget {
         url: format!("https://127.0.0.1:{port}/idprov/directory"),
         ca_pem: read(&d.join("ca.pem"), "ca.pem")?,
         admin: ClientIdentity {
