@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// idprov: reference server, device client and conformance suite for IDProv.
 #[derive(Debug, Parser)]
 #[command(name = "idprov", version, about, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log filter (tracing env-filter syntax), e.g. `debug` or `idprov=trace`.
     #[arg(long, global = true, env = "IDPROV_LOG")]
     pub log: Option<String>,
@@ -21,7 +21,7 @@ pub struct Cli {
 
 /// When output is coloured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     /// On a terminal, unless `NO_COLOR` is set.
     Auto,
     /// Always.
@@ -32,7 +32,7 @@ pub enum ColorChoice {
 
 impl ColorChoice {
     /// Whether to colour output going to stdout.
-    pub fn enabled(self) -> bool {
+    pub(crate) fn enabled(self) -> bool {
         use std::io::IsTerminal;
         match self {
             ColorChoice::Always => true,
@@ -74,7 +74,7 @@ const H_BUNDLE: &str = "Examples:\n  idprov check server --url URL … --bundle 
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the reference provisioning server.
     #[command(after_help = H_SERVER)]
     Server(ServerArgs),
@@ -123,7 +123,7 @@ pub enum Command {
 
 /// `idprov spec` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum SpecCommand {
+pub(crate) enum SpecCommand {
     /// The coverage matrix: every rule of docs/PROTOCOL.md and the cases,
     /// vectors and fuzz targets that check it; MUST rules with no case.
     #[command(after_help = H_SPEC)]
@@ -139,7 +139,7 @@ pub enum SpecCommand {
 
 /// Formats of `idprov spec coverage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CoverageFormat {
+pub(crate) enum CoverageFormat {
     /// One rule a line, then counts.
     Text,
     /// A Markdown table, then counts.
@@ -150,7 +150,7 @@ pub enum CoverageFormat {
 
 /// `idprov bundle` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum BundleCommand {
+pub(crate) enum BundleCommand {
     /// Check every file of a bundle against its SHA-256 manifest and print
     /// the run's summary; exit 1 naming the first file that does not match.
     #[command(after_help = H_BUNDLE)]
@@ -162,7 +162,7 @@ pub enum BundleCommand {
 
 /// `idprov bench` flags.
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Target (default: the reference server, started as a child process).
     #[command(flatten)]
     pub target: ServerConnArgs,
@@ -206,7 +206,7 @@ pub struct BenchArgs {
 
 /// `idprov bench` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum BenchSub {
+pub(crate) enum BenchSub {
     /// Several bench.json files side by side: one table, and compare.html.
     #[command(after_help = H_BENCH)]
     Compare {
@@ -233,7 +233,7 @@ pub enum BenchSub {
 
 /// `idprov fuzz` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum FuzzCommand {
+pub(crate) enum FuzzCommand {
     /// Send mutated requests to every endpoint (default: the embedded server).
     #[command(after_help = H_FUZZ)]
     Server {
@@ -266,7 +266,7 @@ pub enum FuzzCommand {
 
 /// `idprov vectors` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum VectorsCommand {
+pub(crate) enum VectorsCommand {
     /// Write every vector file (deterministic: same bytes every time).
     #[command(after_help = H_VECTORS)]
     Generate {
@@ -285,7 +285,7 @@ pub enum VectorsCommand {
 
 /// `idprov check` flags.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// What to check; bare `check` self-checks the embedded reference.
     #[command(subcommand)]
     pub which: Option<CheckWhich>,
@@ -296,7 +296,7 @@ pub struct CheckArgs {
 
 /// `idprov check` targets.
 #[derive(Debug, Subcommand)]
-pub enum CheckWhich {
+pub(crate) enum CheckWhich {
     /// Check a provisioning server (default: the embedded reference server).
     #[command(after_help = H_CHECK)]
     Server(ServerTargetArgs),
@@ -314,7 +314,7 @@ pub enum CheckWhich {
 
 /// How to run a device under test.
 #[derive(Debug, Args)]
-pub struct ClientTargetArgs {
+pub(crate) struct ClientTargetArgs {
     /// Command template run once per case, with {url} {device_id} {secret}
     /// {dir} {ca}; split like a shell, run without one (SUITE.md).
     #[arg(long)]
@@ -323,7 +323,7 @@ pub struct ClientTargetArgs {
 
 /// How to reach a server: its directory URL, CA and an admin credential.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ServerConnArgs {
+pub(crate) struct ServerConnArgs {
     /// The server's directory URL (omit to check the embedded server).
     #[arg(long, requires_all = ["ca_cert", "admin_cert", "admin_key"])]
     pub url: Option<String>,
@@ -340,7 +340,7 @@ pub struct ServerConnArgs {
 
 /// A server under test: how to reach it, and what else the suite may use.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ServerTargetArgs {
+pub(crate) struct ServerTargetArgs {
     /// How to reach it.
     #[command(flatten)]
     pub conn: ServerConnArgs,
@@ -379,7 +379,7 @@ impl From<ServerConnArgs> for ServerTargetArgs {
 
 /// Options common to every check (SUITE.md).
 #[derive(Debug, Args)]
-pub struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// Case ids or globs to run (repeatable, comma-separated; `!` excludes).
     #[arg(long, global = true)]
     pub cases: Vec<String>,
@@ -428,7 +428,7 @@ pub struct CommonArgs {
 
 /// `idprov server` flags.
 #[derive(Debug, Args)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Address and port to listen on.
     #[arg(long, default_value = "127.0.0.1:43776")]
     pub listen: SocketAddr,
@@ -465,7 +465,7 @@ fn parse_path_prefix(s: &str) -> Result<String, String> {
 
 /// `idprov client` flags.
 #[derive(Debug, Args)]
-pub struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// Directory URL; omit (or pass empty) to discover the server by DNS-SD.
     #[arg(long)]
     pub url: Option<String>,
@@ -500,7 +500,7 @@ pub struct ClientArgs {
 
 /// Shared admin connection flags.
 #[derive(Debug, Args)]
-pub struct AdminConn {
+pub(crate) struct AdminConn {
     /// The server's directory URL.
     #[arg(long)]
     pub url: String,
@@ -520,7 +520,7 @@ pub struct AdminConn {
 
 /// `idprov admin` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum AdminCommand {
+pub(crate) enum AdminCommand {
     /// Post an OOB secret for a device.
     #[command(after_help = H_ADMIN)]
     Oob {

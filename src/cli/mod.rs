@@ -22,14 +22,14 @@ mod roles;
 mod spec;
 mod target;
 
-pub use args::*;
+pub(crate) use args::*;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Exit code: a usage or setup error.
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code of the shim convention: feature not implemented.
-pub const EXIT_UNIMPLEMENTED: u8 = 89;
+pub(crate) const EXIT_UNIMPLEMENTED: u8 = 89;
 
 /// Writes to stdout; on a closed pipe, exits 141 without a word.
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
@@ -101,7 +101,7 @@ fn colour() -> bool {
 }
 
 /// Runs the parsed command and returns the process exit code.
-pub async fn run(cli: Cli) -> ExitCode {
+pub(crate) async fn run(cli: Cli) -> ExitCode {
     let _ = COLOUR.set(cli.color.enabled());
     match cli.command {
         Command::Server(a) => roles::run_server(a).await,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// A group of CSR cases.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CsrGroup {
+pub(super) struct CsrGroup {
     /// `CsrVerify`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -20,7 +20,7 @@ pub struct CsrGroup {
 /// One CSR case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CsrTest {
+pub(super) struct CsrTest {
     /// Stable id.
     pub tc_id: u32,
     /// What it checks.
@@ -59,7 +59,7 @@ fn der(csr: &str) -> Result<Vec<u8>, VectorError> {
 }
 
 /// Builds the file.
-pub fn generate() -> Result<VectorFile<CsrGroup>, VectorError> {
+pub(super) fn generate() -> Result<VectorFile<CsrGroup>, VectorError> {
     use Expected::{Invalid, Valid};
     let mut ids = Ids::new();
     let mut tests = Vec::new();
@@ -218,7 +218,7 @@ pub fn generate() -> Result<VectorFile<CsrGroup>, VectorError> {
 }
 
 /// Checks the crate against the file.
-pub fn verify(f: &VectorFile<CsrGroup>) -> super::FileSummary {
+pub(super) fn verify(f: &VectorFile<CsrGroup>) -> super::FileSummary {
     let mut t = Tally::new("csr.json");
     for g in &f.test_groups {
         for c in &g.tests {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// A group of directory cases.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DirectoryGroup {
+pub(super) struct DirectoryGroup {
     /// `DirectoryParse`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -22,7 +22,7 @@ pub struct DirectoryGroup {
 /// What a client must make of a valid document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DirectoryExpect {
+pub(super) struct DirectoryExpect {
     /// Absolute provisioning URL.
     pub post_provision_request: String,
     /// Absolute OOB URL, if any.
@@ -40,7 +40,7 @@ pub struct DirectoryExpect {
 /// One directory case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DirectoryTest {
+pub(super) struct DirectoryTest {
     /// Stable id.
     pub tc_id: u32,
     /// What it checks.
@@ -73,7 +73,7 @@ fn enc(e: CaEncoding) -> String {
 }
 
 /// Builds the file.
-pub fn generate() -> VectorFile<DirectoryGroup> {
+pub(super) fn generate() -> VectorFile<DirectoryGroup> {
     use Expected::{Invalid, Valid};
     let mut ids = Ids::new();
     let mut tests = Vec::new();
@@ -323,7 +323,7 @@ pub fn generate() -> VectorFile<DirectoryGroup> {
 }
 
 /// Checks the crate against the file.
-pub fn verify(f: &VectorFile<DirectoryGroup>) -> super::FileSummary {
+pub(super) fn verify(f: &VectorFile<DirectoryGroup>) -> super::FileSummary {
     let mut t = Tally::new("directory.json");
     for g in &f.test_groups {
         for c in &g.tests {

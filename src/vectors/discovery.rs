@@ -8,7 +8,7 @@ use std::net::IpAddr;
 /// A group of discovery cases.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DiscoveryGroup {
+pub(super) struct DiscoveryGroup {
     /// `TxtToUrl`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -20,7 +20,7 @@ pub struct DiscoveryGroup {
 /// bytes; both absent means a key without `=`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TxtAttr {
+pub(super) struct TxtAttr {
     /// Key.
     pub key: String,
     /// Value text.
@@ -34,7 +34,7 @@ pub struct TxtAttr {
 /// One discovery case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DiscoveryTest {
+pub(super) struct DiscoveryTest {
     /// Stable id.
     pub tc_id: u32,
     /// What it checks.
@@ -85,7 +85,7 @@ fn entries(t: &[TxtAttr]) -> Vec<TxtEntry> {
 }
 
 /// Builds the file.
-pub fn generate() -> VectorFile<DiscoveryGroup> {
+pub(super) fn generate() -> VectorFile<DiscoveryGroup> {
     use Expected::{Acceptable, Invalid, Valid};
     let mut ids = Ids::new();
     let mut tests = Vec::new();
@@ -343,7 +343,7 @@ pub fn generate() -> VectorFile<DiscoveryGroup> {
 }
 
 /// Checks the crate against the file.
-pub fn verify(f: &VectorFile<DiscoveryGroup>) -> super::FileSummary {
+pub(super) fn verify(f: &VectorFile<DiscoveryGroup>) -> super::FileSummary {
     let mut t = Tally::new("discovery.json");
     for g in &f.test_groups {
         for c in &g.tests {

@@ -15,7 +15,7 @@ const MARK: &str = "@@SIG@@";
 /// A group of HMAC cases.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct HmacGroup {
+pub(super) struct HmacGroup {
     /// `RequestVerify`, `ResponseVerify`, `GoReference` or `RequestSign`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -28,7 +28,7 @@ pub struct HmacGroup {
 /// Fields a sender signs (`RequestSign`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SignFields {
+pub(super) struct SignFields {
     /// deviceID.
     #[serde(rename = "deviceID")]
     pub device_id: String,
@@ -44,7 +44,7 @@ pub struct SignFields {
 /// One HMAC case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct HmacTest {
+pub(super) struct HmacTest {
     /// Stable id.
     pub tc_id: u32,
     /// What it checks.
@@ -189,7 +189,7 @@ const CAP61: &str = include_str!("../../tests/fixtures/go-reference/61-goclient.
 const CAP61R: &str = include_str!("../../tests/fixtures/go-reference/61-goclient.response.body");
 
 /// Builds the file.
-pub fn generate() -> Result<VectorFile<HmacGroup>, VectorError> {
+pub(super) fn generate() -> Result<VectorFile<HmacGroup>, VectorError> {
     use Expected::{Acceptable, Invalid, Valid};
     let raw = KeyVariant::Raw;
     let mut b = Builder {
@@ -836,7 +836,7 @@ pub fn generate() -> Result<VectorFile<HmacGroup>, VectorError> {
 }
 
 /// Checks the crate against the file.
-pub fn verify(f: &VectorFile<HmacGroup>) -> super::FileSummary {
+pub(super) fn verify(f: &VectorFile<HmacGroup>) -> super::FileSummary {
     let mut t = Tally::new("oob_hmac.json");
     for g in &f.test_groups {
         for c in &g.tests {

@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime};
 /// A group of responses to one device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct MitmGroup {
+pub(super) struct MitmGroup {
     /// `ProvisionResponse`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -33,7 +33,7 @@ pub struct MitmGroup {
 /// One response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct MitmTest {
+pub(super) struct MitmTest {
     /// Stable id.
     pub tc_id: u32,
     /// What it checks.
@@ -50,7 +50,7 @@ pub struct MitmTest {
 }
 
 /// Whether a device accepts `body` (PROTOCOL §9 rule 3).
-pub fn device_accepts(g: &MitmGroup, body: &str) -> Result<(), String> {
+pub(super) fn device_accepts(g: &MitmGroup, body: &str) -> Result<(), String> {
     let now = OffsetDateTime::parse(&g.now, &time::format_description::well_known::Rfc3339)
         .map_err(|e| e.to_string())?;
     let r: ProvisionResponse =
@@ -68,7 +68,7 @@ pub fn device_accepts(g: &MitmGroup, body: &str) -> Result<(), String> {
 }
 
 /// Builds the file.
-pub fn generate() -> Result<VectorFile<MitmGroup>, VectorError> {
+pub(super) fn generate() -> Result<VectorFile<MitmGroup>, VectorError> {
     use Expected::{Invalid, Valid};
     let now = fixed_now();
     let e = |x: crate::pki::PkiError| VectorError(x.to_string());
@@ -325,7 +325,7 @@ pub fn generate() -> Result<VectorFile<MitmGroup>, VectorError> {
 }
 
 /// Checks the crate against the file.
-pub fn verify(f: &VectorFile<MitmGroup>) -> super::FileSummary {
+pub(super) fn verify(f: &VectorFile<MitmGroup>) -> super::FileSummary {
     let mut t = Tally::new("mitm.json");
     for g in &f.test_groups {
         for c in &g.tests {

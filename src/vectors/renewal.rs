@@ -10,7 +10,7 @@ use time::{Duration, OffsetDateTime};
 /// A group of renewal cases sharing a server CA.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RenewalGroup {
+pub(super) struct RenewalGroup {
     /// `PeerCertificateDecision`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -25,7 +25,7 @@ pub struct RenewalGroup {
 /// One renewal case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RenewalTest {
+pub(super) struct RenewalTest {
     /// Stable id.
     pub tc_id: u32,
     /// What it checks.
@@ -100,7 +100,7 @@ type Case<'a> = (
 );
 
 /// Builds the file.
-pub fn generate() -> Result<VectorFile<RenewalGroup>, VectorError> {
+pub(super) fn generate() -> Result<VectorFile<RenewalGroup>, VectorError> {
     let now = fixed_now();
     let e = |x: crate::pki::PkiError| VectorError(x.to_string());
     let ca = CertAuthority::generate_from(ed25519_key(1)?, "idprov vectors CA", &[0x11; 8], now)
@@ -289,7 +289,7 @@ pub fn generate() -> Result<VectorFile<RenewalGroup>, VectorError> {
 }
 
 /// Checks the crate against the file.
-pub fn verify(f: &VectorFile<RenewalGroup>) -> super::FileSummary {
+pub(super) fn verify(f: &VectorFile<RenewalGroup>) -> super::FileSummary {
     let mut t = Tally::new("renewal.json");
     for g in &f.test_groups {
         let now = OffsetDateTime::parse(&g.now, &time::format_description::well_known::Rfc3339)

@@ -313,4 +313,4 @@ fn judge_framing(what: &str, statuses: &[u16], closed: bool) -> Option<StepResul
 
 /// How long a server may hold a stalled connection open (PROTOCOL
 /// `transport.timeouts`; the reference server cuts off after 10 s).
-pub const STALL_BOUND_SECS: u64 = 15;
+pub(super) const STALL_BOUND_SECS: u64 = 15;

@@ -13,9 +13,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const T: Duration = Duration::from_secs(10);
+pub(crate) const T: Duration = Duration::from_secs(10);
 
-pub fn config(dir: &Path) -> ServerConfig {
+pub(crate) fn config(dir: &Path) -> ServerConfig {
     ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
@@ -25,26 +25,26 @@ pub fn config(dir: &Path) -> ServerConfig {
     }
 }
 
-pub async fn start(dir: &Path) -> RunningServer {
+pub(crate) async fn start(dir: &Path) -> RunningServer {
     server::start(config(dir)).await.expect("server starts")
 }
 
-pub fn read(dir: &Path, name: &str) -> String {
+pub(crate) fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap()
 }
 
-pub fn identity(dir: &Path, cert: &str, key: &str) -> ClientIdentity {
+pub(crate) fn identity(dir: &Path, cert: &str, key: &str) -> ClientIdentity {
     ClientIdentity {
         cert_pem: read(dir, cert),
         key_pem: read(dir, key),
     }
 }
 
-pub fn admin_identity(srv: &RunningServer) -> ClientIdentity {
+pub(crate) fn admin_identity(srv: &RunningServer) -> ClientIdentity {
     identity(&srv.data_dir, "admin-cert.pem", "admin-key.pem")
 }
 
-pub fn admin(srv: &RunningServer) -> AdminClient {
+pub(crate) fn admin(srv: &RunningServer) -> AdminClient {
     AdminClient {
         url: srv.directory_url(),
         ca_pem: srv.ca_pem.clone(),
@@ -54,7 +54,7 @@ pub fn admin(srv: &RunningServer) -> AdminClient {
 }
 
 /// Sends a request to `path` with an optional client identity.
-pub async fn call(
+pub(crate) async fn call(
     srv: &RunningServer,
     method: Method,
     path: &str,
@@ -73,7 +73,7 @@ pub async fn call(
 }
 
 /// A fresh P-256 key and a provisioning request for it, signed with `secret`.
-pub fn signed_request(device: &str, secret: &str) -> (rcgen::KeyPair, Vec<u8>) {
+pub(crate) fn signed_request(device: &str, secret: &str) -> (rcgen::KeyPair, Vec<u8>) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut r = ProvisionRequest {
         device_id: device.into(),
@@ -87,7 +87,7 @@ pub fn signed_request(device: &str, secret: &str) -> (rcgen::KeyPair, Vec<u8>) {
     (key, body)
 }
 
-pub async fn provreq(
+pub(crate) async fn provreq(
     srv: &RunningServer,
     body: Vec<u8>,
     id: Option<&ClientIdentity>,
@@ -97,16 +97,16 @@ pub async fn provreq(
         .expect("provreq answered")
 }
 
-pub fn json(resp: &HttpsResponse) -> serde_json::Value {
+pub(crate) fn json(resp: &HttpsResponse) -> serde_json::Value {
     serde_json::from_slice(&resp.body).expect("JSON body")
 }
 
-pub fn status_of(resp: &HttpsResponse) -> String {
+pub(crate) fn status_of(resp: &HttpsResponse) -> String {
     json(resp)["status"].as_str().unwrap_or("").to_string()
 }
 
 /// Validates a report.json value against docs/report.schema.json.
-pub fn assert_meets_schema(v: &serde_json::Value, what: &str) {
+pub(crate) fn assert_meets_schema(v: &serde_json::Value, what: &str) {
     let schema: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json"),
