@@ -27,7 +27,7 @@ fuzz_target!(|i: Input| {
     };
     let bytes = r.sign(&i.secret, KeyVariant::Raw);
     assert!(sign::verify_raw(&bytes, i.secret.as_bytes()).is_ok());
-    assert!(sign::verify_reserialized_request(&bytes, i.secret.as_bytes()).is_ok());
+    assert!(idprov::core::messages::verify_reserialized_request(&bytes, i.secret.as_bytes()).is_ok());
     let mut back: ProvisionRequest = serde_json::from_slice(&bytes).expect("own output parses");
     let sig = back.signature.clone();
     let again = back.sign(&i.secret, KeyVariant::Raw);

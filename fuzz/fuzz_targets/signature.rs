@@ -12,5 +12,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = sign::verify_raw(data, b"secret");
     let _ = sign::detect_variant(data, "secret");
-    let _ = sign::verify_reserialized_request(data, b"secret");
+    let _ = idprov::core::messages::verify_reserialized_request(data, b"secret");
 });

@@ -213,7 +213,7 @@ pub fn decide(
     let verified = match policy.verify {
         VerifyMethod::RawBlanking => sign::verify_raw(raw_body, entry.secret.as_bytes()),
         VerifyMethod::Reserialize => {
-            sign::verify_reserialized_request(raw_body, entry.secret.as_bytes())
+            crate::core::messages::verify_reserialized_request(raw_body, entry.secret.as_bytes())
         }
         VerifyMethod::Sha256Key => sign::verify_raw(
             raw_body,

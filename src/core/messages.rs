@@ -2,7 +2,7 @@
 //! make a sender's bytes identical to the Go reference's.
 
 use super::json::to_go_json;
-use super::sign::{self, KeyVariant};
+use super::sign::{self, KeyVariant, SignatureError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -247,6 +247,40 @@ impl Signed for ProvisionResponse {
 pub struct ErrorMessage {
     /// One-line reason.
     pub error: String,
+}
+
+/// Verifies a provisioning request the way the Go reference does: parse,
+/// re-serialise in Go's field order with `signature` empty, then compare.
+/// Used to report which method an implementation evidently uses.
+pub fn verify_reserialized_request(doc: &[u8], key: &[u8]) -> Result<(), SignatureError> {
+    #[derive(serde::Deserialize)]
+    struct Loose {
+        #[serde(rename = "deviceID", default)]
+        device_id: String,
+        #[serde(default)]
+        ip: String,
+        #[serde(default)]
+        mac: String,
+        #[serde(rename = "publicKeyPEM", default)]
+        public_key_pem: String,
+        #[serde(default)]
+        signature: String,
+    }
+    let m: Loose = serde_json::from_slice(doc)
+        .map_err(|_| SignatureError::Json(super::json::ScanError::Syntax(0)))?;
+    let mut canon = ProvisionRequest {
+        device_id: m.device_id,
+        ip: m.ip,
+        mac: m.mac,
+        public_key_pem: m.public_key_pem,
+        csr_pem: None,
+        signature: String::new(),
+    };
+    let blanked = sign::Blanked {
+        signing_input: canon.unsigned(),
+        signature: m.signature,
+    };
+    sign::verify_tag(&blanked, key)
 }
 
 #[cfg(test)]

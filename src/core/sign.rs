@@ -170,42 +170,6 @@ pub fn detect_variant(doc: &[u8], secret: &str) -> Result<KeyVariant, SignatureE
     Err(last)
 }
 
-/// Verifies a provisioning request the way the Go reference does: parse,
-/// re-serialise in Go's field order with `signature` empty, then compare.
-/// Used to report which method an implementation evidently uses.
-pub fn verify_reserialized_request(doc: &[u8], key: &[u8]) -> Result<(), SignatureError> {
-    use super::messages::{ProvisionRequest, Signed};
-    #[derive(serde::Deserialize)]
-    struct Loose {
-        #[serde(rename = "deviceID", default)]
-        device_id: String,
-        #[serde(default)]
-        ip: String,
-        #[serde(default)]
-        mac: String,
-        #[serde(rename = "publicKeyPEM", default)]
-        public_key_pem: String,
-        #[serde(default)]
-        signature: String,
-    }
-    let m: Loose = serde_json::from_slice(doc)
-        .map_err(|_| SignatureError::Json(super::json::ScanError::Syntax(0)))?;
-    let claimed = decode_tag(&m.signature)?;
-    let mut canon = ProvisionRequest {
-        device_id: m.device_id,
-        ip: m.ip,
-        mac: m.mac,
-        public_key_pem: m.public_key_pem,
-        csr_pem: None,
-        signature: String::new(),
-    };
-    let input = canon.unsigned();
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
-    mac.update(&input);
-    mac.verify_slice(&claimed)
-        .map_err(|_| SignatureError::Mismatch)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,11 +90,11 @@ fn key_variants_and_canonical_forms_are_told_apart() {
         sign::verify_raw(&b, b"secret3"),
         Err(SignatureError::Mismatch)
     );
-    sign::verify_reserialized_request(&b, b"secret3").unwrap();
+    idprov::core::messages::verify_reserialized_request(&b, b"secret3").unwrap();
     // 14: signed without `mac`: neither method accepts it.
     let b = fixture("14-post-provreq-signed-without-mac-and-signature-fields.request.body");
     assert!(sign::verify_raw(&b, b"secret3").is_err());
-    assert!(sign::verify_reserialized_request(&b, b"secret3").is_err());
+    assert!(idprov::core::messages::verify_reserialized_request(&b, b"secret3").is_err());
 }
 
 #[test]

@@ -245,8 +245,11 @@ impl Case<'_> {
                     Ok(KeyVariant::Sha256OfSecret) => "signs with SHA-256(secret)",
                     Err(_) => "signature verifies with neither key variant",
                 };
-                let canonical = sign::verify_reserialized_request(&r.body, self.secret.as_bytes())
-                    .is_ok()
+                let canonical = crate::core::messages::verify_reserialized_request(
+                    &r.body,
+                    self.secret.as_bytes(),
+                )
+                .is_ok()
                     && crate::core::json::top_level_members(&r.body)
                         .map(|m| m.iter().map(|m| m.key.clone()).collect::<Vec<_>>())
                         .is_ok_and(|k| k == ["deviceID", "ip", "mac", "publicKeyPEM", "signature"]);
