@@ -4,6 +4,7 @@
 //! coverage matrix ([`coverage`]) ties them together.
 
 pub mod coverage;
+pub mod html;
 
 use crate::check::scenario::Level;
 use serde::Serialize;
