@@ -7,7 +7,7 @@ pub mod check;
 pub mod client;
 pub mod core;
 pub mod fsutil;
-pub mod fuzz;
+pub mod live_fuzz;
 pub mod net;
 pub mod pki;
 pub mod server;

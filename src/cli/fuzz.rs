@@ -24,14 +24,14 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
                 "idprov fuzz server: target {} · seed {seed} · {requests} requests",
                 t.url
             );
-            let opts = idprov::fuzz::FuzzOptions {
+            let opts = idprov::live_fuzz::FuzzOptions {
                 requests,
                 seed,
                 concurrency,
                 report_dir: report_dir.clone(),
                 ..Default::default()
             };
-            let res = idprov::fuzz::fuzz_server(&t, &opts).await;
+            let res = idprov::live_fuzz::fuzz_server(&t, &opts).await;
             if let Some((srv, _dir)) = embedded {
                 srv.shutdown().await;
             }
@@ -61,17 +61,19 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
             }
         }
         FuzzCommand::Replay { file, target } => {
-            let repro: idprov::fuzz::Reproducer = match read(&file, "reproducer").and_then(|t| {
-                serde_json::from_str(&t).map_err(|e| format!("reproducer {}: {e}", file.display()))
-            }) {
-                Ok(r) => r,
-                Err(e) => return fail(EXIT_USAGE, e),
-            };
+            let repro: idprov::live_fuzz::Reproducer =
+                match read(&file, "reproducer").and_then(|t| {
+                    serde_json::from_str(&t)
+                        .map_err(|e| format!("reproducer {}: {e}", file.display()))
+                }) {
+                    Ok(r) => r,
+                    Err(e) => return fail(EXIT_USAGE, e),
+                };
             let (t, embedded) = match resolve_target(&target.clone().into()).await {
                 Ok(x) => x,
                 Err(e) => return fail(EXIT_USAGE, e),
             };
-            let res = idprov::fuzz::replay(&t, &repro, Duration::from_secs(15)).await;
+            let res = idprov::live_fuzz::replay(&t, &repro, Duration::from_secs(15)).await;
             if let Some((srv, _dir)) = embedded {
                 srv.shutdown().await;
             }

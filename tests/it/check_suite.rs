@@ -448,15 +448,15 @@ async fn judge_variant(name: String, mut cfg: idprov::server::ServerConfig) -> V
     if r.outcome.failed {
         problems.push(format!("{name}: the run failed: {:?}", r.outcome));
     }
-    let fuzzed = idprov::fuzz::fuzz_server(
+    let fuzzed = idprov::live_fuzz::fuzz_server(
         &target,
-        &idprov::fuzz::FuzzOptions {
+        &idprov::live_fuzz::FuzzOptions {
             requests: 300,
             seed: 5,
             batch: 300,
             report_dir: d.path().join("fuzz"),
             progress: false,
-            ..idprov::fuzz::FuzzOptions::default()
+            ..idprov::live_fuzz::FuzzOptions::default()
         },
     )
     .await

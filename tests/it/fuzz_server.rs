@@ -3,7 +3,7 @@
 //! long device ID) it reports the faults with reproducers that replay.
 
 use crate::common;
-use idprov::fuzz::{self, FindingKind, FuzzOptions};
+use idprov::live_fuzz::{self, FindingKind, FuzzOptions};
 use idprov::server::faults::{Fault, Faults};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ async fn run(
     requests: u64,
     dir: &std::path::Path,
 ) -> (
-    fuzz::FuzzResult,
+    live_fuzz::FuzzResult,
     idprov::server::RunningServer,
     idprov::check::runner::ServerTarget,
 ) {
@@ -29,7 +29,7 @@ async fn run(
         progress: false,
         ..FuzzOptions::default()
     };
-    let r = fuzz::fuzz_server(&target, &opts).await.unwrap();
+    let r = live_fuzz::fuzz_server(&target, &opts).await.unwrap();
     (r, srv, target)
 }
 
@@ -73,7 +73,7 @@ async fn fuzzing_follows_the_directory_paths() {
         progress: false,
         ..FuzzOptions::default()
     };
-    let r = fuzz::fuzz_server(&target, &opts).await.unwrap();
+    let r = live_fuzz::fuzz_server(&target, &opts).await.unwrap();
     let not_found = r.statuses.get(&404).copied().unwrap_or(0);
     assert!(
         not_found * 5 < r.sent,
@@ -115,8 +115,9 @@ async fn fragile_server_faults_are_found_and_replay() {
     for kind in [FindingKind::ServerError, FindingKind::Dropped] {
         let (repro, path) = r.findings.iter().find(|(f, _)| f.kind == kind).unwrap();
         assert!(path.exists());
-        let back: fuzz::Reproducer = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-        let again = fuzz::replay(&target, &back, Duration::from_secs(15))
+        let back: live_fuzz::Reproducer =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let again = live_fuzz::replay(&target, &back, Duration::from_secs(15))
             .await
             .unwrap();
         assert!(
@@ -136,7 +137,7 @@ async fn fragile_server_faults_are_found_and_replay() {
     for (repro, _) in &r.findings {
         if repro.kind != FindingKind::Unhealthy {
             assert_eq!(
-                fuzz::replay(&t2, repro, Duration::from_secs(15))
+                live_fuzz::replay(&t2, repro, Duration::from_secs(15))
                     .await
                     .unwrap(),
                 None,

@@ -77,14 +77,14 @@ async fn every_kind_of_report_meets_the_schema() {
     let dir = d.path().join("fuzz");
     let srv = idprov::server::start(common::config(&dir)).await.unwrap();
     let t = check::embedded_target(&srv).unwrap();
-    let f = idprov::fuzz::fuzz_server(
+    let f = idprov::live_fuzz::fuzz_server(
         &t,
-        &idprov::fuzz::FuzzOptions {
+        &idprov::live_fuzz::FuzzOptions {
             requests: 200,
             seed: 3,
             report_dir: d.path().join("fuzz-rep"),
             progress: false,
-            ..idprov::fuzz::FuzzOptions::default()
+            ..idprov::live_fuzz::FuzzOptions::default()
         },
     )
     .await

@@ -1,4 +1,5 @@
-//! `idprov fuzz server`: mutation-based fuzzing of a live server's endpoints
+//! The live fuzzer (`idprov fuzz server`; the cargo-fuzz targets of the
+//! core are in `fuzz/`): mutation-based fuzzing of a running server's endpoints
 //! over real TLS, with raw HTTP bytes so that malformed headers, methods and
 //! slow bodies can be sent too. After each batch a health check runs (the
 //! directory answers and an honest provisioning succeeds). Every 5xx, hang,
