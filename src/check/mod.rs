@@ -12,6 +12,7 @@ pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+mod step;
 
 pub use options::{
     case_filter, parse_baseline, parse_known_failing, CheckOptions, KNOWN_CAPABILITIES,

@@ -49,14 +49,7 @@ fn bugs_of(spec: &BugsSpec) -> Bugs {
     }
 }
 
-enum StepError {
-    Fail(String),
-    Skip(String),
-}
-
-fn fail<T>(m: impl Into<String>) -> Result<T, StepError> {
-    Err(StepError::Fail(m.into()))
-}
+use super::step::{fail, StepError};
 
 struct Case<'a> {
     target: &'a ClientTarget,

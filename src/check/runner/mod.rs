@@ -73,16 +73,7 @@ pub struct RunContext {
     pub serials: crate::check::profile::SerialLedger,
 }
 
-enum StepError {
-    Fail(String),
-    Skip(String),
-}
-
-type StepResult = Result<Option<String>, StepError>;
-
-fn fail<T>(m: impl Into<String>) -> Result<T, StepError> {
-    Err(StepError::Fail(m.into()))
-}
+use super::step::{fail, StepError, StepResult};
 
 #[derive(Clone)]
 struct Saved {

@@ -1,0 +1,19 @@
+//! How one step of a case ends when it does not simply pass: shared by the
+//! server-case runner and the client-case runner.
+
+/// A step that failed (the target's fault) or could not run (skip, with
+/// what would run it).
+pub(crate) enum StepError {
+    /// The target did something the case forbids.
+    Fail(String),
+    /// The step cannot decide here; the reason says what would run it.
+    Skip(String),
+}
+
+/// A step's end: `Ok` with an optional observation, or a [`StepError`].
+pub(crate) type StepResult = Result<Option<String>, StepError>;
+
+/// A failing step with its reason.
+pub(crate) fn fail<T>(m: impl Into<String>) -> Result<T, StepError> {
+    Err(StepError::Fail(m.into()))
+}
