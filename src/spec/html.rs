@@ -1,130 +1,77 @@
-//! The profile (docs/PROTOCOL.md) rendered as HTML.
+//! The profile (docs/PROTOCOL.md) rendered as HTML by a CommonMark parser
+//! (pulldown-cmark), with an anchor per rule.
+
+use pulldown_cmark::{html, Event, Options, Parser, Tag, TagEnd};
+
+const HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>IDProv profile (idprov)</title>\n<style>body{font:15px/1.5 system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}pre{background:#f6f6f6;padding:6px;overflow:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}a[id]:target strong{background:#ffef9e}code{font-size:0.95em}</style></head><body>\n";
+
+/// Whether `text` is a rule identifier (`area.name`, lower case).
+fn is_rule_id(text: &str) -> bool {
+    text.contains('.')
+        && !text.starts_with('.')
+        && !text.ends_with('.')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
 
 /// The profile (docs/PROTOCOL.md) as a self-contained HTML page, with an
-/// anchor per rule so reports can link to `PROTOCOL.html#<rule-id>`.
+/// anchor per rule so reports can link to `PROTOCOL.html#<rule-id>`: a rule
+/// opens with its identifier in bold code (`**`area.name`**`), which
+/// becomes a link to itself.
 pub fn protocol_html() -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    // Inline markup: `code` and **bold**; a rule id gets its anchor.
-    let inline = |s: &str| -> String {
-        let mut out = String::new();
-        let mut code = false;
-        let mut bold = false;
-        let e = esc(s);
-        let mut rest = e.as_str();
-        while !rest.is_empty() {
-            if let Some(r) = rest.strip_prefix("**`") {
-                if let Some((id, after)) = r.split_once("`**") {
-                    out.push_str(&format!(
-                        "<a id=\"{id}\" href=\"#{id}\"><strong><code>{id}</code></strong></a>"
-                    ));
-                    rest = after;
-                    continue;
-                }
-            }
-            if let Some(r) = rest.strip_prefix("**") {
-                out.push_str(if bold { "</strong>" } else { "<strong>" });
-                bold = !bold;
-                rest = r;
+    let events: Vec<Event<'_>> =
+        Parser::new_ext(crate::spec::PROTOCOL_MD, Options::ENABLE_TABLES).collect();
+    let mut out: Vec<Event<'_>> = Vec::with_capacity(events.len());
+    let mut i = 0;
+    while i < events.len() {
+        if let (
+            Event::Start(Tag::Strong),
+            Some(Event::Code(id)),
+            Some(Event::End(TagEnd::Strong)),
+        ) = (&events[i], events.get(i + 1), events.get(i + 2))
+        {
+            if is_rule_id(id) {
+                // The id holds only [a-z0-9.-]: nothing to escape.
+                out.push(Event::InlineHtml(
+                    format!("<a id=\"{id}\" href=\"#{id}\"><strong><code>{id}</code></strong></a>")
+                        .into(),
+                ));
+                i += 3;
                 continue;
             }
-            if let Some(r) = rest.strip_prefix('`') {
-                out.push_str(if code { "</code>" } else { "<code>" });
-                code = !code;
-                rest = r;
-                continue;
-            }
-            let ch = rest.chars().next().unwrap_or(' ');
-            out.push(ch);
-            rest = &rest[ch.len_utf8()..];
         }
-        if code {
-            out.push_str("</code>");
-        }
-        if bold {
-            out.push_str("</strong>");
-        }
-        out
-    };
-    let mut h = String::from(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>IDProv profile (idprov)</title>\n<style>body{font:15px/1.5 system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}pre{background:#f6f6f6;padding:6px;overflow:auto}a[id]:target strong{background:#ffef9e}code{font-size:0.95em}</style></head><body>\n",
-    );
-    let mut in_code = false;
-    let mut in_list = false;
-    let mut para = String::new();
-    let flush = |h: &mut String, para: &mut String, in_list: &mut bool| {
-        if !para.is_empty() {
-            if *in_list {
-                h.push_str(&format!("<li>{para}</li>\n"));
-            } else {
-                h.push_str(&format!("<p>{para}</p>\n"));
-            }
-            para.clear();
-        }
-    };
-    for line in crate::spec::PROTOCOL_MD.lines() {
-        if line.trim_start().starts_with("```") {
-            flush(&mut h, &mut para, &mut in_list);
-            h.push_str(if in_code { "</pre>\n" } else { "<pre>" });
-            in_code = !in_code;
-            continue;
-        }
-        if in_code || line.trim_start().starts_with('|') {
-            if !in_code {
-                flush(&mut h, &mut para, &mut in_list);
-                h.push_str(&format!("<pre>{}</pre>\n", esc(line)));
-            } else {
-                h.push_str(&esc(line));
-                h.push('\n');
-            }
-            continue;
-        }
-        let t = line.trim_start();
-        if let Some(level) = ["### ", "## ", "# "].iter().position(|p| t.starts_with(p)) {
-            flush(&mut h, &mut para, &mut in_list);
-            if in_list {
-                h.push_str("</ul>\n");
-                in_list = false;
-            }
-            let n = 3 - level;
-            let text = t.trim_start_matches('#').trim();
-            h.push_str(&format!("<h{n}>{}</h{n}>\n", inline(text)));
-            continue;
-        }
-        if t.is_empty() {
-            flush(&mut h, &mut para, &mut in_list);
-            if in_list {
-                h.push_str("</ul>\n");
-                in_list = false;
-            }
-            continue;
-        }
-        let item = t.strip_prefix("- ").or_else(|| {
-            t.split_once(". ")
-                .filter(|(d, _)| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
-                .map(|(_, r)| r)
-        });
-        if let Some(item) = item {
-            flush(&mut h, &mut para, &mut in_list);
-            if !in_list {
-                h.push_str("<ul>\n");
-                in_list = true;
-            }
-            para.push_str(&inline(item));
-            continue;
-        }
-        if !para.is_empty() {
-            para.push(' ');
-        }
-        para.push_str(&inline(t));
+        out.push(events[i].clone());
+        i += 1;
     }
-    flush(&mut h, &mut para, &mut in_list);
-    if in_list {
-        h.push_str("</ul>\n");
+    let mut page = String::from(HEAD);
+    html::push_html(&mut page, out.into_iter());
+    page.push_str("</body></html>\n");
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_has_its_anchor_and_markdown_is_formatted() {
+        let page = protocol_html();
+        let rules = crate::spec::rules().unwrap();
+        assert!(rules.len() > 40, "{}", rules.len());
+        for r in &rules {
+            assert!(
+                page.contains(&format!("<a id=\"{0}\" href=\"#{0}\">", r.id)),
+                "no anchor for {}",
+                r.id
+            );
+        }
+        // Markdown is rendered, not shown: no literal emphasis markers, the
+        // tables are tables, code blocks are pre.
+        assert!(!page.contains("**Note:**"), "literal emphasis left");
+        assert!(page.contains("<strong>Note:</strong>"));
+        assert!(page.contains("<table>") && page.contains("<pre>"));
+        assert!(page.starts_with("<!doctype html>") && page.ends_with("</html>\n"));
+        assert!(!is_rule_id("Note:") && !is_rule_id("a") && is_rule_id("oob.valid-until"));
     }
-    h.push_str("</body></html>\n");
-    h
 }
