@@ -666,10 +666,7 @@ pub struct FuzzResult {
 fn save_repro(dir: &Path, r: &Reproducer) -> Result<PathBuf, SetupError> {
     let d = dir.join("fuzz-reproducers");
     std::fs::create_dir_all(&d).map_err(|e| SetupError(format!("{}: {e}", d.display())))?;
-    let kind = serde_json::to_value(r.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let kind = crate::check::scenario::name_of(&r.kind);
     let p = d.join(format!("{kind}-{}.json", r.index));
     let text = serde_json::to_vec_pretty(r).map_err(|e| SetupError(e.to_string()))?;
     crate::fsutil::write_atomic(&p, &text, crate::fsutil::MODE_PUBLIC)

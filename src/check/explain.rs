@@ -83,10 +83,7 @@ pub fn render(s: &Scenario) -> String {
 }
 
 fn action_name(st: &Step) -> String {
-    st.action
-        .and_then(|a| serde_json::to_value(a).ok())
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    st.action.as_ref().map(name_of).unwrap_or_default()
 }
 
 /// One step in words: the action, its parameters, what must hold.

@@ -564,7 +564,7 @@ impl std::str::FromStr for Credential {
             }
         };
         let plain = |c: Credential| {
-            if arg.is_empty() && !s.contains(':') {
+            if !s.contains(':') {
                 Ok(c)
             } else {
                 Err(format!("credential `{kind}` takes no device"))

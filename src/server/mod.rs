@@ -296,24 +296,19 @@ pub async fn start_with_faults(
         (dd.server_cert_pem.clone(), dd.server_key_pem.to_string())
     };
     let versions = config.choices.tls.rustls();
-    let mut tls = if faults.has(faults::Fault::RecognisedNotVerified) {
-        let subject = faults::ca_subject(dd.ca.cert_der());
-        crate::tls::server_config_with(
-            dd.ca.cert_pem(),
-            &server_cert_pem,
-            &server_key_pem,
-            versions,
-            |inner| Arc::new(faults::NameOnlyVerifier { inner, subject }),
-        )?
-    } else {
-        crate::tls::server_config_with(
-            dd.ca.cert_pem(),
-            &server_cert_pem,
-            &server_key_pem,
-            versions,
-            |v| v,
-        )?
-    };
+    let name_only = faults
+        .has(faults::Fault::RecognisedNotVerified)
+        .then(|| faults::ca_subject(dd.ca.cert_der()));
+    let mut tls = crate::tls::server_config_with(
+        dd.ca.cert_pem(),
+        &server_cert_pem,
+        &server_key_pem,
+        versions,
+        |inner| match name_only {
+            Some(subject) => Arc::new(faults::NameOnlyVerifier { inner, subject }),
+            None => inner,
+        },
+    )?;
     if config.choices.http2_alpn {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     }

@@ -239,16 +239,11 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
 }
 
 fn describe(s: &Step) -> String {
-    let a = s
+    let mut d = s
         .action
-        .map(|a| {
-            serde_json::to_value(a)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        })
+        .as_ref()
+        .map(super::scenario::name_of)
         .unwrap_or_default();
-    let mut d = a;
     if let Some(x) = &s.as_ {
         d.push_str(&format!(" as {x}"));
     }
