@@ -5,8 +5,8 @@
 //! the faults named by `--fault` (comma-separated, see `Fault::name`).
 
 use clap::Parser;
-use idprov::server::faults::{Fault, Faults};
-use idprov::server::{self, ServerConfig};
+use idprov::server::ServerConfig;
+use idprov::suite::faults::Fault;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
             waiting_retry_sec: 1,
             ..ServerConfig::default()
         };
-        let srv = match server::start_with_faults(cfg, Faults::of(&faults)).await {
+        let srv = match idprov::suite::faulty_server::start(cfg, &faults).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("faulty_server: {e}");

@@ -131,7 +131,7 @@ impl std::fmt::Debug for SecretEntry {
 }
 
 /// Why a request was approved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Authority {
     /// A valid signature with the device's OOB secret.
     Secret,
@@ -258,26 +258,6 @@ impl SecretStore {
                 failures: 0,
             },
         );
-    }
-
-    /// Sets the failed-guess count of a device's secret (the reference
-    /// server's test-only faults use it to model a counter that is not
-    /// reset by a re-post).
-    pub fn set_failures(&mut self, device_id: &str, failures: u32) {
-        if let Some(e) = self.entries.get_mut(device_id) {
-            e.failures = failures;
-        }
-    }
-
-    /// The entry for a device, to change (the reference server's test-only
-    /// faults use it).
-    pub fn get_mut(&mut self, device_id: &str) -> Option<&mut SecretEntry> {
-        self.entries.get_mut(device_id)
-    }
-
-    /// Keeps only the entries `keep` accepts (for test-only faults).
-    pub fn retain(&mut self, mut keep: impl FnMut(&str, &SecretEntry) -> bool) {
-        self.entries.retain(|k, e| keep(k, e));
     }
 
     /// The entry for a device.

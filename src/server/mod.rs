@@ -4,15 +4,13 @@
 pub mod choices;
 pub mod datadir;
 pub mod error;
-pub mod faults;
 pub mod floor;
 pub mod handler;
 pub mod mdns;
+pub(crate) mod quirks;
 pub mod store;
 
-use crate::core::decision::{
-    PeerCert, SecretStore, DEFAULT_GUESS_LIMIT, DEFAULT_WAITING_RETRY_SEC,
-};
+use crate::core::decision::{PeerCert, DEFAULT_GUESS_LIMIT, DEFAULT_WAITING_RETRY_SEC};
 use crate::core::messages::{
     DirectoryMessage, Endpoints, DEFAULT_PATH_PREFIX, DEFAULT_PORT, EXT_CSR, VERSION,
 };
@@ -21,6 +19,7 @@ use datadir::DataDir;
 use handler::ConnInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use quirks::{Endpoint, Quirks, SecretBook};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -111,27 +110,13 @@ pub struct Shared {
     pub store: Arc<CertStore>,
     /// The store's group-commit writer.
     pub committer: store::GroupCommitter,
-    secrets: Mutex<SecretStore>,
+    secrets: Mutex<Box<dyn SecretBook>>,
     directory_json: Vec<u8>,
     /// Where the endpoints are served.
     pub paths: Endpoints,
-    /// The CA that signs issued certificates when it is not `ca` (only
-    /// with the `IssueFromOtherCa` fault).
-    pub issuing_ca: Option<CertAuthority>,
-    /// Deliberate defects (empty unless started by `start_with_faults`).
-    pub faults: faults::Faults,
-    /// Provisioning requests being handled (for `DieUnderConcurrency`).
-    pub inflight: std::sync::atomic::AtomicUsize,
-    /// OOB posts being handled (for `DieUnderConcurrency`).
-    pub oob_inflight: std::sync::atomic::AtomicUsize,
-    /// Signalled to stop serving at once (for `DieUnderConcurrency`).
-    pub die: tokio::sync::Notify,
-    /// Status answers cached on first read (for `StatusStaleAfterRenewal`).
-    pub status_cache: Mutex<std::collections::HashMap<String, store::IssuedRecord>>,
-    /// Next serial (for `SerialCounter`).
-    pub serial_counter: std::sync::atomic::AtomicU64,
-    /// What the sequence faults remember between requests.
-    pub sequence: Mutex<faults::SequenceState>,
+    /// Where this server departs from the reference (nowhere, unless the
+    /// suite started it as a deliberately broken server).
+    pub(crate) quirks: Arc<dyn Quirks>,
 }
 
 impl Shared {
@@ -155,8 +140,24 @@ impl Shared {
 
     /// Locks the secret store (a poisoned lock is recovered: the store has
     /// no invariant a panic could break half-way).
-    pub fn lock_secrets(&self) -> MutexGuard<'_, SecretStore> {
+    pub(crate) fn lock_secrets(&self) -> MutexGuard<'_, Box<dyn SecretBook>> {
         self.secrets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The endpoint a request path names, if any.
+    pub(crate) fn endpoint_of(&self, path: &str) -> Option<Endpoint> {
+        let p = &self.paths;
+        if path == p.directory {
+            Some(Endpoint::Directory)
+        } else if path == p.post_oob_secret {
+            Some(Endpoint::PostOobSecret)
+        } else if path == p.post_provision_request {
+            Some(Endpoint::PostProvisionRequest)
+        } else if path.starts_with(p.status_prefix()) {
+            Some(Endpoint::Status)
+        } else {
+            None
+        }
     }
 }
 
@@ -254,15 +255,14 @@ fn peer_cert(conn: &rustls::ServerConnection) -> PeerCert {
 
 /// Starts a server: prepares the data dir, binds, advertises, serves.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
-    start_with_faults(config, faults::Faults::none()).await
+    start_with(config, Arc::new(quirks::Honest)).await
 }
 
-/// Starts a server with deliberate defects. For the suite's own tests only;
-/// the CLI never calls this.
-#[doc(hidden)]
-pub async fn start_with_faults(
+/// Starts a server that departs from the reference where `quirks` says
+/// (the suite's deliberately broken server is the only caller).
+pub(crate) async fn start_with(
     config: ServerConfig,
-    faults: faults::Faults,
+    quirks: Arc<dyn Quirks>,
 ) -> Result<RunningServer, StartError> {
     // Credentials exist before the port accepts anything.
     let dd = DataDir::open_or_create(
@@ -282,32 +282,19 @@ pub async fn start_with_faults(
     if dd.created {
         tracing::info!(dir = %dd.path.display(), "created CA and admin/plugin credentials");
     }
-    let (server_cert_pem, server_key_pem) = if faults.has(faults::Fault::ServerCertOtherName) {
-        let c = dd
-            .ca
-            .issue_server(
-                &["idprov.invalid".to_string()],
-                &[],
-                time::OffsetDateTime::now_utc(),
-            )
-            .map_err(|e| StartError::Tls(crate::tls::TlsError::Verifier(e.to_string())))?;
-        (c.cert.pem, c.key_pem.to_string())
-    } else {
-        (dd.server_cert_pem.clone(), dd.server_key_pem.to_string())
-    };
+    let (server_cert_pem, server_key_pem) = quirks
+        .server_credential(
+            &dd.ca,
+            (dd.server_cert_pem.clone(), dd.server_key_pem.to_string()),
+        )
+        .map_err(|e| StartError::Tls(crate::tls::TlsError::Verifier(e.to_string())))?;
     let versions = config.choices.tls.rustls();
-    let name_only = faults
-        .has(faults::Fault::RecognisedNotVerified)
-        .then(|| faults::ca_subject(dd.ca.cert_der()));
     let mut tls = crate::tls::server_config_with(
         dd.ca.cert_pem(),
         &server_cert_pem,
         &server_key_pem,
         versions,
-        |inner| match name_only {
-            Some(subject) => Arc::new(faults::NameOnlyVerifier { inner, subject }),
-            None => inner,
-        },
+        |honest| quirks.client_verifier(&dd.ca, honest),
     )?;
     if config.choices.http2_alpn {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -329,9 +316,7 @@ pub async fn start_with_faults(
     }
     let directory = DirectoryMessage {
         endpoints,
-        ca_cert: if faults.has(faults::Fault::NoCaInDirectory) {
-            String::new()
-        } else if config.wire == Wire::Go {
+        ca_cert: if config.wire == Wire::Go {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD.encode(dd.ca.cert_pem().as_bytes())
         } else {
@@ -351,43 +336,17 @@ pub async fn start_with_faults(
         ca: dd.ca,
         store,
         committer,
-        secrets: Mutex::new(SecretStore::new()),
-        directory_json: if faults.has(faults::Fault::GoWireFormat) {
-            // Byte for byte what the Go reference serves (capture 01).
-            br#"{"endpoints":{"directory":"/idprov/directory","status":"/idprov/status/{deviceID}","postOobSecret":"/idprov/oobsecret","postProvisionRequest":"/idprov/provreq"},"caCert":null,"version":"1","services":{}}"#.to_vec()
-        } else {
-            config.choices.answer(&directory, None)
-        },
+        secrets: Mutex::new(quirks.secret_book()),
+        directory_json: config.choices.answer(&directory, None),
         paths: Endpoints::under(&config.path_prefix),
-        issuing_ca: if faults.has(faults::Fault::IssueFromOtherCa) {
-            Some(
-                CertAuthority::generate("idprov other CA", time::OffsetDateTime::now_utc())
-                    .map_err(|e| StartError::Thread(e.to_string()))?,
-            )
-        } else {
-            None
-        },
-        faults,
-        inflight: std::sync::atomic::AtomicUsize::new(0),
-        oob_inflight: std::sync::atomic::AtomicUsize::new(0),
-        die: tokio::sync::Notify::new(),
-        status_cache: Mutex::new(std::collections::HashMap::new()),
-        serial_counter: std::sync::atomic::AtomicU64::new(0x0100_0000),
-        sequence: Mutex::new(faults::SequenceState::default()),
+        quirks,
     });
     let advert = if config.mdns {
         Some(
-            mdns::Advertisement::start_with(
-                "idprov",
-                addr,
-                if shared.faults.has(faults::Fault::EmptyTxt) {
-                    None
-                } else {
-                    Some(&shared.paths.directory)
-                },
-                faults::advertised_records(&shared.faults),
-            )
-            .map_err(|e| StartError::Mdns(e.to_string()))?,
+            shared
+                .quirks
+                .advertise("idprov", addr, &shared.paths.directory)
+                .map_err(|e| StartError::Mdns(e.to_string()))?,
         )
     } else {
         None
@@ -452,10 +411,7 @@ async fn accept_loop(
     loop {
         let (tcp, peer_addr) = tokio::select! {
             _ = stop.changed() => break,
-            _ = shared.die.notified() => {
-                tracing::error!("deliberate fault: stopped serving under concurrent load");
-                break;
-            }
+            _ = shared.quirks.stopped() => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -477,23 +433,12 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            let tcp = match faults::transport(&shared, tcp).await {
-                faults::Transport::Tls(tcp) => tcp,
-                faults::Transport::Plain(tcp) => {
-                    // The PlaintextHttp fault: the same service without TLS.
-                    let info = ConnInfo {
-                        peer_addr,
-                        peer_cert: Arc::new(PeerCert::None),
-                    };
-                    let svc = hyper::service::service_fn(move |req| {
-                        handler::handle(req, shared.clone(), info.clone())
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                    return;
-                }
-                faults::Transport::Done => return,
+            let Some(tcp) = shared
+                .quirks
+                .connection(shared.clone(), tcp, peer_addr)
+                .await
+            else {
+                return;
             };
             let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -506,22 +451,11 @@ async fn accept_loop(
                     return;
                 }
             };
-            let mut cert = peer_cert(tls.get_ref().1);
-            if let (PeerCert::Verified { not_before, .. }, true) = (
-                &mut cert,
-                shared.faults.has(faults::Fault::CredentialNotBeforeIgnored),
-            ) {
-                *not_before = time::OffsetDateTime::UNIX_EPOCH;
-            }
             let info = ConnInfo {
                 peer_addr,
-                peer_cert: Arc::new(cert),
+                peer_cert: Arc::new(shared.quirks.peer_cert(peer_cert(tls.get_ref().1))),
             };
-            let header_timeout = if shared.faults.has(faults::Fault::NoHeaderTimeout) {
-                None
-            } else {
-                Some(timeout)
-            };
+            let header_timeout = shared.quirks.header_timeout(timeout);
             let choices = shared.config.choices;
             let mut tls = tls;
             if tls.get_ref().1.alpn_protocol() == Some(b"h2") {

@@ -5,12 +5,12 @@
 use crate::common;
 use idprov::check::report::{Report, Verdict};
 use idprov::check::{self, CheckOptions};
-use idprov::server::faults::{Fault, Faults};
 use idprov::server::{self, RunningServer};
+use idprov::suite::faults::Fault;
 use std::time::Duration;
 
 async fn start(dir: &std::path::Path, faults: &[Fault]) -> RunningServer {
-    server::start_with_faults(common::config(dir), Faults::of(faults))
+    idprov::suite::faulty_server::start(common::config(dir), faults)
         .await
         .expect("server starts")
 }

@@ -4,7 +4,7 @@
 
 use crate::common;
 use idprov::live_fuzz::{self, FindingKind, FuzzOptions};
-use idprov::server::faults::{Fault, Faults};
+use idprov::suite::faults::Fault;
 use std::time::Duration;
 
 async fn run(
@@ -17,7 +17,7 @@ async fn run(
     idprov::check::runner::ServerTarget,
 ) {
     let data = dir.join("data");
-    let srv = idprov::server::start_with_faults(common::config(&data), Faults::of(faults))
+    let srv = idprov::suite::faulty_server::start(common::config(&data), faults)
         .await
         .unwrap();
     let target = idprov::check::embedded_target(&srv).unwrap();

@@ -8,7 +8,7 @@
 use crate::common;
 use idprov::check::report::Report;
 use idprov::check::{self, CheckOptions};
-use idprov::server::faults::{Fault, Faults};
+use idprov::suite::faults::Fault;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -39,7 +39,7 @@ async fn every_kind_of_report_meets_the_schema() {
     let d = tempfile::tempdir().unwrap();
     for (what, faults) in [("honest", vec![]), ("go", Fault::GO_REFERENCE.to_vec())] {
         let dir = d.path().join(what);
-        let srv = idprov::server::start_with_faults(common::config(&dir), Faults::of(&faults))
+        let srv = idprov::suite::faulty_server::start(common::config(&dir), &faults)
             .await
             .unwrap();
         let t = check::embedded_target(&srv).unwrap();

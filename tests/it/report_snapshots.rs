@@ -4,13 +4,13 @@
 use crate::common;
 use idprov::check::report::{Report, Verdict};
 use idprov::check::{self, CheckOptions};
-use idprov::server::faults::{Fault, Faults};
+use idprov::suite::faults::Fault;
 use quick_xml::events::Event;
 use std::time::Duration;
 
 async fn report(faults: &[Fault]) -> Report {
     let d = tempfile::tempdir().unwrap();
-    let srv = idprov::server::start_with_faults(common::config(d.path()), Faults::of(faults))
+    let srv = idprov::suite::faulty_server::start(common::config(d.path()), faults)
         .await
         .unwrap();
     let target = check::embedded_target(&srv).unwrap();
