@@ -3,8 +3,9 @@
 //! `idprov client` with one rule of PROTOCOL §9 broken, named by `--fault`.
 
 use clap::Parser;
-use idprov::client::faults::ClientFault;
-use idprov::client::{self, ClientOptions, FEATURES};
+use idprov::client::{ClientOptions, FEATURES};
+use idprov::suite::client_faults::ClientFault;
+use idprov::suite::faults::Switch;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(client::run_with_faults(&o, &[fault])) {
+    match rt.block_on(idprov::suite::faulty_client::run(&o, &[fault])) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("faulty_client: {e}");

@@ -6,7 +6,7 @@
 
 use clap::Parser;
 use idprov::server::ServerConfig;
-use idprov::suite::faults::Fault;
+use idprov::suite::faults::{Fault, Switch};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 //! [`Quirks`] value consulted at a few named points. Every method's
 //! default is what the reference server does, so the honest server is
 //! [`Honest`] and reads top to bottom with no fault branches. The suite's
-//! deliberately broken server (`crate::suite::faulty_server`) is the only
+//! deliberately broken server (the suite's `faulty_server`) is the only
 //! other implementation; nothing here names a fault.
 
 use super::error::RequestError;

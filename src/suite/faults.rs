@@ -164,10 +164,17 @@ pub enum Fault {
     ServerCertOtherName,
 }
 
-impl Fault {
-    /// The fault's name on the command line of the test-only
-    /// `faulty_server` example (kebab-case of the variant).
-    pub fn name(self) -> String {
+/// A named switch of a deliberately broken peer: the one model of the
+/// server's ([`Fault`]) and the device's
+/// ([`super::client_faults::ClientFault`]) fault catalogues. Each switch
+/// breaks one rule; none is on unless named; a switch's name on the command
+/// line is its variant's in kebab-case.
+pub trait Switch: Copy + PartialEq + std::fmt::Debug + 'static {
+    /// Every switch that can be named.
+    fn catalogue() -> &'static [Self];
+
+    /// The switch's name on the command line (kebab-case of the variant).
+    fn name(self) -> String {
         let mut out = String::new();
         for (i, c) in format!("{self:?}").chars().enumerate() {
             if c.is_ascii_uppercase() {
@@ -182,14 +189,30 @@ impl Fault {
         out
     }
 
-    /// Looks a fault up by [`Fault::name`].
-    pub fn by_name(name: &str) -> Option<Fault> {
-        Self::ALL
-            .iter()
-            .chain(std::iter::once(&Fault::GoWireFormat))
-            .copied()
-            .find(|f| f.name() == name)
+    /// Looks a switch up by [`Switch::name`].
+    fn by_name(name: &str) -> Option<Self> {
+        Self::catalogue().iter().copied().find(|s| s.name() == name)
     }
+}
+
+impl Switch for Fault {
+    fn catalogue() -> &'static [Fault] {
+        Fault::NAMED
+    }
+}
+
+impl Fault {
+    /// Every fault that can be named: [`Fault::ALL`] and the Go
+    /// reference's wire format.
+    const NAMED: &'static [Fault] = &{
+        let mut all = [Fault::GoWireFormat; Fault::ALL.len() + 1];
+        let mut i = 0;
+        while i < Fault::ALL.len() {
+            all[i] = Fault::ALL[i];
+            i += 1;
+        }
+        all
+    };
 
     /// Every fault.
     pub const ALL: &'static [Fault] = &[
@@ -332,5 +355,32 @@ impl Fault {
                 | Fault::SecretKeyCaseFolded
                 | Fault::StatusPrefixMatch
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::client_faults::ClientFault;
+    use super::*;
+
+    fn round_trip<S: Switch>() {
+        let names: std::collections::BTreeSet<String> =
+            S::catalogue().iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), S::catalogue().len(), "names are unique");
+        for s in S::catalogue() {
+            assert_eq!(S::by_name(&s.name()), Some(*s));
+        }
+        assert_eq!(S::by_name("no-such-fault"), None);
+    }
+
+    #[test]
+    fn every_switch_is_found_by_its_name() {
+        round_trip::<Fault>();
+        round_trip::<ClientFault>();
+        assert_eq!(Fault::by_name("go-wire-format"), Some(Fault::GoWireFormat));
+        assert_eq!(
+            ClientFault::by_name("sha256-key"),
+            Some(ClientFault::Sha256Key)
+        );
     }
 }

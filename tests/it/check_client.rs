@@ -6,7 +6,7 @@
 use idprov::check::client::ClientTarget;
 use idprov::check::report::Verdict;
 use idprov::check::{self, CheckOptions};
-use idprov::client::faults::ClientFault;
+use idprov::suite::client_faults::ClientFault;
 use std::path::PathBuf;
 use std::time::Duration;
 
