@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod live_fuzz;
 pub mod net;
 pub mod pki;
+mod progress;
 pub mod server;
 pub mod spec;
 pub mod suite;

@@ -690,16 +690,10 @@ pub async fn fuzz_server(
         .authority;
     let paths = target_paths(target).await?;
     let mut gen = Generator::new(opts.seed, &authority, paths);
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(opts.requests)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} fuzz {pos}/{len} [{bar:40}] {per_sec} · {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = crate::progress::bar(
+        opts.requests,
+        opts.progress,
+        "{spinner} fuzz {pos}/{len} [{bar:40}] {per_sec} · {msg}",
     );
     let mut findings: Vec<(Reproducer, PathBuf)> = Vec::new();
     let mut counts = [0u64; 4];

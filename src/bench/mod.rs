@@ -262,16 +262,10 @@ async fn level(
     );
     let attempted = prepared.len();
     let queue = Arc::new(std::sync::Mutex::new(prepared));
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(attempted as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} concurrency {prefix}: {pos}/{len} [{bar:40}] {per_sec}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = crate::progress::bar(
+        attempted as u64,
+        opts.progress,
+        "{spinner} concurrency {prefix}: {pos}/{len} [{bar:40}] {per_sec}",
     );
     bar.set_prefix(c.to_string());
     let cpu0 = opts.server_pid.and_then(proc_cpu_seconds);

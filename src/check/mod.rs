@@ -45,19 +45,13 @@ struct Progress {
 
 impl Progress {
     fn new(total: usize, on: bool, what: &str) -> Self {
-        let bar = if on {
-            let b = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} cases · {msg}",
-            ) {
-                b.set_style(style);
-            }
-            b.set_prefix(what.to_string());
-            b.set_message("0 failed");
-            b
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let bar = crate::progress::bar(
+            total as u64,
+            on,
+            "{prefix} [{bar:30}] {pos}/{len} cases · {msg}",
+        );
+        bar.set_prefix(what.to_string());
+        bar.set_message("0 failed");
         Progress { bar, failed: 0 }
     }
 
@@ -265,6 +259,105 @@ pub async fn run_scenario(
     Ok(run_case(sc, &ctx, opts.timeout).await)
 }
 
+/// What a run of either role starts from: its role's cases, the selected
+/// ones, and the lists that judge the outcome.
+struct Plan {
+    all: Vec<Scenario>,
+    selected: Vec<Scenario>,
+    known: BTreeMap<String, String>,
+    baseline: Option<options::Baseline>,
+    started_at: OffsetDateTime,
+    t0: Instant,
+}
+
+impl Plan {
+    /// Checks the options and the `--cases` patterns, loads the known-failing
+    /// list and the baseline, and selects `role`'s cases.
+    fn new(role: Role, opts: &CheckOptions) -> Result<Plan, SetupError> {
+        let started_at = OffsetDateTime::now_utc();
+        let t0 = Instant::now();
+        opts.validate()?;
+        let all = select(role, &[])?;
+        check_patterns_match(&opts.cases, &patterns_scope(&all, opts)?)?;
+        let (known, baseline) = load_lists(
+            opts,
+            &scenario::catalogue().map_err(|e| SetupError(e.to_string()))?,
+        )?;
+        let selected = select(role, &opts.cases)?;
+        Ok(Plan {
+            all,
+            selected,
+            known,
+            baseline,
+            started_at,
+            t0,
+        })
+    }
+
+    /// The report of a finished run: every result judged for the outcome.
+    fn report(
+        self,
+        role: &str,
+        target: String,
+        seed: u64,
+        results: BTreeMap<String, CaseResult>,
+        capabilities: Vec<String>,
+        opts: &CheckOptions,
+    ) -> Report {
+        let mut cases: Vec<CaseResult> = results.into_values().collect();
+        let outcome = decide_outcome(&mut cases, opts.strict, &self.known, self.baseline.as_ref());
+        let mut report = Report::assemble(
+            role,
+            target,
+            seed,
+            self.started_at,
+            self.t0.elapsed(),
+            cases,
+            outcome,
+        );
+        report.capabilities = capabilities;
+        report.strict = opts.strict;
+        report
+    }
+}
+
+/// Runs `cases`: those that may share the target `jobs` at a time, then the
+/// exclusive ones one by one; each result is counted and kept.
+async fn run_pool<F, Fut>(
+    cases: &[&Scenario],
+    jobs: usize,
+    progress: &mut Progress,
+    results: &mut BTreeMap<String, CaseResult>,
+    run: F,
+) -> Result<(), SetupError>
+where
+    F: Fn(Scenario) -> Fut,
+    Fut: std::future::Future<Output = CaseResult> + Send + 'static,
+{
+    let (exclusive, parallel): (Vec<&Scenario>, Vec<&Scenario>) =
+        cases.iter().partition(|s| s.exclusive);
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut tasks = Vec::new();
+    for s in parallel {
+        let (case, sem) = (run((*s).clone()), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire_owned().await;
+            case.await
+        }));
+    }
+    let mut keep = |r: CaseResult| {
+        progress.done(&r);
+        results.insert(r.id.clone(), r);
+    };
+    for t in tasks {
+        keep(task_result(t.await, "a case task")?);
+    }
+    for s in exclusive {
+        keep(run((*s).clone()).await);
+    }
+    Ok(())
+}
+
 /// Runs the server cases against `target` and returns the report (not yet
 /// written). `Err` only when the suite could not test (exit 2); a target
 /// that answers but fails its sanity case gets a report with that failure.
@@ -272,30 +365,21 @@ pub async fn check_server(
     mut target: ServerTarget,
     opts: &CheckOptions,
 ) -> Result<Report, SetupError> {
-    let started_at = OffsetDateTime::now_utc();
-    let t0 = Instant::now();
-    opts.validate()?;
-    let all = select(Role::Server, &[])?;
-    check_patterns_match(&opts.cases, &patterns_scope(&all, opts)?)?;
-    let (known, baseline) = load_lists(
-        opts,
-        &scenario::catalogue().map_err(|e| SetupError(e.to_string()))?,
-    )?;
-    let selected = select(Role::Server, &opts.cases)?;
+    let plan = Plan::new(Role::Server, opts)?;
     let seed = opts.seed.unwrap_or_else(rand::random);
     let run_id = opts.run_id.unwrap_or_else(rand::random);
-    let ctx = server_context(&mut target, opts, seed, run_id, started_at).await?;
+    let ctx = server_context(&mut target, opts, seed, run_id, plan.started_at).await?;
     eprintln!(
         "idprov check server: target {} · run id {run_id:08x} · seed {seed}",
         target.url
     );
 
-    let by_id: BTreeMap<&str, &Scenario> = all.iter().map(|s| (s.id.as_str(), s)).collect();
+    let by_id: BTreeMap<&str, &Scenario> = plan.all.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut results: BTreeMap<String, CaseResult> = BTreeMap::new();
     let total = if opts.explore.is_some() {
         1
     } else {
-        selected
+        plan.selected
             .iter()
             .filter(|s| s.id != SANITY_FIRST && s.id != SANITY_LAST)
             .count()
@@ -316,7 +400,7 @@ pub async fn check_server(
     let catalogue: &[Scenario] = if opts.explore.is_some() {
         &[]
     } else {
-        &selected
+        &plan.selected
     };
     if let Some(budget) = opts.explore {
         let found = explore::explore(
@@ -350,48 +434,31 @@ pub async fn check_server(
         progress.done(&found.case);
         results.insert(found.case.id.clone(), found.case);
     }
-    let (exclusive, parallel): (Vec<&Scenario>, Vec<&Scenario>) = catalogue
+    let between: Vec<&Scenario> = catalogue
         .iter()
         .filter(|s| s.id != SANITY_FIRST && s.id != SANITY_LAST)
-        .partition(|s| s.exclusive);
-    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
-    let mut tasks = Vec::new();
-    for s in parallel {
-        let (s, ctx, sem, timeout) = (s.clone(), ctx.clone(), sem.clone(), opts.timeout);
-        tasks.push(tokio::spawn(async move {
-            let _p = sem.acquire_owned().await;
-            run_case(&s, &ctx, timeout).await
-        }));
-    }
-    for t in tasks {
-        let r = task_result(t.await, "a case task")?;
-        progress.done(&r);
-        results.insert(r.id.clone(), r);
-    }
-    for s in exclusive {
-        let r = run_case(s, &ctx, opts.timeout).await;
-        progress.done(&r);
-        results.insert(r.id.clone(), r);
-    }
+        .collect();
+    let timeout = opts.timeout;
+    run_pool(&between, opts.jobs, &mut progress, &mut results, |s| {
+        let ctx = ctx.clone();
+        async move { run_case(&s, &ctx, timeout).await }
+    })
+    .await?;
     if let Some(last) = by_id.get(SANITY_LAST) {
         let r = run_case(last, &ctx, opts.timeout).await;
         progress.done(&r);
         results.insert(r.id.clone(), r);
     }
     drop(progress);
-    let mut cases: Vec<CaseResult> = results.into_values().collect();
-    let outcome = decide_outcome(&mut cases, opts.strict, &known, baseline.as_ref());
-    let mut report = Report::assemble(
+    let capabilities = ctx.capabilities.iter().cloned().collect();
+    let mut report = plan.report(
         "server",
         target.url.clone(),
         seed,
-        started_at,
-        t0.elapsed(),
-        cases,
-        outcome,
+        results,
+        capabilities,
+        opts,
     );
-    report.capabilities = ctx.capabilities.iter().cloned().collect();
-    report.strict = opts.strict;
     report.run_id = Some(format!("{run_id:08x}"));
     Ok(report)
 }
@@ -421,20 +488,11 @@ pub async fn check_client(
     target: client::ClientTarget,
     opts: &CheckOptions,
 ) -> Result<Report, SetupError> {
-    let started_at = OffsetDateTime::now_utc();
-    let t0 = Instant::now();
-    opts.validate()?;
-    let all = select(Role::Client, &[])?;
-    check_patterns_match(&opts.cases, &patterns_scope(&all, opts)?)?;
-    let (known, baseline) = load_lists(
-        opts,
-        &scenario::catalogue().map_err(|e| SetupError(e.to_string()))?,
-    )?;
+    let mut plan = Plan::new(Role::Client, opts)?;
     // The control always runs, whatever `--cases` picked.
-    let mut selected = select(Role::Client, &opts.cases)?;
-    if !selected.iter().any(|s| s.id == CLIENT_CONTROL) {
-        if let Some(c) = all.iter().find(|s| s.id == CLIENT_CONTROL) {
-            selected.insert(0, c.clone());
+    if !plan.selected.iter().any(|s| s.id == CLIENT_CONTROL) {
+        if let Some(c) = plan.all.iter().find(|s| s.id == CLIENT_CONTROL) {
+            plan.selected.insert(0, c.clone());
         }
     }
     let seed = opts.seed.unwrap_or_else(rand::random);
@@ -444,52 +502,21 @@ pub async fn check_client(
         target.template
     );
     client::probe(&target, opts.timeout.min(Duration::from_secs(30))).await?;
-    let (exclusive, parallel): (Vec<&Scenario>, Vec<&Scenario>) =
-        selected.iter().partition(|s| s.exclusive);
-    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let target = Arc::new(target);
     let caps = Arc::new(capabilities.clone());
-    let mut tasks = Vec::new();
-    for s in parallel {
-        let (s, t, sem, caps, timeout) = (
-            s.clone(),
-            target.clone(),
-            sem.clone(),
-            caps.clone(),
-            opts.timeout,
-        );
-        tasks.push(tokio::spawn(async move {
-            let _p = sem.acquire_owned().await;
-            client::run_client_case(&s, &t, seed, &caps, timeout).await
-        }));
-    }
     let mut results: BTreeMap<String, CaseResult> = BTreeMap::new();
-    let mut progress = Progress::new(selected.len(), opts.progress, "client");
-    for t in tasks {
-        let r = task_result(t.await, "a case task")?;
-        progress.done(&r);
-        results.insert(r.id.clone(), r);
-    }
-    for s in exclusive {
-        let r = client::run_client_case(s, &target, seed, &caps, opts.timeout).await;
-        progress.done(&r);
-        results.insert(r.id.clone(), r);
-    }
+    let mut progress = Progress::new(plan.selected.len(), opts.progress, "client");
+    let cases: Vec<&Scenario> = plan.selected.iter().collect();
+    let timeout = opts.timeout;
+    run_pool(&cases, opts.jobs, &mut progress, &mut results, |s| {
+        let (t, caps) = (target.clone(), caps.clone());
+        async move { client::run_client_case(&s, &t, seed, &caps, timeout).await }
+    })
+    .await?;
     drop(progress);
-    let mut cases: Vec<CaseResult> = results.into_values().collect();
-    let outcome = decide_outcome(&mut cases, opts.strict, &known, baseline.as_ref());
-    let mut report = Report::assemble(
-        "client",
-        target.template.clone(),
-        seed,
-        started_at,
-        t0.elapsed(),
-        cases,
-        outcome,
-    );
-    report.capabilities = capabilities.into_iter().collect();
-    report.strict = opts.strict;
-    Ok(report)
+    let template = target.template.clone();
+    let capabilities = capabilities.into_iter().collect();
+    Ok(plan.report("client", template, seed, results, capabilities, opts))
 }
 
 /// Joins a server and a client report into one (bare `idprov check`).

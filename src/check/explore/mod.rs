@@ -394,17 +394,11 @@ pub async fn explore(
     let caps = caps_of(&ctx);
     let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6578_706c_6f72_6521);
     let started = Instant::now();
-    let bar = if progress {
-        let b = indicatif::ProgressBar::new(budget.ops as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "explore [{bar:30}] {pos}/{len} operations · {msg}",
-        ) {
-            b.set_style(style);
-        }
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = crate::progress::bar(
+        budget.ops as u64,
+        progress,
+        "explore [{bar:30}] {pos}/{len} operations · {msg}",
+    );
     let mut ops_tried = 0;
     let mut sequences = 0;
     let mut run_no = 0usize;
