@@ -102,7 +102,7 @@ async fn route(
     shared: &Shared,
     conn: &ConnInfo,
 ) -> Result<Response<Full<Bytes>>, RequestError> {
-    let now = OffsetDateTime::now_utc();
+    let now = shared.config.clock.now();
     shared
         .quirks
         .admit(endpoint, req.method(), &conn.peer_cert.role(now))?;

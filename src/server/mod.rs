@@ -2,6 +2,7 @@
 //! embedded certificate store, in-memory OOB secrets and DNS-SD.
 
 pub mod choices;
+pub mod clock;
 pub mod datadir;
 pub mod error;
 pub mod floor;
@@ -58,6 +59,8 @@ pub struct ServerConfig {
     pub wire: Wire,
     /// The legal choices this server makes (default: the reference's).
     pub choices: choices::Choices,
+    /// Where the time comes from (default: the system clock).
+    pub clock: Arc<dyn clock::Clock>,
 }
 
 /// The encoding of members whose type differs between the profile and the
@@ -89,6 +92,7 @@ impl Default for ServerConfig {
             path_prefix: DEFAULT_PATH_PREFIX.into(),
             wire: Wire::Profile,
             choices: choices::Choices::default(),
+            clock: Arc::new(clock::SystemClock),
         }
     }
 }

@@ -84,14 +84,27 @@ async fn waiting_then_rejected_then_guess_limit() {
 
 #[tokio::test]
 async fn expired_secret_is_unusable() {
+    // On the server's clock, moved by hand: no real sleep.
+    use idprov::server::clock::{Clock, ManualClock};
     let d = tmp();
-    let srv = start(d.path()).await;
-    let until = OffsetDateTime::now_utc() + Duration::seconds(2);
-    let until = until
+    let clock = ManualClock::at(OffsetDateTime::now_utc());
+    let srv = idprov::server::start(idprov::server::ServerConfig {
+        clock: std::sync::Arc::new(clock.clone()),
+        ..common::config(d.path())
+    })
+    .await
+    .unwrap();
+    let until = (clock.now() + Duration::seconds(2))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     admin(&srv).post_oob("dev-3", "s", &until).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    admin(&srv).post_oob("dev-4", "s", &until).await.unwrap();
+    // A second before its end a secret still works (the clock is read)...
+    clock.advance(Duration::seconds(1));
+    let (_, body) = signed_request("dev-4", "s");
+    assert_eq!(status_of(&provreq(&srv, body, None).await), "Approved");
+    // ...and once past it, it does not.
+    clock.advance(Duration::seconds(2));
     let (_, body) = signed_request("dev-3", "s");
     assert_eq!(status_of(&provreq(&srv, body, None).await), "Waiting");
     srv.shutdown().await;
