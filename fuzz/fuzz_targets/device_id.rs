@@ -1,6 +1,6 @@
 //! Device ID validation agrees with a simple model of the rule.
 #![no_main]
-use idprov::core::validate::check_device_id;
+use idprov::core::validate::DeviceId;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -10,5 +10,5 @@ fuzz_target!(|data: &[u8]| {
         && id != "."
         && id != ".."
         && id.chars().all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
-    assert_eq!(check_device_id(id).is_ok(), model, "{id:?}");
+    assert_eq!(DeviceId::parse(id).is_ok(), model, "{id:?}");
 });

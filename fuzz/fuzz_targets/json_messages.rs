@@ -10,9 +10,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<OobSecretMessage>(data);
     let _ = serde_json::from_slice::<StatusMessage>(data);
     if let Ok(r) = validate::parse_provision_request(data) {
-        // Whatever is accepted has a valid device ID and a parsable ip.
-        assert!(validate::check_device_id(&r.device_id).is_ok());
-        assert!(r.ip.parse::<std::net::IpAddr>().is_ok());
+        // Whatever is accepted has a device ID that validates again, and a
+        // public key.
+        assert!(validate::DeviceId::parse(r.device_id.as_str()).is_ok());
+        assert!(!r.public_key_pem.is_empty());
     }
     let now = time::OffsetDateTime::from_unix_timestamp(1_795_845_600).unwrap();
     if let Ok(p) = validate::parse_oob(data, now) {

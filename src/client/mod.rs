@@ -198,7 +198,7 @@ pub(crate) async fn run_with(
     quirks: &dyn Quirks,
 ) -> Result<Outcome, ClientError> {
     let started = Instant::now();
-    crate::core::validate::check_device_id(&opts.device_id)
+    let device_id = crate::core::validate::DeviceId::parse(&opts.device_id)
         .map_err(|e| ClientError::Usage(e.to_string()))?;
     std::fs::create_dir_all(&opts.dir)
         .map_err(|e| ClientError::Usage(format!("{}: {e}", opts.dir.display())))?;
@@ -284,7 +284,7 @@ pub(crate) async fn run_with(
     let csr_pem = if quirks.send_csr(advertised && !opts.choices.no_csr) {
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, opts.device_id.as_str());
+        dn.push(DnType::CommonName, device_id.as_str());
         p.distinguished_name = dn;
         Some(
             p.serialize_request(&key)
@@ -296,10 +296,10 @@ pub(crate) async fn run_with(
     };
     let renewing = quirks.renew_over_mtls(existing.is_some());
     let mut msg = ProvisionRequest {
-        device_id: opts.device_id.clone(),
+        device_id: device_id.to_string(),
         ip: local_ip,
         mac: if opts.choices.send_mac {
-            choices::mac_for(&opts.device_id)
+            choices::mac_for(&device_id)
         } else {
             String::new()
         },
@@ -377,7 +377,7 @@ pub(crate) async fn run_with(
                     quirks.check_certificate(
                         &parsed,
                         &pinned_der,
-                        &opts.device_id,
+                        &device_id,
                         &rcgen::PublicKeyData::subject_public_key_info(&key),
                         OffsetDateTime::now_utc(),
                         &opts.dir,

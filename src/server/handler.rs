@@ -7,7 +7,7 @@ use super::store::IssuedRecord;
 use super::Shared;
 use crate::core::decision::{Authority, Decision, PeerCert, Policy};
 use crate::core::messages::{ErrorMessage, ProvisionResponse, ProvisionStatus, StatusMessage};
-use crate::core::validate::{self, check_device_id};
+use crate::core::validate::{self, DeviceId};
 use crate::pki::{verify_csr, DevicePublicKey};
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
@@ -236,7 +236,7 @@ async fn provision(
             verify_csr(csr, &key).map_err(RequestError::BadCsr)?;
         }
     }
-    if req.ip != conn.peer_addr.ip().to_string() {
+    if req.ip != conn.peer_addr.ip() {
         tracing::debug!(device = %req.device_id, claimed = %req.ip, peer = %conn.peer_addr, "ip field differs from peer address");
     }
     let policy = Policy {
@@ -316,7 +316,7 @@ async fn provision(
 /// before the answer goes out (PROTOCOL §5 step 5).
 async fn issue_and_store(
     shared: &Shared,
-    device_id: &str,
+    device_id: &DeviceId,
     key: &DevicePublicKey,
     authority: Authority,
     now: OffsetDateTime,
@@ -347,17 +347,17 @@ async fn issue_and_store(
 }
 
 async fn status(shared: &Shared, id: &str) -> Result<Response<Full<Bytes>>, RequestError> {
-    check_device_id(id)?;
+    let id = DeviceId::parse(id)?;
     let store = shared.store.clone();
     let key = id.to_string();
     let latest = tokio::task::spawn_blocking(move || store.latest(&key))
         .await
         .map_err(|e| RequestError::Internal(e.to_string()))?
         .map_err(|e| RequestError::Internal(e.to_string()))?;
-    let latest = shared.quirks.status(shared, id, latest)?;
+    let latest = shared.quirks.status(shared, &id, latest)?;
     if shared.config.wire == super::Wire::Go {
         let body = go_status_body(
-            id,
+            &id,
             shared.ca.cert_pem(),
             latest.as_ref().map(|r| r.pem.as_str()),
         );

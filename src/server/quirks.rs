@@ -12,8 +12,8 @@ use super::Shared;
 use crate::core::decision::{
     Authority, Decision, PeerCert, Policy, Role, SecretEntry, SecretStore,
 };
-use crate::core::messages::{ProvisionRequest, ProvisionResponse, MAX_BODY};
-use crate::core::validate::{self, OobPost};
+use crate::core::messages::{ProvisionResponse, MAX_BODY};
+use crate::core::validate::{self, DeviceId, OobPost, ValidRequest};
 use crate::pki::{CertAuthority, DevicePublicKey, IssuedCert, PkiError};
 use bytes::Bytes;
 use http::{Method, Response};
@@ -68,7 +68,7 @@ pub(crate) struct AnswerContext<'a> {
     /// The server's state.
     pub(crate) shared: &'a Shared,
     /// The validated request.
-    pub(crate) request: &'a ProvisionRequest,
+    pub(crate) request: &'a ValidRequest,
     /// Its public key.
     pub(crate) key: &'a DevicePublicKey,
     /// The time of the decision.
@@ -250,7 +250,7 @@ pub(crate) trait Quirks: Send + Sync + 'static {
     }
 
     /// Validation: a provisioning request (PROTOCOL §5).
-    fn parse_provision(&self, body: &[u8]) -> Result<ProvisionRequest, RequestError> {
+    fn parse_provision(&self, body: &[u8]) -> Result<ValidRequest, RequestError> {
         Ok(validate::parse_provision_request(body)?)
     }
 
@@ -263,7 +263,7 @@ pub(crate) trait Quirks: Send + Sync + 'static {
     fn issue(
         &self,
         shared: &Shared,
-        device_id: &str,
+        device_id: &DeviceId,
         key: &DevicePublicKey,
         _authority: Authority,
         now: OffsetDateTime,
@@ -287,7 +287,7 @@ pub(crate) trait Quirks: Send + Sync + 'static {
     fn status(
         &self,
         _shared: &Shared,
-        _device_id: &str,
+        _device_id: &DeviceId,
         honest: Option<IssuedRecord>,
     ) -> Result<Option<IssuedRecord>, RequestError> {
         Ok(honest)

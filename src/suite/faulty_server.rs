@@ -9,7 +9,7 @@ use crate::core::decision::{
     self, Authority, Decision, PeerCert, Policy, Role, SecretEntry, VerifyMethod, WaitReason,
 };
 use crate::core::messages::{ProvisionRequest, ProvisionResponse, ProvisionStatus, MAX_BODY};
-use crate::core::validate::{self, check_device_id, OobPost};
+use crate::core::validate::{self, DeviceId, OobPost, ValidRequest};
 use crate::pki::{CertAuthority, DeviceCertOptions, DevicePublicKey, IssuedCert, PkiError};
 use crate::server::error::RequestError;
 use crate::server::handler::{self, go_status_body, ConnInfo};
@@ -275,7 +275,7 @@ impl Quirks for FaultyServer {
         }
     }
 
-    fn parse_provision(&self, body: &[u8]) -> Result<ProvisionRequest, RequestError> {
+    fn parse_provision(&self, body: &[u8]) -> Result<ValidRequest, RequestError> {
         if self.has(Fault::PanicOnNestedObject) && has_nested_object(body) {
             panic!("deliberate fault: nested object in a provisioning request");
         }
@@ -291,10 +291,17 @@ impl Quirks for FaultyServer {
             }
         }
         let mut req = if self.has(Fault::NoDeviceIdCheck) {
-            let mut lenient: ProvisionRequest = serde_json::from_slice(body)
+            let lenient: ProvisionRequest = serde_json::from_slice(body)
                 .map_err(|e| validate::InvalidInput::Json(validate::one_line(&e)))?;
-            lenient.csr_pem = lenient.csr_pem.filter(|c| !c.is_empty());
-            lenient
+            ValidRequest {
+                device_id: DeviceId::unchecked(lenient.device_id),
+                ip: lenient
+                    .ip
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+                public_key_pem: lenient.public_key_pem,
+                csr_pem: lenient.csr_pem.filter(|c| !c.is_empty()),
+            }
         } else {
             validate::parse_provision_request(body)?
         };
@@ -323,7 +330,7 @@ impl Quirks for FaultyServer {
     fn issue(
         &self,
         shared: &Shared,
-        device_id: &str,
+        device_id: &DeviceId,
         key: &DevicePublicKey,
         authority: Authority,
         now: OffsetDateTime,
@@ -406,13 +413,13 @@ impl Quirks for FaultyServer {
     fn status(
         &self,
         shared: &Shared,
-        device_id: &str,
+        device_id: &DeviceId,
         honest: Option<IssuedRecord>,
     ) -> Result<Option<IssuedRecord>, RequestError> {
         let mut latest = honest;
         if self.has(Fault::StatusStaleAfterRenewal) {
             let mut cache = self.status_cache.lock().unwrap_or_else(|p| p.into_inner());
-            match cache.get(device_id) {
+            match cache.get(device_id.as_str()) {
                 Some(cached) => latest = Some(cached.clone()),
                 None => {
                     if let Some(r) = &latest {
@@ -428,7 +435,7 @@ impl Quirks for FaultyServer {
                 .all()
                 .map_err(|e| RequestError::Internal(e.to_string()))?
                 .into_iter()
-                .filter(|r| r.device_id.starts_with(device_id))
+                .filter(|r| r.device_id.starts_with(device_id.as_str()))
                 .max_by_key(|r| r.issued_at);
         }
         if self.has(Fault::StatusFromSecretTable) && shared.lock_secrets().holds(device_id) {
@@ -505,9 +512,11 @@ impl FaultyServer {
             .map_err(|e| validate::InvalidInput::Json(validate::one_line(&e)))?;
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
         let (device_id, secret) = (s("deviceID"), s("oobSecret"));
-        if !self.has(Fault::NoDeviceIdCheck) {
-            check_device_id(&device_id)?;
-        }
+        let device_id = if self.has(Fault::NoDeviceIdCheck) {
+            DeviceId::unchecked(device_id)
+        } else {
+            DeviceId::parse(&device_id)?
+        };
         if secret.is_empty() && !self.has(Fault::AcceptEmptySecret) {
             return Err(validate::InvalidInput::MissingField("oobSecret").into());
         }

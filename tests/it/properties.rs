@@ -3,7 +3,7 @@
 use idprov::core::json::top_level_members;
 use idprov::core::messages::{ProvisionRequest, ProvisionResponse, ProvisionStatus, Signed};
 use idprov::core::sign::{self, KeyVariant};
-use idprov::core::validate::check_device_id;
+use idprov::core::validate::DeviceId;
 use proptest::prelude::*;
 
 fn any_request() -> impl Strategy<Value = ProvisionRequest> {
@@ -96,6 +96,6 @@ proptest! {
     ]) {
         let re = regex::Regex::new(r"^[A-Za-z0-9._:-]{1,128}$").unwrap();
         let model = re.is_match(&id) && id != "." && id != "..";
-        prop_assert_eq!(check_device_id(&id).is_ok(), model, "{:?}", id);
+        prop_assert_eq!(DeviceId::parse(&id).is_ok(), model, "{:?}", id);
     }
 }
