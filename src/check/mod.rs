@@ -242,6 +242,7 @@ async fn server_context(
         capabilities: capabilities.clone(),
         request_timeout,
         serials: profile::SerialLedger::default(),
+        clock_gate: tokio::sync::RwLock::new(()),
     });
     Ok(ctx)
 }
@@ -480,6 +481,7 @@ pub fn embedded_target(srv: &crate::server::RunningServer) -> Result<ServerTarge
         }),
         ca_key_pem: Some(r("ca-key.pem")?),
         capabilities: vec!["ed25519".into(), "rsa".into()],
+        clock: srv.shared.config.clock.skewed(),
     })
 }
 

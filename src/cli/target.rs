@@ -44,6 +44,7 @@ pub(super) async fn resolve_target(
                     None => None,
                 },
                 capabilities: Vec::new(),
+                clock: None,
             },
             None,
         ));
@@ -54,6 +55,8 @@ pub(super) async fn resolve_target(
         data_dir: dir.path().to_path_buf(),
         mdns: false,
         waiting_retry_sec: 1,
+        // The suite moves this clock instead of sleeping where it can.
+        clock: std::sync::Arc::new(idprov::server::clock::SkewedClock::default()),
         ..ServerConfig::default()
     };
     let srv = server::start(cfg)
@@ -120,6 +123,7 @@ pub(super) fn spawn_child_server(
         plugin: None,
         ca_key_pem: None,
         capabilities: Vec::new(),
+        clock: None,
     };
     Ok((guard, target))
 }

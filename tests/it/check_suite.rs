@@ -625,6 +625,7 @@ async fn an_unparsable_directory_is_a_setup_error() {
         plugin: None,
         ca_key_pem: None,
         capabilities: Vec::new(),
+        clock: None,
     };
     let err = check::check_server(target, &opts(&["server.oob.admin-accepted"]))
         .await

@@ -13,8 +13,14 @@ use idprov::server::RunningServer;
 use idprov::suite::faults::Fault;
 use std::time::Duration;
 
+/// The server under exploration, on a clock the suite moves forward at a
+/// wait instead of sleeping (as `idprov check` runs its embedded server).
 async fn start(dir: &std::path::Path, faults: &[Fault]) -> RunningServer {
-    idprov::suite::faulty_server::start(common::config(dir), faults)
+    let config = idprov::server::ServerConfig {
+        clock: std::sync::Arc::new(idprov::server::clock::SkewedClock::default()),
+        ..common::config(dir)
+    };
+    idprov::suite::faulty_server::start(config, faults)
         .await
         .expect("server starts")
 }

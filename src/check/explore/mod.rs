@@ -353,7 +353,16 @@ async fn diverges(
     timeout: Duration,
 ) -> CaseResult {
     let sc = scenario(id, ops, caps, seed, "run");
-    run_case(&sc, ctx, timeout).await
+    // A sequence that waits moves the target's clock when the suite can
+    // (the case is exclusive): it runs alone, so that no other sequence
+    // sees time jump under it; the others share the gate.
+    if sc.exclusive && ctx.target.clock.is_some() {
+        let _alone = ctx.clock_gate.write().await;
+        run_case(&sc, ctx, timeout).await
+    } else {
+        let _shared = ctx.clock_gate.read().await;
+        run_case(&sc, ctx, timeout).await
+    }
 }
 
 /// Counts a finished sequence and keeps it if it diverged.

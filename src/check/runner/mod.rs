@@ -51,6 +51,9 @@ pub struct ServerTarget {
     pub ca_key_pem: Option<String>,
     /// Capabilities known without asking (e.g. the embedded server's).
     pub capabilities: Vec<String>,
+    /// The target's clock, when the suite runs the server in-process: a
+    /// `wait` step with nothing else running moves it instead of sleeping.
+    pub clock: Option<crate::server::clock::SkewedClock>,
 }
 
 /// Shared, read-only context of a run.
@@ -71,6 +74,9 @@ pub struct RunContext {
     pub foreign_ca: CertAuthority,
     /// Every certificate serial seen in the run.
     pub serials: crate::check::profile::SerialLedger,
+    /// Held shared by exploration sequences, alone by one that moves the
+    /// target's clock.
+    pub(crate) clock_gate: tokio::sync::RwLock<()>,
 }
 
 use super::step::{fail, StepError, StepResult};
@@ -95,6 +101,8 @@ struct Case<'a> {
     last_cert: HashMap<String, String>,
     rng: ChaCha20Rng,
     slug: String,
+    /// Whether the case runs alone (only then may a wait move the clock).
+    exclusive: bool,
     devices: HashMap<String, String>,
     secrets: HashMap<String, String>,
     saved: HashMap<String, Saved>,
@@ -153,6 +161,7 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
         last_cert: HashMap::new(),
         rng: ChaCha20Rng::seed_from_u64(case_seed(ctx.seed, &sc.id)),
         slug,
+        exclusive: sc.exclusive,
         devices: HashMap::new(),
         secrets: HashMap::new(),
         saved: HashMap::new(),
@@ -258,6 +267,16 @@ fn resp_json(r: &HttpsResponse) -> Option<Value> {
     serde_json::from_slice(&r.body).ok()
 }
 
+/// The target's time as the suite reckons it (its clock when the suite
+/// moves it, the system clock otherwise).
+fn target_now(ctx: &RunContext) -> OffsetDateTime {
+    use crate::server::clock::Clock;
+    match &ctx.target.clock {
+        Some(c) => c.now(),
+        None => OffsetDateTime::now_utc(),
+    }
+}
+
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -323,7 +342,17 @@ impl Case<'_> {
             Action::Status => self.do_status(st).await,
             Action::Raw => self.do_raw(st).await,
             Action::Wait => {
-                tokio::time::sleep(Duration::from_millis(st.ms.unwrap_or(0).min(60_000))).await;
+                let wait = Duration::from_millis(st.ms.unwrap_or(0).min(60_000));
+                let moved = self.exclusive
+                    && self
+                        .ctx
+                        .target
+                        .clock
+                        .as_ref()
+                        .is_some_and(|c| c.advance(wait));
+                if !moved {
+                    tokio::time::sleep(wait).await;
+                }
                 Ok(None)
             }
             Action::Guess => self.do_guess(st).await,

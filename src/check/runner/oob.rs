@@ -17,7 +17,7 @@ impl Case<'_> {
             ValidUntilSpec::Garbage => Value::String("not-a-time".into()),
             ValidUntilSpec::Number => Value::from(1_700_000_000u64),
             ValidUntilSpec::In { secs, offset } => Value::String(rfc3339(
-                (OffsetDateTime::now_utc() + time::Duration::seconds(secs)).to_offset(offset),
+                (super::target_now(self.ctx) + time::Duration::seconds(secs)).to_offset(offset),
             )),
         };
         let body = serde_json::to_vec(&serde_json::json!({
