@@ -374,7 +374,7 @@ pub(crate) async fn run_with(
                     if !renewing {
                         quirks.verify_answer(&resp.body, secret.unwrap_or_default())?;
                     }
-                    quirks.check_certificate(
+                    let info = quirks.check_certificate(
                         &parsed,
                         &pinned_der,
                         &device_id,
@@ -382,7 +382,7 @@ pub(crate) async fn run_with(
                         OffsetDateTime::now_utc(),
                         &opts.dir,
                     )?;
-                    Step::Done(ctx.keep(&parsed.client_cert))
+                    Step::Done(ctx.keep(&parsed.client_cert, info))
                 }
             },
         };

@@ -60,10 +60,10 @@ impl AnswerContext<'_> {
         }
     }
 
-    /// Keeps `cert_pem` with the key and the pinned CA (PROTOCOL §9 rule 5).
-    pub(crate) fn keep(&self, cert_pem: &str) -> Result<Outcome, ClientError> {
+    /// Keeps `cert_pem` (read as `info`) with the key and the pinned CA
+    /// (PROTOCOL §9 rule 5).
+    pub(crate) fn keep(&self, cert_pem: &str, info: CertInfo) -> Result<Outcome, ClientError> {
         super::write_set(self.dir, self.key, cert_pem, self.pinned_pem)?;
-        let info = CertInfo::from_pem(cert_pem).map_err(|e| ClientError::Refused(e.to_string()))?;
         Ok(Outcome {
             url: self.url.to_string(),
             renewed: self.renewing,

@@ -236,6 +236,40 @@ pub fn decide(
     }
 }
 
+/// Applies `decision` to the secrets held per device ID (PROTOCOL §5): an
+/// approval by secret takes the device's secret (returned, so that it can
+/// be put back if issuing fails), expiry and the last allowed failed guess
+/// discard it, another failed guess is counted.
+pub fn apply_decision(
+    entries: &mut HashMap<String, SecretEntry>,
+    device_id: &str,
+    decision: &Decision,
+) -> Option<SecretEntry> {
+    match decision {
+        Decision::Approve {
+            authority: Authority::Secret,
+            ..
+        } => entries.remove(device_id),
+        Decision::Waiting {
+            reason: WaitReason::Expired,
+        }
+        | Decision::Rejected {
+            secret_discarded: true,
+            ..
+        } => {
+            entries.remove(device_id);
+            None
+        }
+        Decision::Rejected { .. } => {
+            if let Some(e) = entries.get_mut(device_id) {
+                e.failures = e.failures.saturating_add(1);
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
 /// The in-memory OOB secret store (PROTOCOL §4): one secret per device.
 #[derive(Debug, Default)]
 pub struct SecretStore {
@@ -295,28 +329,7 @@ impl SecretStore {
             now,
             policy,
         );
-        let mut taken = None;
-        match &decision {
-            Decision::Approve {
-                authority: Authority::Secret,
-                ..
-            } => taken = self.entries.remove(device_id),
-            Decision::Waiting {
-                reason: WaitReason::Expired,
-            } => {
-                self.entries.remove(device_id);
-            }
-            Decision::Rejected {
-                secret_discarded, ..
-            } => {
-                if *secret_discarded {
-                    self.entries.remove(device_id);
-                } else if let Some(e) = self.entries.get_mut(device_id) {
-                    e.failures = e.failures.saturating_add(1);
-                }
-            }
-            _ => {}
-        }
+        let taken = apply_decision(&mut self.entries, device_id, &decision);
         (decision, taken)
     }
 

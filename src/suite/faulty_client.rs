@@ -168,7 +168,10 @@ impl Quirks for FaultyClient {
             ProvisionStatus::Rejected
                 if self.has(ClientFault::SaveOnRejected) && !answer.client_cert.is_empty() =>
             {
-                Some(Step::Done(ctx.keep(&answer.client_cert)))
+                let kept = CertInfo::from_pem(&answer.client_cert)
+                    .map_err(|e| ClientError::Refused(e.to_string()))
+                    .and_then(|info| ctx.keep(&answer.client_cert, info));
+                Some(Step::Done(kept))
             }
             ProvisionStatus::Rejected
                 if self.has(ClientFault::RetryAfterRejected)

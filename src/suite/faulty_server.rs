@@ -752,28 +752,7 @@ impl SecretBook for FaultyBook {
         };
         let mut decision =
             decision::decide(&key, raw_body, peer, self.entries.get(&key), now, &policy);
-        let mut taken = None;
-        match &decision {
-            Decision::Approve {
-                authority: Authority::Secret,
-                ..
-            } => taken = self.entries.remove(&key),
-            Decision::Waiting {
-                reason: WaitReason::Expired,
-            } => {
-                self.entries.remove(&key);
-            }
-            Decision::Rejected {
-                secret_discarded, ..
-            } => {
-                if *secret_discarded {
-                    self.entries.remove(&key);
-                } else if let Some(e) = self.entries.get_mut(&key) {
-                    e.failures = e.failures.saturating_add(1);
-                }
-            }
-            _ => {}
-        }
+        let mut taken = decision::apply_decision(&mut self.entries, &key, &decision);
         self.after_decision(&key, &decision, taken.as_ref(), now);
         if let (Decision::Rejected { .. }, true) = (&decision, self.has(Fault::AcceptBadSignature))
         {
