@@ -1,7 +1,9 @@
 //! The catalogue of deliberate server defects, for proving that the
 //! conformance suite's checks bite: one named switch per broken rule of
 //! PROTOCOL, none on by default. [`super::faulty_server`] is the server that
-//! has them; the CLI never starts it.
+//! has them; the CLI never starts it. [`Switch`] and [`Switches`] are the
+//! one model of every catalogue of misbehaviour: this one, the device's
+//! ([`super::client_faults`]) and the hostile server's ([`super::hostile::Bug`]).
 
 /// One deliberately broken rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -320,23 +322,39 @@ impl Fault {
 }
 
 /// The set of active faults (empty for an honest server).
-#[derive(Debug, Clone, Default)]
-pub struct Faults(Vec<Fault>);
+pub type Faults = Switches<Fault>;
 
-impl Faults {
-    /// No faults.
+/// A set of switches from one catalogue ([`Fault`], the device's
+/// [`super::client_faults::ClientFault`], the suite server's
+/// [`super::hostile::Bug`]); empty is honest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switches<S>(Vec<S>);
+
+impl<S> Default for Switches<S> {
+    fn default() -> Self {
+        Switches(Vec::new())
+    }
+}
+
+impl<S: Switch> Switches<S> {
+    /// No switches on.
     pub fn none() -> Self {
-        Faults(Vec::new())
+        Switches(Vec::new())
     }
 
-    /// Exactly these faults.
-    pub fn of(f: &[Fault]) -> Self {
-        Faults(f.to_vec())
+    /// Exactly these switches on.
+    pub fn of(on: &[S]) -> Self {
+        Switches(on.to_vec())
     }
 
-    /// Whether `f` is active.
-    pub fn has(&self, f: Fault) -> bool {
-        self.0.contains(&f)
+    /// Whether `s` is on.
+    pub fn has(&self, s: S) -> bool {
+        self.0.contains(&s)
+    }
+
+    /// The switches that are on.
+    pub fn on(&self) -> &[S] {
+        &self.0
     }
 }
 
@@ -377,6 +395,7 @@ mod tests {
     fn every_switch_is_found_by_its_name() {
         round_trip::<Fault>();
         round_trip::<ClientFault>();
+        round_trip::<super::super::hostile::Bug>();
         assert_eq!(Fault::by_name("go-wire-format"), Some(Fault::GoWireFormat));
         assert_eq!(
             ClientFault::by_name("sha256-key"),

@@ -3,6 +3,7 @@
 //! device refuses what PROTOCOL §9 says it must. Built on the protocol core
 //! and PKI of the reference server; records every request it receives.
 
+use super::faults::{Switch, Switches};
 use crate::core::messages::{
     ProvisionRequest, ProvisionResponse, ProvisionStatus, Signed, DIRECTORY_PATH, EXT_CSR,
     OOB_PATH, PROVREQ_PATH, STATUS_TEMPLATE, VERSION,
@@ -53,47 +54,100 @@ pub enum Tamper {
     RetrySec,
 }
 
-/// The misbehaviour switches. `Default` is an honest server.
+/// One way the suite's server departs from the reference, named like the
+/// other fault catalogues (the name is the key of a case file's `bugs`
+/// block). Some are legal choices a device must survive (`reject`,
+/// `advertise-csr`), the rest are bugs it must refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Bug {
+    /// Issue the certificate for another CN.
+    OtherCn,
+    /// Issue the certificate for another public key.
+    OtherKey,
+    /// Issue the certificate from a CA other than the advertised one.
+    OtherCa,
+    /// Issue an already expired certificate.
+    Expired,
+    /// Issue a certificate whose validity starts an hour from now.
+    NotYetValid,
+    /// Issue the certificate for the device ID in upper case.
+    CnCase,
+    /// Answer Rejected.
+    Reject,
+    /// Attach a certificate to Rejected.
+    CertOnRejected,
+    /// Present a TLS certificate from another CA than the advertised one.
+    TlsOtherCa,
+    /// Advertise the `csr` extension.
+    AdvertiseCsr,
+    /// Publish no `caCert` in the directory.
+    NoCaInDirectory,
+    /// Accept TCP connections and never send a byte (transport).
+    Silent,
+    /// Send every HTTP answer one byte a second (transport).
+    Trickle,
+}
+
+impl Bug {
+    /// Every switch.
+    pub const ALL: &'static [Bug] = &[
+        Bug::OtherCn,
+        Bug::OtherKey,
+        Bug::OtherCa,
+        Bug::Expired,
+        Bug::NotYetValid,
+        Bug::CnCase,
+        Bug::Reject,
+        Bug::CertOnRejected,
+        Bug::TlsOtherCa,
+        Bug::AdvertiseCsr,
+        Bug::NoCaInDirectory,
+        Bug::Silent,
+        Bug::Trickle,
+    ];
+}
+
+impl Switch for Bug {
+    fn catalogue() -> &'static [Bug] {
+        Bug::ALL
+    }
+}
+
+/// How the suite's server behaves: the switches on, the two exclusive
+/// choices about the answer's signature, and the honest parameters a case
+/// sets. `Default` is an honest server.
 #[derive(Debug, Clone, Default)]
 pub struct Bugs {
+    /// The switches that are on.
+    pub switches: Switches<Bug>,
     /// How to sign Approved responses.
     pub sign: SignMode,
     /// Change a field after signing.
     pub tamper: Option<Tamper>,
-    /// Issue the certificate for another CN.
-    pub other_cn: bool,
-    /// Issue the certificate for another public key.
-    pub other_key: bool,
-    /// Issue the certificate from a CA other than the advertised one.
-    pub other_ca: bool,
-    /// Issue an already expired certificate.
-    pub expired: bool,
-    /// Issue a certificate whose validity starts an hour from now.
-    pub not_yet_valid: bool,
-    /// Issue the certificate for the device ID in upper case.
-    pub cn_case: bool,
-    /// Answer Rejected (with a certificate attached if `cert_on_rejected`).
-    pub reject: bool,
-    /// Attach a certificate to Rejected.
-    pub cert_on_rejected: bool,
     /// Answer Waiting this many times first.
     pub waiting_times: u32,
     /// `retrySec` with Waiting.
     pub waiting_retry_sec: u64,
-    /// Present a TLS certificate from another CA than the advertised one.
-    pub tls_other_ca: bool,
     /// Publish this URL as the provisioning endpoint (a second server).
     pub provreq_url: Option<String>,
-    /// Advertise the `csr` extension.
-    pub advertise_csr: bool,
-    /// Publish no `caCert` in the directory.
-    pub no_ca_in_directory: bool,
     /// Serve a wire form a conforming client must accept.
     pub wire: Option<WireForm>,
-    /// Accept TCP connections and never send a byte (transport).
-    pub silent: bool,
-    /// Send every HTTP answer one byte a second (transport).
-    pub trickle: bool,
+}
+
+impl Bugs {
+    /// An otherwise honest server with these switches on.
+    pub fn of(on: &[Bug]) -> Self {
+        Bugs {
+            switches: Switches::of(on),
+            ..Bugs::default()
+        }
+    }
+
+    /// Whether `b` is on.
+    pub fn has(&self, b: Bug) -> bool {
+        self.switches.has(b)
+    }
 }
 
 /// Wire forms that PROTOCOL §3/§10 tell clients to accept. Not bugs: a
@@ -282,7 +336,11 @@ pub async fn start(
     let now = OffsetDateTime::now_utc();
     let ca = CertAuthority::generate("hostile CA", now)?;
     let other_ca = CertAuthority::generate("other CA", now)?;
-    let tls_ca = if bugs.tls_other_ca { &other_ca } else { &ca };
+    let tls_ca = if bugs.has(Bug::TlsOtherCa) {
+        &other_ca
+    } else {
+        &ca
+    };
     let server = tls_ca.issue_server(
         &["localhost".into()],
         &[listen.ip(), "127.0.0.1".parse()?, "::1".parse()?],
@@ -362,7 +420,7 @@ pub async fn start(
             tokio::spawn(async move {
                 let limit = std::time::Duration::from_secs(10);
                 st.tls.lock().unwrap_or_else(|p| p.into_inner()).connections += 1;
-                if st.bugs.silent {
+                if st.bugs.has(Bug::Silent) {
                     // Hold the connection open, read nothing, answer nothing.
                     tokio::time::sleep(std::time::Duration::from_secs(120)).await;
                     drop(tcp);
@@ -403,7 +461,7 @@ pub async fn start(
                     return;
                 };
                 let has_cert = tls.get_ref().1.peer_certificates().is_some();
-                let st_trickle = st.bugs.trickle;
+                let st_trickle = st.bugs.has(Bug::Trickle);
                 let svc = hyper::service::service_fn(move |req| {
                     let st = st.clone();
                     async move { Ok::<_, std::convert::Infallible>(serve(req, &st, has_cert).await) }
@@ -495,7 +553,7 @@ fn directory(st: &State) -> Vec<u8> {
     );
     let pem = st.ca.cert_pem();
     let ca = match wire {
-        _ if st.bugs.no_ca_in_directory => Value::String(String::new()),
+        _ if st.bugs.has(Bug::NoCaInDirectory) => Value::String(String::new()),
         Some(WireForm::CaNull) => Value::Null,
         Some(WireForm::CaBase64) => {
             Value::String(base64::engine::general_purpose::STANDARD.encode(pem.as_bytes()))
@@ -513,7 +571,7 @@ fn directory(st: &State) -> Vec<u8> {
         ("version", Value::String(version.into())),
         ("services", Value::Object(serde_json::Map::new())),
     ];
-    if st.bugs.advertise_csr {
+    if st.bugs.has(Bug::AdvertiseCsr) {
         members.push(("extensions", serde_json::json!([EXT_CSR])));
     }
     match wire {
@@ -580,10 +638,14 @@ fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
     }
     let now = OffsetDateTime::now_utc();
     let issue = |device: &str, key: &DevicePublicKey| -> Option<String> {
-        let ca = if b.other_ca { &st.other_ca } else { &st.ca };
-        let (validity, at) = if b.expired {
+        let ca = if b.has(Bug::OtherCa) {
+            &st.other_ca
+        } else {
+            &st.ca
+        };
+        let (validity, at) = if b.has(Bug::Expired) {
             (Duration::hours(1), now - Duration::days(2))
-        } else if b.not_yet_valid {
+        } else if b.has(Bug::NotYetValid) {
             // issue_device backdates by 5 minutes: start 65 minutes ahead.
             (Duration::days(30), now + Duration::minutes(65))
         } else {
@@ -601,7 +663,7 @@ fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
             .ok()
             .and_then(|k| DevicePublicKey::from_pem(&k.public_key_pem()).ok())
     };
-    let key = if b.other_key {
+    let key = if b.has(Bug::OtherKey) {
         match other_key() {
             Some(k) => k,
             None => return json(StatusCode::INTERNAL_SERVER_ERROR, b"{}".to_vec()),
@@ -609,20 +671,20 @@ fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
     } else {
         dev_key.clone()
     };
-    let cn = if b.other_cn {
+    let cn = if b.has(Bug::OtherCn) {
         format!("{}-other", req.device_id)
-    } else if b.cn_case {
+    } else if b.has(Bug::CnCase) {
         req.device_id.to_ascii_uppercase()
     } else {
         req.device_id.clone()
     };
     let cert = issue(&cn, &key).unwrap_or_default();
-    if b.reject {
+    if b.has(Bug::Reject) {
         let mut r = ProvisionResponse {
             retry_sec: 0,
             status: ProvisionStatus::Rejected,
             ca_cert: st.ca.cert_pem().to_string(),
-            client_cert: if b.cert_on_rejected {
+            client_cert: if b.has(Bug::CertOnRejected) {
                 cert
             } else {
                 String::new()

@@ -5,7 +5,7 @@ use crate::common;
 use common::*;
 use idprov::client::{self, ClientError, ClientOptions};
 use idprov::pki::{verify_chain, CertInfo, Usage};
-use idprov::suite::hostile::{self, Bugs, SignMode, Tamper};
+use idprov::suite::hostile::{self, Bug, Bugs, SignMode, Tamper};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -190,56 +190,13 @@ async fn refuses_every_tampered_response() {
             },
             "signature does not match",
         ),
-        (
-            Bugs {
-                other_cn: true,
-                ..Bugs::default()
-            },
-            "certificate is for CN",
-        ),
-        (
-            Bugs {
-                other_key: true,
-                ..Bugs::default()
-            },
-            "does not carry our public key",
-        ),
-        (
-            Bugs {
-                other_ca: true,
-                ..Bugs::default()
-            },
-            "UnknownIssuer",
-        ),
-        (
-            Bugs {
-                expired: true,
-                ..Bugs::default()
-            },
-            "CertExpired",
-        ),
-        (
-            Bugs {
-                reject: true,
-                cert_on_rejected: true,
-                ..Bugs::default()
-            },
-            "rejected",
-        ),
-        (
-            Bugs {
-                tls_other_ca: true,
-                ..Bugs::default()
-            },
-            "TLS handshake",
-        ),
-        (
-            Bugs {
-                no_ca_in_directory: true,
-                ..Bugs::default()
-            },
-            "offers no CA",
-        ),
+        (Bugs::of(&[Bug::OtherCn]), "certificate is for CN"),
+        (Bugs::of(&[Bug::OtherKey]), "does not carry our public key"),
+        (Bugs::of(&[Bug::OtherCa]), "UnknownIssuer"),
+        (Bugs::of(&[Bug::Expired]), "CertExpired"),
+        (Bugs::of(&[Bug::Reject, Bug::CertOnRejected]), "rejected"),
+        (Bugs::of(&[Bug::TlsOtherCa]), "TLS handshake"),
+        (Bugs::of(&[Bug::NoCaInDirectory]), "offers no CA"),
     ];
     for (bugs, why) in cases {
         let label = format!("{bugs:?}");
@@ -332,10 +289,7 @@ async fn waiting_hint_is_honoured_and_bounded() {
 
 #[tokio::test]
 async fn sends_a_csr_when_advertised() {
-    let bugs = Bugs {
-        advertise_csr: true,
-        ..Bugs::default()
-    };
+    let bugs = Bugs::of(&[Bug::AdvertiseCsr]);
     let h = hostile::start("127.0.0.1:0".parse().unwrap(), "s", bugs)
         .await
         .unwrap();

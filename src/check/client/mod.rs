@@ -11,7 +11,7 @@ use crate::core::sign::{self, KeyVariant};
 use crate::pki::{
     cert_der_from_pem, verify_chain, CertAuthority, CertInfo, DevicePublicKey, Usage,
 };
-use crate::suite::hostile::{self, Bugs, HostileServer, Recorded};
+use crate::suite::hostile::{self, Bug, Bugs, HostileServer, Recorded};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,27 +25,36 @@ mod shim;
 
 pub use shim::{probe, run_shim, ClientTarget, ShimRun, ShimValues, EXIT_UNIMPLEMENTED};
 
+/// The suite server's behaviour a case file's `bugs` block asks for: each
+/// switch is the key of the same name (a unit test holds them together).
 fn bugs_of(spec: &BugsSpec) -> Bugs {
+    let switches = [
+        (spec.other_cn, Bug::OtherCn),
+        (spec.other_key, Bug::OtherKey),
+        (spec.other_ca, Bug::OtherCa),
+        (spec.expired, Bug::Expired),
+        (spec.not_yet_valid, Bug::NotYetValid),
+        (spec.cn_case, Bug::CnCase),
+        (spec.reject, Bug::Reject),
+        (spec.cert_on_rejected, Bug::CertOnRejected),
+        (spec.tls_other_ca, Bug::TlsOtherCa),
+        (spec.advertise_csr, Bug::AdvertiseCsr),
+        (spec.no_ca_in_directory, Bug::NoCaInDirectory),
+        (spec.silent, Bug::Silent),
+        (spec.trickle, Bug::Trickle),
+    ];
+    let on: Vec<Bug> = switches
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, b)| *b)
+        .collect();
     Bugs {
         sign: spec.sign.unwrap_or_default(),
         tamper: spec.tamper,
-        other_cn: spec.other_cn,
-        other_key: spec.other_key,
-        other_ca: spec.other_ca,
-        expired: spec.expired,
-        not_yet_valid: spec.not_yet_valid,
-        cn_case: spec.cn_case,
-        silent: spec.silent,
-        trickle: spec.trickle,
-        reject: spec.reject,
-        cert_on_rejected: spec.cert_on_rejected,
         waiting_times: spec.waiting_times,
         waiting_retry_sec: spec.waiting_retry_sec,
-        tls_other_ca: spec.tls_other_ca,
-        provreq_url: None,
-        advertise_csr: spec.advertise_csr,
-        no_ca_in_directory: spec.no_ca_in_directory,
         wire: spec.wire,
+        ..Bugs::of(&on)
     }
 }
 
@@ -391,4 +400,23 @@ pub fn own_client_template() -> Result<String, SetupError> {
     Ok(format!(
         "{exe} client --url {{url}} --device-id {{device_id}} --secret {{secret}} --dir {{dir}} --ca-cert {{ca}} --timeout 60"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::faults::Switch;
+
+    /// Every switch of the suite server is the case-file key of its name,
+    /// and that key turns on that switch alone.
+    #[test]
+    fn every_bug_is_the_case_file_key_of_its_name() {
+        for bug in Bug::ALL {
+            let text = format!("{{\"{}\": true}}", bug.name());
+            let spec: BugsSpec = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} is no bugs key: {e}", bug.name()));
+            assert_eq!(bugs_of(&spec).switches.on(), &[*bug][..], "{}", bug.name());
+        }
+        assert!(bugs_of(&BugsSpec::default()).switches.on().is_empty());
+    }
 }
