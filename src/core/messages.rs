@@ -135,22 +135,30 @@ pub struct OobSecretMessage {
 }
 
 /// `POST /idprov/provreq` body (PROTOCOL §5), fields in wire order.
+///
+/// The one declaration of the request's shape: senders fill it in and sign
+/// it, receivers read it. Every member may be absent when read, as the Go
+/// reference reads it (an absent member is empty); whether an empty member
+/// is acceptable is validation's judgement, not the parser's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvisionRequest {
     /// Device ID (PROTOCOL §5 syntax).
-    #[serde(rename = "deviceID")]
+    #[serde(rename = "deviceID", default)]
     pub device_id: String,
     /// The device's IP address as text.
+    #[serde(default)]
     pub ip: String,
     /// MAC address text, may be empty.
+    #[serde(default)]
     pub mac: String,
     /// SubjectPublicKeyInfo PEM.
-    #[serde(rename = "publicKeyPEM")]
+    #[serde(rename = "publicKeyPEM", default)]
     pub public_key_pem: String,
     /// PKCS#10 CSR PEM, only to servers with the `csr` extension.
     #[serde(rename = "csrPEM", skip_serializing_if = "Option::is_none", default)]
     pub csr_pem: Option<String>,
     /// base64 HMAC tag.
+    #[serde(default)]
     pub signature: String,
 }
 
@@ -253,32 +261,13 @@ pub struct ErrorMessage {
 /// re-serialise in Go's field order with `signature` empty, then compare.
 /// Used to report which method an implementation evidently uses.
 pub fn verify_reserialized_request(doc: &[u8], key: &[u8]) -> Result<(), SignatureError> {
-    #[derive(serde::Deserialize)]
-    struct Loose {
-        #[serde(rename = "deviceID", default)]
-        device_id: String,
-        #[serde(default)]
-        ip: String,
-        #[serde(default)]
-        mac: String,
-        #[serde(rename = "publicKeyPEM", default)]
-        public_key_pem: String,
-        #[serde(default)]
-        signature: String,
-    }
-    let m: Loose = serde_json::from_slice(doc)
+    let mut canon: ProvisionRequest = serde_json::from_slice(doc)
         .map_err(|_| SignatureError::Json(super::json::ScanError::Syntax(0)))?;
-    let mut canon = ProvisionRequest {
-        device_id: m.device_id,
-        ip: m.ip,
-        mac: m.mac,
-        public_key_pem: m.public_key_pem,
-        csr_pem: None,
-        signature: String::new(),
-    };
+    let signature = std::mem::take(&mut canon.signature);
+    canon.csr_pem = None;
     let blanked = sign::Blanked {
         signing_input: canon.unsigned(),
-        signature: m.signature,
+        signature,
     };
     sign::verify_tag(&blanked, key)
 }

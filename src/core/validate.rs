@@ -1,7 +1,7 @@
 //! Validation of what a server receives (PROTOCOL §4, §5): device IDs, OOB
 //! secret posts and provisioning requests. Pure functions, no I/O.
 
-use super::messages::OobSecretMessage;
+use super::messages::{OobSecretMessage, ProvisionRequest};
 use std::net::IpAddr;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -147,22 +147,8 @@ pub struct ValidRequest {
 /// Parses and validates a provisioning request body. Signature checking is
 /// the decision function's job; this only checks shape (PROTOCOL §5 step 1).
 pub fn parse_provision_request(body: &[u8]) -> Result<ValidRequest, InvalidInput> {
-    #[derive(serde::Deserialize)]
-    struct Lenient {
-        #[serde(rename = "deviceID", default)]
-        device_id: String,
-        #[serde(default)]
-        ip: String,
-        #[serde(rename = "mac", default)]
-        _mac: String,
-        #[serde(rename = "publicKeyPEM", default)]
-        public_key_pem: String,
-        #[serde(rename = "csrPEM", default)]
-        csr_pem: Option<String>,
-        #[serde(rename = "signature", default)]
-        _signature: String,
-    }
-    let m: Lenient = serde_json::from_slice(body).map_err(|e| InvalidInput::Json(one_line(&e)))?;
+    let m: ProvisionRequest =
+        serde_json::from_slice(body).map_err(|e| InvalidInput::Json(one_line(&e)))?;
     if m.device_id.is_empty() {
         return Err(InvalidInput::MissingField("deviceID"));
     }

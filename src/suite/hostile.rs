@@ -5,8 +5,8 @@
 
 use super::faults::{Switch, Switches};
 use crate::core::messages::{
-    ProvisionRequest, ProvisionResponse, ProvisionStatus, Signed, DIRECTORY_PATH, EXT_CSR,
-    OOB_PATH, PROVREQ_PATH, STATUS_TEMPLATE, VERSION,
+    ProvisionResponse, ProvisionStatus, Signed, DIRECTORY_PATH, EXT_CSR, OOB_PATH, PROVREQ_PATH,
+    STATUS_TEMPLATE, VERSION,
 };
 use crate::core::sign::KeyVariant;
 use crate::pki::{CertAuthority, DevicePublicKey};
@@ -619,7 +619,9 @@ fn approved_in_form(r: &ProvisionResponse, secret: &str, form: WireForm) -> Vec<
 
 fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
     let b = &st.bugs;
-    let Ok(req) = serde_json::from_slice::<ProvisionRequest>(body) else {
+    // The shape is judged as the reference server judges it (PROTOCOL §5
+    // step 1): this server's bugs are in its answers, not in what it accepts.
+    let Ok(req) = crate::core::validate::parse_provision_request(body) else {
         return json(StatusCode::BAD_REQUEST, b"{}".to_vec());
     };
     {
@@ -676,7 +678,7 @@ fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
     } else if b.has(Bug::CnCase) {
         req.device_id.to_ascii_uppercase()
     } else {
-        req.device_id.clone()
+        req.device_id.to_string()
     };
     let cert = issue(&cn, &key).unwrap_or_default();
     if b.has(Bug::Reject) {

@@ -25,7 +25,8 @@ pub(super) struct HmacGroup {
     pub tests: Vec<HmacTest>,
 }
 
-/// Fields a sender signs (`RequestSign`).
+/// The vector file's `request` object: the members a sender signs
+/// (`RequestSign`), taken from the request it signed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SignFields {
@@ -39,6 +40,17 @@ pub(super) struct SignFields {
     /// publicKeyPEM.
     #[serde(rename = "publicKeyPEM")]
     pub public_key_pem: String,
+}
+
+impl From<&ProvisionRequest> for SignFields {
+    fn from(r: &ProvisionRequest) -> Self {
+        Self {
+            device_id: r.device_id.clone(),
+            ip: r.ip.clone(),
+            mac: r.mac.clone(),
+            public_key_pem: r.public_key_pem.clone(),
+        }
+    }
 }
 
 /// One HMAC case.
@@ -742,23 +754,13 @@ pub(super) fn generate() -> Result<VectorFile<HmacGroup>, VectorError> {
             secret: "secret1".into(),
             message: String::from_utf8(bytes).unwrap_or_default(),
             signing_input: None,
-            request: Some(SignFields {
-                device_id: req.device_id.clone(),
-                ip: req.ip.clone(),
-                mac: req.mac.clone(),
-                public_key_pem: req.public_key_pem.clone(),
-            }),
+            request: Some(SignFields::from(&req)),
             result: Valid,
         });
     }
-    let v: Value = serde_json::from_str(CAP05).map_err(|e| VectorError(e.to_string()))?;
-    let field = |k: &str| v[k].as_str().unwrap_or("").to_string();
-    let cap = SignFields {
-        device_id: field("deviceID"),
-        ip: field("ip"),
-        mac: field("mac"),
-        public_key_pem: field("publicKeyPEM"),
-    };
+    let captured: ProvisionRequest =
+        serde_json::from_str(CAP05).map_err(|e| VectorError(e.to_string()))?;
+    let cap = SignFields::from(&captured);
     b.push(HmacTest {
         tc_id: 0,
         comment: "the Go reference's request of exchange 05, reproduced byte for byte".into(),
