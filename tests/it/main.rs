@@ -13,6 +13,7 @@ mod common;
 mod explore;
 mod fuzz_server;
 mod go_captures;
+mod mutation_gate;
 mod properties;
 mod reliability;
 mod report_contract;
