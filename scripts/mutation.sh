@@ -33,7 +33,7 @@ test_args=(-- --test it -- --ignored --exact "$gate")
 if [ "${1:-}" = "--ci" ]; then
   out="${IDPROV_MUTATION_OUT:-target/mutation-ci}"
   rm -rf "$out"
-  cargo mutants --in-place --no-shuffle --output "$out" \
+  cargo mutants --no-config --in-place --no-shuffle --output "$out" \
     --file src/core/validate.rs \
     --re 'replace check_device_id -> Result<\(\), InvalidInput> with Ok\(\(\)\)' \
     --timeout 300 "${test_args[@]}" || true
