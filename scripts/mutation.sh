@@ -5,7 +5,9 @@
 #   scripts/mutation.sh [CARGO-MUTANTS OPTIONS]   e.g. --file src/core/validate.rs, --shard 3/20, --in-place
 #   scripts/mutation.sh --ci                      CI's sampled run (below)
 #
-# Which files are mutated is in .cargo/mutants.toml. Every mutant is tested by
+# By default the reference's protocol code is mutated (src/core, src/server,
+# src/pki.rs, src/client); --file replaces that, and .cargo/mutants.toml
+# leaves out what the catalogue does not run (with the reasons). Every mutant is tested by
 # one test, tests/it/mutation_gate.rs: every server case against the reference
 # server, every client case against the reference client (a process), and a
 # short exploration, in about 30 s. A mutant that test survives is either
@@ -47,14 +49,24 @@ if [ "${1:-}" = "--ci" ]; then
   exit 0
 fi
 
+files=()
+case " $* " in
+  *" --file "* | *" --file="* | *" -f "*) ;;
+  *) files=(--file 'src/core/**/*.rs' --file 'src/server/**/*.rs' --file src/pki.rs --file 'src/client/**/*.rs') ;;
+esac
 status=0
-cargo mutants --timeout 300 "$@" "${test_args[@]}" || status=$?
+cargo mutants --timeout 300 "${files[@]}" "$@" "${test_args[@]}" || status=$?
 # cargo-mutants exits 2 when mutants were missed, 3 on timeouts: the table
 # below says which; other codes are failures of the run itself.
 case "$status" in 0 | 2 | 3) ;; *) exit "$status" ;; esac
 
 out=mutants.out
-for a in "$@"; do case "$a" in --output=*) out="${a#--output=}/mutants.out" ;; esac; done
+prev=
+for a in "$@"; do
+  case "$a" in --output=*) out="${a#--output=}/mutants.out" ;; esac
+  if [ "$prev" = --output ] || [ "$prev" = -o ]; then out="$a/mutants.out"; fi
+  prev="$a"
+done
 echo
 echo "score per file (killed = caught + timeout; unviable mutants do not build and are left out)"
 printf '%-32s %6s %6s %7s %6s\n' file killed missed timeout score
