@@ -323,7 +323,8 @@ impl Plan {
 }
 
 /// Runs `cases`: those that may share the target `jobs` at a time, then the
-/// exclusive ones one by one; each result is counted and kept.
+/// exclusive ones one by one; each result is counted and kept. A case that
+/// finds the suite cannot test at all ends the run with its error.
 async fn run_pool<F, Fut>(
     cases: &[&Scenario],
     jobs: usize,
@@ -333,7 +334,7 @@ async fn run_pool<F, Fut>(
 ) -> Result<(), SetupError>
 where
     F: Fn(Scenario) -> Fut,
-    Fut: std::future::Future<Output = CaseResult> + Send + 'static,
+    Fut: std::future::Future<Output = Result<CaseResult, SetupError>> + Send + 'static,
 {
     let (exclusive, parallel): (Vec<&Scenario>, Vec<&Scenario>) =
         cases.iter().partition(|s| s.exclusive);
@@ -350,11 +351,18 @@ where
         progress.done(&r);
         results.insert(r.id.clone(), r);
     };
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
     for t in tasks {
-        keep(task_result(t.await, "a case task")?);
+        match task_result(t.await, "a case task").and_then(|r| r) {
+            Ok(r) => keep(r),
+            Err(e) => {
+                aborts.iter().for_each(|a| a.abort());
+                return Err(e);
+            }
+        }
     }
     for s in exclusive {
-        keep(run((*s).clone()).await);
+        keep(run((*s).clone()).await?);
     }
     Ok(())
 }
@@ -442,7 +450,7 @@ pub async fn check_server(
     let timeout = opts.timeout;
     run_pool(&between, opts.jobs, &mut progress, &mut results, |s| {
         let ctx = ctx.clone();
-        async move { run_case(&s, &ctx, timeout).await }
+        async move { Ok(run_case(&s, &ctx, timeout).await) }
     })
     .await?;
     if let Some(last) = by_id.get(SANITY_LAST) {

@@ -8,6 +8,18 @@ pub(crate) enum StepError {
     Fail(String),
     /// The step cannot decide here; the reason says what would run it.
     Skip(String),
+    /// The suite cannot test at all (a shim that cannot start its device):
+    /// the whole run ends with exit 2 and this one line, no case judged.
+    Setup(String),
+}
+
+impl StepError {
+    /// The reason, whatever kind of end it was.
+    pub(crate) fn into_message(self) -> String {
+        match self {
+            StepError::Fail(m) | StepError::Skip(m) | StepError::Setup(m) => m,
+        }
+    }
 }
 
 /// A step's end: `Ok` with an optional observation, or a [`StepError`].

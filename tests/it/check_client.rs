@@ -448,18 +448,12 @@ fn needs_no_contact(id: &str) -> bool {
 async fn devices_that_do_nothing_never_come_out_green() {
     let refusals = refusal_cases();
     assert!(refusals.len() >= 15, "{refusals:?}");
-    let not_on_path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shim/idprov-client-shim.sh");
     for (name, target) in [
         ("exits 1 at once", sh_shim("exit 1")),
         ("crashes at start", sh_shim("kill -SEGV $$")),
         (
-            "README shim with idprov not on PATH",
-            ClientTarget::parse(&format!(
-                "env IDPROV_BIN=/nonexistent/idprov sh {}",
-                not_on_path.display()
-            ))
-            .unwrap(),
+            "a device that exits 3 having done nothing",
+            sh_shim("exit 3"),
         ),
     ] {
         let r = check::check_client(target.clone(), &opts()).await.unwrap();
@@ -489,6 +483,55 @@ async fn devices_that_do_nothing_never_come_out_green() {
             Verdict::Fail
         );
     }
+}
+
+/// A shim that cannot start its device (the README's shim with its device
+/// not installed: the shell's exit 127, or 126 for a file that is not
+/// executable) is a setup error in one line, not a non-conforming device;
+/// a device that spoke to a server and then exited 127 is judged as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shim_that_cannot_start_its_device_is_a_setup_error() {
+    let readme_shim =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shim/idprov-client-shim.sh");
+    let d = tempfile::tempdir().unwrap();
+    let plain = d.path().join("device");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    for (name, target, code) in [
+        (
+            "README shim, device not installed",
+            ClientTarget::parse(&format!(
+                "env IDPROV_BIN=/nonexistent/idprov sh {}",
+                readme_shim.display()
+            ))
+            .unwrap(),
+            "127",
+        ),
+        (
+            "not executable",
+            sh_shim(&format!("exec {}", plain.display())),
+            "126",
+        ),
+    ] {
+        let e = check::check_client(target, &opts())
+            .await
+            .expect_err(name)
+            .0;
+        assert!(e.contains("could not start its device"), "{name}: {e}");
+        assert!(e.contains(&format!("exited {code}")), "{name}: {e}");
+        assert!(!e.contains('\n'), "{name}: not one line: {e}");
+    }
+    let spoke_then_127 = sh_shim(&format!(
+        "{BIN} client --url \"$IDPROV_URL\" --device-id \"$IDPROV_DEVICE_ID\" --secret \"${{IDPROV_SECRET:-}}\" --dir \"$IDPROV_DIR\" --timeout 20; exit 127"
+    ));
+    let only_control = CheckOptions {
+        cases: vec!["client.provision.honest".into()],
+        ..opts()
+    };
+    let r = check::check_client(spoke_then_127, &only_control)
+        .await
+        .expect("a device that spoke to the server is judged");
+    let c = verdict(&r, "client.provision.honest");
+    assert_eq!(c.verdict, Verdict::Fail, "{}", c.detail);
 }
 
 /// Exit 89 skips only optional features: for everything, the run fails;

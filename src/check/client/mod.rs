@@ -135,6 +135,15 @@ impl Case<'_> {
         v
     }
 
+    /// TCP connections every server of the case accepted so far.
+    fn contacts(&self) -> u32 {
+        [&self.primary, &self.second]
+            .into_iter()
+            .flatten()
+            .map(|s| s.tls_counts().connections)
+            .sum()
+    }
+
     fn provreqs(&self) -> Vec<Recorded> {
         self.all_requests()
             .into_iter()
@@ -292,6 +301,9 @@ impl Case<'_> {
                 ms: r.at.as_millis() as u64,
             });
         }
+        if let Some(line) = could_not_start(&run, self.contacts()) {
+            return Err(StepError::Setup(line));
+        }
         if run.code == Some(EXIT_UNIMPLEMENTED) {
             return match st.feature.as_deref().and_then(features::feature) {
                 Some(f) if f.optional => Err(StepError::Skip(format!(
@@ -311,6 +323,32 @@ impl Case<'_> {
     }
 }
 
+/// The one line that says a shim could not start its device, when that is
+/// what happened: it exited 126 or 127 (the shell's "not executable" and
+/// "not found") and no server saw so much as a TCP connection. A device that
+/// spoke to a server and then exited 127 is judged like any other exit.
+fn could_not_start(run: &ShimRun, contacts: u32) -> Option<String> {
+    let code = run.code?;
+    if !(code == 126 || code == 127) || contacts > 0 {
+        return None;
+    }
+    let why = if code == 127 {
+        "command not found"
+    } else {
+        "not executable"
+    };
+    let said = run
+        .stderr_tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| format!(" ({})", l.trim()))
+        .unwrap_or_default();
+    Some(format!(
+        "the shim could not start its device: it exited {code}, {why}{said}; check the device command in --cmd (nothing was judged)"
+    ))
+}
+
 fn last_line(s: &str) -> String {
     s.lines()
         .last()
@@ -318,20 +356,21 @@ fn last_line(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Runs one client case.
+/// Runs one client case. `Err` only when the suite cannot test at all (a
+/// shim that cannot start its device).
 pub async fn run_client_case(
     sc: &Scenario,
     target: &ClientTarget,
     seed: u64,
     capabilities: &BTreeSet<String>,
     timeout: Duration,
-) -> CaseResult {
+) -> Result<CaseResult, SetupError> {
     let started = Instant::now();
     let mut result = CaseResult::new(sc);
     if let Some(reason) = super::missing_capabilities(sc, capabilities) {
         result.verdict = Verdict::Skip;
         result.detail = reason;
-        return result;
+        return Ok(result);
     }
     let mut rng = ChaCha20Rng::seed_from_u64(
         seed ^ sc.id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
@@ -343,7 +382,7 @@ pub async fn run_client_case(
         _ => {
             result.verdict = Verdict::Fail;
             result.detail = "setup: cannot create a temporary directory".into();
-            return result;
+            return Ok(result);
         }
     };
     let slug: String = sc.id.replace('.', "-").chars().skip(7).take(40).collect();
@@ -381,6 +420,7 @@ pub async fn run_client_case(
                 result.detail = m;
                 break;
             }
+            Err(StepError::Setup(m)) => return Err(SetupError(m)),
         }
     }
     if result.verdict == Verdict::Pass && !infos.is_empty() {
@@ -390,7 +430,7 @@ pub async fn run_client_case(
     result.devices = vec![case.device_id.clone()];
     result.evidence = case.evidence;
     result.ms = started.elapsed().as_millis() as u64;
-    result
+    Ok(result)
 }
 
 /// The template that runs this very binary's `client` as the shim.

@@ -135,6 +135,13 @@ pub async fn probe(target: &ClientTarget, timeout: Duration) -> Result<(), Setup
     let r = run_shim(target, &v, timeout).await.map_err(SetupError)?;
     if r.code == Some(EXIT_UNIMPLEMENTED) {
         Ok(())
+    } else if matches!(r.code, Some(126 | 127)) {
+        let said = r.stderr_tail.lines().rev().find(|l| !l.trim().is_empty());
+        Err(SetupError(format!(
+            "the shim could not be started: it exited {}{}; check the command in --cmd",
+            r.code.unwrap_or_default(),
+            said.map(|l| format!(" ({})", l.trim())).unwrap_or_default()
+        )))
     } else {
         Err(SetupError(format!(
             "the shim must exit {EXIT_UNIMPLEMENTED} when IDPROV_FEATURE=__probe__ (an unknown feature), but it {}; see SUITE.md",

@@ -172,7 +172,7 @@ impl Case<'_> {
         let spki = provision::spki_of_body(body);
         match self.judge_answer(r, &v, dev, spki.as_deref(), "nobody", false) {
             Ok(()) => Ok(v["status"].as_str() == Some("Approved")),
-            Err(StepError::Fail(m) | StepError::Skip(m)) => Err(format!("{dev}: {m}")),
+            Err(e) => Err(format!("{dev}: {}", e.into_message())),
         }
     }
 

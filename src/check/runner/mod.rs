@@ -190,7 +190,7 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
             result.verdict = Verdict::Fail;
             result.detail = format!("timed out after {timeout:?} at step {}", case.step_no);
         }
-        Ok(Err((n, StepError::Fail(m)))) => {
+        Ok(Err((n, StepError::Fail(m) | StepError::Setup(m)))) => {
             result.verdict = Verdict::Fail;
             result.detail = format!("step {n} ({}): {m}", describe(&sc.steps[n - 1]));
         }

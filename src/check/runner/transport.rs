@@ -191,7 +191,7 @@ impl Case<'_> {
     ) -> Result<HttpsResponse, String> {
         let cfg = match self.config(who, leap) {
             Ok(c) => c,
-            Err(StepError::Fail(m)) | Err(StepError::Skip(m)) => return Err(m),
+            Err(e) => return Err(e.into_message()),
         };
         let started = Instant::now();
         let req_text = body
