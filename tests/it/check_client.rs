@@ -593,3 +593,59 @@ async fn exit_89_cannot_opt_out_of_core_behaviour() {
         );
     }
 }
+
+/// The device's whole process group ends with its case: a shim that starts
+/// its device in the background (no `exec`) and exits leaves nothing
+/// running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_left_running_by_its_shim_is_killed() {
+    let d = tempfile::tempdir().unwrap();
+    let pid_file = d.path().join("pid");
+    let shim = sh_shim(&format!(
+        "sleep 300 & echo $! > {}; exit 1",
+        pid_file.display()
+    ));
+    let only_control = CheckOptions {
+        cases: vec!["client.provision.honest".into()],
+        ..opts()
+    };
+    let r = check::check_client(shim, &only_control).await.unwrap();
+    assert_eq!(
+        verdict(&r, "client.provision.honest").verdict,
+        Verdict::Fail
+    );
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    // Gone, or a zombie waiting for init to reap it: not running.
+    let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+    assert!(
+        matches!(state, None | Some('Z') | Some('X')),
+        "the background device still runs: {stat}"
+    );
+}
+
+/// What a device prints is kept up to a bound per stream, the end of it,
+/// with a marker saying how much was cut: a 5 MB line does not make a
+/// 10 MB report. Stdout is kept as well as stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_output_is_capped_in_the_report() {
+    let shim = sh_shim(
+        "echo to-stdout; head -c 5000000 /dev/zero | tr '\\0' x >&2; echo ' last-words' >&2; exit 1",
+    );
+    let only_control = CheckOptions {
+        cases: vec!["client.provision.honest".into()],
+        ..opts()
+    };
+    let r = check::check_client(shim, &only_control).await.unwrap();
+    let c = verdict(&r, "client.provision.honest");
+    assert_eq!(c.verdict, Verdict::Fail);
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(json.len() < 100_000, "report is {} bytes", json.len());
+    let evidence = serde_json::to_string(&c.evidence).unwrap();
+    assert!(evidence.contains("bytes cut"), "no cut marker");
+    assert!(
+        evidence.contains("last-words"),
+        "the end of stderr was not kept"
+    );
+    assert!(evidence.contains("to-stdout"), "stdout was not kept");
+}

@@ -276,11 +276,13 @@ impl Case<'_> {
             },
             run.ms
         );
-        if !run.stderr_tail.is_empty() {
-            note.push_str(&format!(
-                "\nstderr:\n{}",
-                run.stderr_tail.replace(&self.secret, "«secret»")
-            ));
+        for (name, text) in [("stdout", &run.stdout_tail), ("stderr", &run.stderr_tail)] {
+            if !text.is_empty() {
+                note.push_str(&format!(
+                    "\n{name}:\n{}",
+                    text.replace(&self.secret, "«secret»")
+                ));
+            }
         }
         self.evidence.push(Exchange::note(self.step_no, note));
         for (server, r) in self.all_requests() {

@@ -54,15 +54,73 @@ pub struct ShimRun {
     pub code: Option<i32>,
     /// Whether the run hit the time limit.
     pub timed_out: bool,
-    /// Last lines of stderr.
+    /// The end of stderr: at most 4 KiB, after a marker
+    /// saying how much was cut before them.
     pub stderr_tail: String,
+    /// The end of stdout, kept the same way.
+    pub stdout_tail: String,
     /// The command line run.
     pub argv: Vec<String>,
     /// Duration.
     pub ms: u64,
 }
 
-/// Runs the shim once: words substituted before execution, no shell.
+/// Bytes of each output stream kept per device run (the end of it): one
+/// runaway line must not make a report megabytes long.
+pub(super) const KEPT_OUTPUT: usize = 4096;
+
+/// How long output may still arrive after the device's process group was
+/// killed (a process that left the group keeps its pipe open).
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Reads a stream to its end, keeping its last `keep` bytes and the count.
+async fn read_tail<R: tokio::io::AsyncRead + Unpin>(mut r: R, keep: usize) -> (Vec<u8>, u64) {
+    use tokio::io::AsyncReadExt;
+    let (mut kept, mut total, mut buf) = (Vec::new(), 0u64, vec![0u8; 8192]);
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                total += n as u64;
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 2 * keep {
+                    kept.drain(..kept.len() - keep);
+                }
+            }
+        }
+    }
+    if kept.len() > keep {
+        kept.drain(..kept.len() - keep);
+    }
+    (kept, total)
+}
+
+/// The kept end of a stream as text, after a marker when some was cut.
+fn tail_text(kept: &[u8], total: u64) -> String {
+    let text = String::from_utf8_lossy(kept);
+    let cut = total.saturating_sub(kept.len() as u64);
+    if cut == 0 {
+        text.into_owned()
+    } else {
+        format!(
+            "[… {cut} bytes cut; the last {} kept …]\n{text}",
+            kept.len()
+        )
+    }
+}
+
+/// Kills every process left in the device's process group (a shim that
+/// started its device without `exec` leaves it behind when it exits).
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+        // ESRCH (nothing left) is the usual answer.
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Runs the shim once: words substituted before execution, no shell. The
+/// shim leads its own process group, which is killed when the shim exits
+/// or the time limit ends, whichever comes first.
 pub async fn run_shim(
     target: &ClientTarget,
     v: &ShimValues,
@@ -79,8 +137,9 @@ pub async fn run_shim(
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     for (k, val) in [
         ("IDPROV_URL", &v.url),
@@ -100,22 +159,46 @@ pub async fn run_shim(
         None => cmd.env_remove("IDPROV_FEATURE"),
     };
     let started = Instant::now();
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run `{}`: {e}", argv[0]))?;
-    let out = tokio::time::timeout(timeout, child.wait_with_output()).await;
-    let (code, timed_out, stderr) = match out {
-        Ok(Ok(o)) => (o.status.code(), false, o.stderr),
+    let pid = child.id();
+    let out = child
+        .stdout
+        .take()
+        .map(|r| tokio::spawn(read_tail(r, KEPT_OUTPUT)));
+    let err = child
+        .stderr
+        .take()
+        .map(|r| tokio::spawn(read_tail(r, KEPT_OUTPUT)));
+    let waited = tokio::time::timeout(timeout, child.wait()).await;
+    kill_group(pid);
+    let (code, timed_out) = match waited {
+        Ok(Ok(status)) => (status.code(), false),
         Ok(Err(e)) => return Err(format!("waiting for the shim: {e}")),
-        Err(_) => (None, true, Vec::new()),
+        Err(_) => {
+            let _ = child.kill().await;
+            (None, true)
+        }
     };
-    let text = String::from_utf8_lossy(&stderr);
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+    let collect = |h: Option<tokio::task::JoinHandle<(Vec<u8>, u64)>>| async move {
+        let Some(mut h) = h else {
+            return String::new();
+        };
+        match tokio::time::timeout(DRAIN, &mut h).await {
+            Ok(Ok((kept, total))) => tail_text(&kept, total),
+            _ => {
+                h.abort();
+                "[output still open after the device's process group was killed]".into()
+            }
+        }
+    };
+    let (stdout_tail, stderr_tail) = tokio::join!(collect(out), collect(err));
     Ok(ShimRun {
         code,
         timed_out,
-        stderr_tail: tail,
+        stderr_tail,
+        stdout_tail,
         argv,
         ms: started.elapsed().as_millis() as u64,
     })
