@@ -649,3 +649,36 @@ async fn device_output_is_capped_in_the_report() {
     );
     assert!(evidence.contains("to-stdout"), "stdout was not kept");
 }
+
+/// A device's failures are named the way a user looks for them: exit 0
+/// with nothing sent is "sent no provisioning request" (not a missing
+/// file), and a bogus cert.pem is "not a certificate" before anything is
+/// said of the key file's mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_failure_is_named_by_its_first_cause() {
+    let only_control = CheckOptions {
+        cases: vec!["client.provision.honest".into()],
+        ..opts()
+    };
+    let own = format!(
+        "{BIN} client --url \"$IDPROV_URL\" --device-id \"$IDPROV_DEVICE_ID\" --secret \"${{IDPROV_SECRET:-}}\" --dir \"$IDPROV_DIR\" --timeout 20"
+    );
+    for (shim, want) in [
+        (sh_shim("exit 0"), "sent no provisioning request"),
+        (
+            sh_shim(&format!(
+                "{own} && echo garbage > \"$IDPROV_DIR/cert.pem\" && chmod 644 \"$IDPROV_DIR/key.pem\""
+            )),
+            "cert.pem is not a certificate",
+        ),
+        (
+            sh_shim(&format!("{own} && rm \"$IDPROV_DIR/ca.pem\"")),
+            "left no ca.pem",
+        ),
+    ] {
+        let r = check::check_client(shim, &only_control).await.unwrap();
+        let c = verdict(&r, "client.provision.honest");
+        assert_eq!(c.verdict, Verdict::Fail, "{}", c.detail);
+        assert!(c.detail.contains(want), "want {want:?}: {}", c.detail);
+    }
+}

@@ -35,6 +35,16 @@ impl Case<'_> {
             Some(ExitSpec::Success) => {}
         }
         let d = self.dir.path();
+        if run.code == Some(0) && matches!(e.files, Some(FilesSpec::Written | FilesSpec::Replaced))
+        {
+            // What the device left is judged by what a user would look at
+            // first: was anything asked for, is the set there and right;
+            // only then the file modes.
+            if self.provreqs().is_empty() {
+                return fail("the device exited 0 but sent no provisioning request");
+            }
+            self.check_set(d, &srv.ca_pem)?;
+        }
         self.judge_files(run)?;
         self.judge_requests()?;
         let now_files = snapshot(d);
@@ -211,23 +221,29 @@ impl Case<'_> {
 
     fn check_set(&self, d: &Path, ca_pem: &str) -> Result<(), StepError> {
         let read = |n: &str| {
-            std::fs::read_to_string(d.join(n)).map_err(|e| StepError::Fail(format!("{n}: {e}")))
+            std::fs::read_to_string(d.join(n)).map_err(|e| {
+                StepError::Fail(if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("the device reported success but left no {n} in its directory")
+                } else {
+                    format!("{n}: {e}")
+                })
+            })
         };
         let (ca, cert, key) = (read("ca.pem")?, read("cert.pem")?, read("key.pem")?);
         let want_ca = cert_der_from_pem(ca_pem).map_err(|e| StepError::Fail(e.to_string()))?;
         if cert_der_from_pem(&ca).ok().as_deref() != Some(&want_ca[..]) {
             return fail("ca.pem is not the server's CA");
         }
-        let der =
-            cert_der_from_pem(&cert).map_err(|e| StepError::Fail(format!("cert.pem: {e}")))?;
+        let der = cert_der_from_pem(&cert)
+            .map_err(|e| StepError::Fail(format!("cert.pem is not a certificate: {e}")))?;
         verify_chain(&der, &want_ca, OffsetDateTime::now_utc(), Usage::Client)
             .map_err(|e| StepError::Fail(format!("cert.pem: {e}")))?;
         let info = CertInfo::from_der(&der).map_err(|e| StepError::Fail(e.to_string()))?;
         if info.cn != [self.device_id.clone()] {
             return fail(format!("cert.pem is for {:?}", info.cn));
         }
-        let kp =
-            rcgen::KeyPair::from_pem(&key).map_err(|e| StepError::Fail(format!("key.pem: {e}")))?;
+        let kp = rcgen::KeyPair::from_pem(&key)
+            .map_err(|e| StepError::Fail(format!("key.pem is not a private key: {e}")))?;
         if rcgen::PublicKeyData::subject_public_key_info(&kp) != info.spki_der {
             return fail("key.pem does not hold the key cert.pem was issued for");
         }
