@@ -89,15 +89,26 @@ pub(crate) fn task_result<T>(
     })
 }
 
-/// The capabilities a case needs that the target lacks, as a skip reason.
+/// The capabilities a case needs that the run was not given, as a skip
+/// reason saying what the user would add to run it.
 pub fn missing_capabilities(s: &Scenario, have: &BTreeSet<String>) -> Option<String> {
-    let missing: Vec<&str> = s
+    let missing: Vec<String> = s
         .requires
         .iter()
         .filter(|c| !have.contains(*c))
-        .map(|c| c.as_str())
+        .map(|c| what_would_run(c))
         .collect();
-    (!missing.is_empty()).then(|| format!("target lacks capability {}", missing.join(", ")))
+    (!missing.is_empty()).then(|| format!("needs {}", missing.join("; ")))
+}
+
+/// What the user adds to a run to give it capability `cap`.
+fn what_would_run(cap: &str) -> String {
+    match cap {
+        "ca-key" => "--ca-key (the target CA's private key, to mint credentials the case uses)".into(),
+        "plugin" => "--plugin-cert and --plugin-key (a plugin credential)".into(),
+        "csr" => "a target that advertises the csr extension (servers), or --capabilities csr (devices)".into(),
+        other => format!("--capabilities {other}, if the target has it"),
+    }
 }
 
 /// What `--cases` patterns must match: the role's cases, or every case

@@ -184,8 +184,17 @@ fn external_server_by_url() {
     // Without the CA key those cases are skipped, with the reason; the
     // plugin credential given on the command line makes the plugin cases run.
     assert!(
-        out.contains("server.renewal.expired-refused") && out.contains("lacks capability ca-key"),
+        out.contains("server.renewal.expired-refused") && out.contains("needs --ca-key"),
         "{out}"
+    );
+    // The job summary lists every MUST case that did not run, with what
+    // would run it (not only a count of skips).
+    let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
+    assert!(md.contains("**MUST cases not run**"), "{md}");
+    assert!(
+        md.lines()
+            .any(|l| l.contains("server.renewal.expired-refused") && l.contains("needs --ca-key")),
+        "{md}"
     );
     let v = report(&rep);
     let verdict = |id: &str| {

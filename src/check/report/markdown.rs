@@ -60,6 +60,21 @@ impl Report {
                 let _ = writeln!(m, "- {}", line.replace('|', "\\|"));
             }
         }
+        let skipped_musts: Vec<&CaseResult> = self
+            .cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Skip && c.level == Level::Must)
+            .collect();
+        if !skipped_musts.is_empty() {
+            let _ = writeln!(
+                m,
+                "\n**MUST cases not run** ({}; what would run each)\n",
+                skipped_musts.len()
+            );
+            for c in skipped_musts {
+                let _ = writeln!(m, "- `{}`: {}", c.id, c.detail.replace('|', "\\|"));
+            }
+        }
         let infos: Vec<&CaseResult> = self
             .cases
             .iter()
