@@ -104,9 +104,14 @@ pub fn missing_capabilities(s: &Scenario, have: &BTreeSet<String>) -> Option<Str
 /// What the user adds to a run to give it capability `cap`.
 fn what_would_run(cap: &str) -> String {
     match cap {
-        "ca-key" => "--ca-key (the target CA's private key, to mint credentials the case uses)".into(),
+        "ca-key" => {
+            "--ca-key (the target CA's private key, to mint credentials the case uses)".into()
+        }
         "plugin" => "--plugin-cert and --plugin-key (a plugin credential)".into(),
-        "csr" => "a target that advertises the csr extension (servers), or --capabilities csr (devices)".into(),
+        "csr" => {
+            "a target that advertises the csr extension (servers), or --capabilities csr (devices)"
+                .into()
+        }
         other => format!("--capabilities {other}, if the target has it"),
     }
 }

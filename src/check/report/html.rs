@@ -37,7 +37,7 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
 </style></head><body>
 <h1>idprov check {role}: {outcome}</h1>
 <p>Target <code>{target}</code> · suite {version} · seed <code>{seed}</code> · started {started} · {ms} ms · capabilities {caps}</p>
-<p class="counts"><span class="pass">{p} pass</span><span class="fail">{f} fail</span><span class="skip">{k} skip</span><span class="info">{i} info</span></p>
+<p class="counts"><span class="pass">{p} pass</span><span class="fail">{f} fail{kn}</span><span class="skip">{k} skip</span><span class="info">{i} info</span></p>
 <p>Filter: <select id="fv"><option value="">any verdict</option><option>pass</option><option>fail</option><option>skip</option><option>info</option></select>
 <select id="fl"><option value="">any level</option><option>MUST</option><option>SHOULD</option><option>MAY</option></select>
 <select id="fa"><option value="">any area</option>"#,
@@ -55,6 +55,7 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
             caps = esc(&self.capabilities.join(", ")),
             p = s.pass,
             f = s.fail,
+            kn = esc(&s.known_note()),
             k = s.skip,
             i = s.info
         );

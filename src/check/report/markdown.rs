@@ -25,8 +25,14 @@ impl Report {
         }
         let _ = writeln!(
             m,
-            "Target `{}` · seed `{}` · {} pass, {} fail, {} skip, {} info\n",
-            self.target, self.seed, s.pass, s.fail, s.skip, s.info
+            "Target `{}` · seed `{}` · {} pass, {} fail{}, {} skip, {} info\n",
+            self.target,
+            self.seed,
+            s.pass,
+            s.fail,
+            s.known_note(),
+            s.skip,
+            s.info
         );
         let fails: Vec<&CaseResult> = self
             .cases

@@ -171,12 +171,27 @@ fn own_rule(c: &CaseResult) -> String {
 pub struct Summary {
     /// Passed.
     pub pass: usize,
-    /// Failed.
+    /// Failed, known failures included (a known failure is a failure that
+    /// does not fail the run).
     pub fail: usize,
+    /// Of `fail`, those listed in `--known-failing`.
+    #[serde(default)]
+    pub known_failing: usize,
     /// Skipped.
     pub skip: usize,
     /// Observations.
     pub info: usize,
+}
+
+impl Summary {
+    /// " (K known failing, not counted)" when there are known failures.
+    pub fn known_note(&self) -> String {
+        if self.known_failing == 0 {
+            String::new()
+        } else {
+            format!(" ({} known failing, not counted)", self.known_failing)
+        }
+    }
 }
 
 /// Version of the `report.json` format (docs/report.schema.json); raised
@@ -293,7 +308,12 @@ impl Report {
         for c in &self.cases {
             match c.verdict {
                 Verdict::Pass => s.pass += 1,
-                Verdict::Fail => s.fail += 1,
+                Verdict::Fail => {
+                    s.fail += 1;
+                    if c.known_failing.is_some() {
+                        s.known_failing += 1;
+                    }
+                }
                 Verdict::Skip => s.skip += 1,
                 Verdict::Info => s.info += 1,
             }
@@ -400,14 +420,32 @@ impl Report {
     pub fn summary_line(&self) -> String {
         let s = &self.summary;
         let mut out = format!(
-            "{} passed, {} failed, {} skipped, {} info — seed {}\n",
-            s.pass, s.fail, s.skip, s.info, self.seed
+            "{} passed, {} failed{}, {} skipped, {} info — seed {}\n",
+            s.pass,
+            s.fail,
+            s.known_note(),
+            s.skip,
+            s.info,
+            self.seed
         );
         if let Some(err) = &self.outcome.error {
             let _ = writeln!(out, "setup error: {err}");
         }
         for reason in &self.outcome.run_failures {
             let _ = writeln!(out, "run failed: {reason}");
+        }
+        let o = &self.outcome;
+        for (what, ids) in [
+            ("failing the run", &o.counted_failures),
+            ("regressions against the baseline", &o.regressions),
+            (
+                "known-failing entries that pass now (remove them)",
+                &o.stale_known_failing,
+            ),
+        ] {
+            if !ids.is_empty() {
+                let _ = writeln!(out, "{what}: {}", ids.join(", "));
+            }
         }
         out
     }
@@ -467,6 +505,40 @@ mod tests {
         assert!(r.table(false).contains("(known failing: vendor ticket 42)"));
         assert!(r.markdown().contains("known failing: vendor ticket 42"));
         assert!(r.html().contains("known failing: vendor ticket 42"));
+        // One count, said the same way wherever a count is shown.
+        assert_eq!((r.summary.fail, r.summary.known_failing), (1, 1));
+        let said = "1 known failing, not counted";
+        for (what, text) in [
+            ("summary line", r.summary_line()),
+            ("table", r.table(false)),
+            ("markdown", r.markdown()),
+            ("html", r.html()),
+        ] {
+            assert!(text.contains(said), "{what}: {text}");
+        }
+        assert!(!r.summary_line().contains("failing the run"));
+    }
+
+    /// The exit line names the failures that failed the run.
+    #[test]
+    fn the_summary_line_says_which_failures_counted() {
+        let mut cases = vec![
+            case("server.oob.empty-secret-400", Verdict::Fail),
+            case("server.oob.admin-accepted", Verdict::Pass),
+        ];
+        let outcome = crate::check::decide_outcome(&mut cases, false, &BTreeMap::new(), None);
+        let r = Report::assemble(
+            "server",
+            "t".into(),
+            1,
+            time::OffsetDateTime::UNIX_EPOCH,
+            std::time::Duration::ZERO,
+            cases,
+            outcome,
+        );
+        assert!(r
+            .summary_line()
+            .contains("failing the run: server.oob.empty-secret-400"));
     }
 
     #[test]

@@ -107,8 +107,13 @@ impl Report {
         let s = &self.summary;
         let _ = writeln!(
             out,
-            "\n{} passed, {} failed, {} skipped, {} info — seed {}",
-            s.pass, s.fail, s.skip, s.info, self.seed
+            "\n{} passed, {} failed{}, {} skipped, {} info — seed {}",
+            s.pass,
+            s.fail,
+            s.known_note(),
+            s.skip,
+            s.info,
+            self.seed
         );
         out
     }
