@@ -116,26 +116,34 @@ fn what_would_run(cap: &str) -> String {
     }
 }
 
-/// What `--cases` patterns must match: the role's cases, or every case
-/// for a bare `check`.
-fn patterns_scope(
-    role_cases: &[Scenario],
-    opts: &CheckOptions,
-) -> Result<Vec<Scenario>, SetupError> {
-    if opts.both_roles {
-        scenario::catalogue().map_err(|e| SetupError(e.to_string()))
-    } else {
-        Ok(role_cases.to_vec())
-    }
+/// Every case a run may pick from: the embedded catalogue and the case
+/// files given with `--scenario`, sorted by id.
+fn every_case(opts: &CheckOptions) -> Result<Vec<Scenario>, SetupError> {
+    let mut all = scenario::catalogue().map_err(|e| SetupError(e.to_string()))?;
+    let extra = scenario::load_files(&opts.scenarios, &all)
+        .map_err(|e| SetupError(format!("--scenario: {e}")))?;
+    all.extend(extra);
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(all)
 }
 
 /// The catalogue restricted to a role and the `--cases` filter.
 pub fn select(role: Role, globs: &[String]) -> Result<Vec<Scenario>, SetupError> {
     let all = scenario::catalogue().map_err(|e| SetupError(e.to_string()))?;
+    select_from(&all, role, globs)
+}
+
+/// `cases` restricted to a role and the `--cases` filter.
+fn select_from(
+    cases: &[Scenario],
+    role: Role,
+    globs: &[String],
+) -> Result<Vec<Scenario>, SetupError> {
     let keep = case_filter(globs)?;
-    Ok(all
-        .into_iter()
+    Ok(cases
+        .iter()
         .filter(|s| s.role == role && keep(&s.id))
+        .cloned()
         .collect())
 }
 
@@ -294,13 +302,12 @@ impl Plan {
         let started_at = OffsetDateTime::now_utc();
         let t0 = Instant::now();
         opts.validate()?;
-        let all = select(role, &[])?;
-        check_patterns_match(&opts.cases, &patterns_scope(&all, opts)?)?;
-        let (known, baseline) = load_lists(
-            opts,
-            &scenario::catalogue().map_err(|e| SetupError(e.to_string()))?,
-        )?;
-        let selected = select(role, &opts.cases)?;
+        let every = every_case(opts)?;
+        let all = select_from(&every, role, &[])?;
+        // The patterns of a bare `check` may name either role's cases.
+        check_patterns_match(&opts.cases, if opts.both_roles { &every } else { &all })?;
+        let (known, baseline) = load_lists(opts, &every)?;
+        let selected = select_from(&every, role, &opts.cases)?;
         Ok(Plan {
             all,
             selected,

@@ -42,6 +42,9 @@ pub struct CheckOptions {
     /// Explore with this budget instead of running the catalogue (server
     /// checks only).
     pub explore: Option<super::explore::Budget>,
+    /// Case files (or directories of them) run beside the catalogue
+    /// (`--scenario`), validated like the embedded ones.
+    pub scenarios: Vec<PathBuf>,
 }
 
 impl Default for CheckOptions {
@@ -60,6 +63,7 @@ impl Default for CheckOptions {
             both_roles: false,
             progress: false,
             explore: None,
+            scenarios: Vec::new(),
         }
     }
 }

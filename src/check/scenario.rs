@@ -987,33 +987,99 @@ impl Scenario {
 /// Every embedded scenario, parsed, sorted by id; each must cite rules
 /// that exist in docs/PROTOCOL.md.
 pub fn catalogue() -> Result<Vec<Scenario>, ScenarioError> {
-    let known: BTreeSet<String> = crate::spec::rules()
+    let known = rule_ids()?;
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (file, text) in SCENARIOS {
+        out.push(admit(file, text, &known, &mut seen)?);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The ids of docs/PROTOCOL.md's rules.
+fn rule_ids() -> Result<BTreeSet<String>, ScenarioError> {
+    Ok(crate::spec::rules()
         .map_err(|e| ScenarioError {
             file: "docs/PROTOCOL.md".into(),
             msg: e.to_string(),
         })?
         .into_iter()
         .map(|r| r.id)
-        .collect();
-    let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (file, text) in SCENARIOS {
-        let s = parse(file, text)?;
-        if let Some(unknown) = s.rules.iter().find(|r| !known.contains(*r)) {
-            return Err(ScenarioError {
-                file: file.to_string(),
-                msg: format!("rule `{unknown}` is not in docs/PROTOCOL.md"),
-            });
-        }
-        if !seen.insert(s.id.clone()) {
-            return Err(ScenarioError {
-                file: file.to_string(),
-                msg: format!("duplicate id {}", s.id),
-            });
-        }
-        out.push(s);
+        .collect())
+}
+
+/// Parses one case file and checks what only a set of files can check: its
+/// rules exist and its id is new.
+fn admit(
+    file: &str,
+    text: &str,
+    known: &BTreeSet<String>,
+    seen: &mut BTreeSet<String>,
+) -> Result<Scenario, ScenarioError> {
+    let s = parse(file, text)?;
+    if let Some(unknown) = s.rules.iter().find(|r| !known.contains(*r)) {
+        return Err(ScenarioError {
+            file: file.to_string(),
+            msg: format!("rule `{unknown}` is not in docs/PROTOCOL.md"),
+        });
     }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
+    if !seen.insert(s.id.clone()) {
+        return Err(ScenarioError {
+            file: file.to_string(),
+            msg: format!("duplicate id {}", s.id),
+        });
+    }
+    Ok(s)
+}
+
+/// Case files from disk (`--scenario`): each file given, and every `*.toml`
+/// under each directory given (sorted), checked exactly as the embedded
+/// cases are; an id that the catalogue or another file already has is an
+/// error naming the file.
+pub fn load_files(
+    paths: &[std::path::PathBuf],
+    catalogue: &[Scenario],
+) -> Result<Vec<Scenario>, ScenarioError> {
+    fn collect(
+        p: &std::path::Path,
+        out: &mut Vec<std::path::PathBuf>,
+    ) -> Result<(), ScenarioError> {
+        let err = |e: std::io::Error| ScenarioError {
+            file: p.display().to_string(),
+            msg: e.to_string(),
+        };
+        if p.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(p)
+                .map_err(err)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for e in entries {
+                if e.is_dir() || e.extension().is_some_and(|x| x == "toml") {
+                    collect(&e, out)?;
+                }
+            }
+        } else {
+            out.push(p.to_path_buf());
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        collect(p, &mut files)?;
+    }
+    let known = rule_ids()?;
+    let mut seen: BTreeSet<String> = catalogue.iter().map(|s| s.id.clone()).collect();
+    let mut out = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        let text = std::fs::read_to_string(&f).map_err(|e| ScenarioError {
+            file: name.clone(),
+            msg: e.to_string(),
+        })?;
+        out.push(admit(&name, &text, &known, &mut seen)?);
+    }
     Ok(out)
 }
 

@@ -399,6 +399,10 @@ pub(crate) struct CommonArgs {
     /// listed cases that pass do.
     #[arg(long, global = true)]
     pub known_failing: Option<PathBuf>,
+    /// A case file to run beside the catalogue, or a directory of them
+    /// (repeatable), e.g. the scenario an exploration wrote.
+    #[arg(long = "scenario", global = true, value_name = "FILE|DIR")]
+    pub scenarios: Vec<PathBuf>,
     /// Capabilities of the target, comma-separated (e.g. csr,ed25519,rsa,discovery).
     #[arg(long, global = true, value_delimiter = ',')]
     pub capabilities: Vec<String>,

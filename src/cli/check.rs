@@ -67,6 +67,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         baseline: c.baseline.clone(),
         known_failing: c.known_failing.clone(),
         capabilities: c.capabilities.clone(),
+        scenarios: c.scenarios.clone(),
         seed: Some(seed),
         run_id: c.run_id,
         jobs: c.jobs,

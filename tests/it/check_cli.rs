@@ -609,3 +609,73 @@ kill $pid; wait $pid
     // The evidence names the interfaces asked: loopback among them.
     assert!(detail.contains("asked on lo (127.0.0.1)"), "{detail}");
 }
+
+/// `--scenario` runs case files from disk beside the catalogue (a file or a
+/// directory), validated exactly as the embedded cases: a misspelt value or
+/// an id the catalogue already has is exit 2 naming the file.
+#[test]
+fn case_files_from_disk_run_beside_the_catalogue() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = d.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    let embedded = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/server/server.oob.empty-secret-400.toml"),
+    )
+    .unwrap();
+    let mine = embedded.replace("server.oob.empty-secret-400", "server.oob.from-disk");
+    std::fs::write(cases.join("server.oob.from-disk.toml"), &mine).unwrap();
+    let rep = d.path().join("rep");
+    let run = |scenario: &std::path::Path| {
+        idprov(&[
+            "check",
+            "server",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--cases",
+            "server.oob.from-disk",
+            "--report-dir",
+            rep.to_str().unwrap(),
+        ])
+    };
+    for given in [cases.clone(), cases.join("server.oob.from-disk.toml")] {
+        let o = run(&given);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v = report(&rep);
+        let ids: Vec<&str> = v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["id"].as_str())
+            .collect();
+        assert!(ids.contains(&"server.oob.from-disk"), "{ids:?}");
+    }
+    for (what, text, file, says) in [
+        (
+            "a misspelt value",
+            mine.replace("do = \"post-oob\"", "do = \"post-ob\""),
+            "server.oob.from-disk.toml",
+            "post-ob",
+        ),
+        (
+            "an id of the catalogue",
+            embedded.clone(),
+            "server.oob.empty-secret-400.toml",
+            "duplicate id",
+        ),
+    ] {
+        let bad = d.path().join(what.replace(' ', "-"));
+        std::fs::create_dir(&bad).unwrap();
+        std::fs::write(bad.join(file), text).unwrap();
+        let o = run(&bad);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(file) && err.contains(says), "{what}: {err}");
+    }
+}
