@@ -28,7 +28,7 @@ pub enum NetError {
     #[error("cannot connect to {0}: {1}")]
     Connect(String, std::io::Error),
     /// TLS handshake failed (includes an untrusted server certificate).
-    #[error("TLS handshake with {0} failed: {1}")]
+    #[error("TLS handshake with {0} failed: {reason}", reason = tls_reason(.1))]
     Tls(String, std::io::Error),
     /// HTTP protocol error.
     #[error("HTTP error: {0}")]
@@ -39,6 +39,46 @@ pub enum NetError {
     /// Response body too large.
     #[error("response body larger than {MAX_RESPONSE} bytes")]
     TooLarge,
+}
+
+/// A failed handshake in a user's terms, rustls' own words after them in
+/// parentheses: "that port does not speak TLS" rather than
+/// "InvalidContentType".
+pub fn tls_reason(e: &std::io::Error) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as R, InvalidMessage};
+    let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<R>()) else {
+        return e.to_string();
+    };
+    let plain = match r {
+        R::InvalidMessage(InvalidMessage::InvalidContentType) => {
+            "that port does not speak TLS (plain HTTP, or another protocol)"
+        }
+        R::InvalidCertificate(C::UnknownIssuer) => {
+            "the server's certificate is not issued by the CA given (--ca-cert)"
+        }
+        R::InvalidCertificate(C::BadSignature) => {
+            "the server's certificate does not verify under the CA given (--ca-cert)"
+        }
+        R::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the server's certificate has expired"
+        }
+        R::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "the server's certificate is not valid yet"
+        }
+        R::AlertReceived(
+            A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::UnsupportedCertificate
+            | A::CertificateRequired
+            | A::AccessDenied,
+        ) => "the server refused the client certificate",
+        R::AlertReceived(A::ProtocolVersion) => "no TLS version in common with the server",
+        _ => return e.to_string(),
+    };
+    format!("{plain} ({r})")
 }
 
 /// A response with what the connection revealed.

@@ -42,11 +42,21 @@ pub enum TlsError {
     #[error(transparent)]
     Pki(#[from] PkiError),
     /// rustls refused the configuration.
-    #[error("TLS configuration: {0}")]
+    #[error("{}", config_reason(.0))]
     Rustls(#[from] rustls::Error),
     /// The client verifier could not be built.
     #[error("client verifier: {0}")]
     Verifier(String),
+}
+
+/// A refused TLS configuration in a user's terms.
+fn config_reason(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            format!("the private key does not match the certificate ({e})")
+        }
+        _ => format!("TLS configuration: {e}"),
+    }
 }
 
 /// Parses every certificate in PEM text.

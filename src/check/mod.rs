@@ -152,11 +152,41 @@ fn select_from(
 /// credentials must chain to `--ca-cert` with the right OU, the directory
 /// must answer over TLS that verifies under it, and the admin credential must
 /// be accepted at the TLS layer. Returns the directory's extensions.
-async fn preflight(target: &ServerTarget, timeout: Duration) -> Result<Vec<String>, SetupError> {
+async fn preflight(
+    target: &ServerTarget,
+    timeout: Duration,
+    plugin_minted: bool,
+) -> Result<Vec<String>, SetupError> {
     use crate::pki::{cert_der_from_pem, verify_chain, CertInfo, Usage};
     let now = OffsetDateTime::now_utc();
     let ca_der = cert_der_from_pem(&target.ca_pem)
         .map_err(|e| SetupError(format!("--ca-cert is not a PEM certificate: {e}")))?;
+    // Each credential is named as the user gave it (or says it was minted).
+    let plugin_flag = if plugin_minted {
+        "the plugin credential minted with --ca-key"
+    } else {
+        "--plugin-cert"
+    };
+    let credentials = [
+        (
+            "--admin-cert",
+            "--admin-cert / --admin-key",
+            Some(&target.admin),
+        ),
+        (
+            plugin_flag,
+            "--plugin-cert / --plugin-key",
+            target.plugin.as_ref(),
+        ),
+    ];
+    for (_, pair, id) in credentials {
+        let Some(id) = id else { continue };
+        crate::tls::client_config(
+            &crate::tls::ServerTrust::PinnedAnyName(target.ca_pem.clone()),
+            Some(id),
+        )
+        .map_err(|e| SetupError(format!("{pair}: {e}")))?;
+    }
     let get = |identity: Option<&crate::tls::ClientIdentity>| {
         let cfg = crate::tls::client_config(
             &crate::tls::ServerTrust::PinnedAnyName(target.ca_pem.clone()),
@@ -185,10 +215,7 @@ async fn preflight(target: &ServerTarget, timeout: Duration) -> Result<Vec<Strin
             )))
         }
     };
-    for (flag, id) in [
-        ("--admin-cert", Some(&target.admin)),
-        ("--plugin-cert", target.plugin.as_ref()),
-    ] {
+    for (flag, _, id) in credentials {
         let Some(id) = id else { continue };
         let der = cert_der_from_pem(&id.cert_pem)
             .map_err(|e| SetupError(format!("{flag} is not a PEM certificate: {e}")))?;
@@ -232,6 +259,7 @@ async fn server_context(
     run_id: u32,
     started_at: OffsetDateTime,
 ) -> Result<Arc<RunContext>, SetupError> {
+    let plugin_minted = target.plugin.is_none() && target.ca_key_pem.is_some();
     if target.plugin.is_none() {
         if let Some(key) = &target.ca_key_pem {
             // With the CA key the suite mints its own plugin credential.
@@ -247,7 +275,7 @@ async fn server_context(
         }
     }
     let request_timeout = Duration::from_secs(15).min(opts.timeout);
-    let extensions = preflight(target, request_timeout).await?;
+    let extensions = preflight(target, request_timeout, plugin_minted).await?;
     let mut capabilities: BTreeSet<String> = opts.capabilities.iter().cloned().collect();
     if target.ca_key_pem.is_some() {
         capabilities.insert("ca-key".into());

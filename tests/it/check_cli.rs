@@ -679,3 +679,93 @@ fn case_files_from_disk_run_beside_the_catalogue() {
         assert!(err.contains(file) && err.contains(says), "{what}: {err}");
     }
 }
+
+/// Setup errors say what is wrong in the user's terms, naming the flags:
+/// a key that does not match its certificate, a port that speaks plain
+/// HTTP, a server whose certificate another CA issued.
+#[test]
+fn setup_errors_speak_the_users_terms() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut srv = Command::new(BIN)
+        .args([
+            "server",
+            "--no-mdns",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    // A plain HTTP server on loopback: it answers 400 to whatever comes.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in plain.incoming().take(4).flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let other_ca = d.path().join("other-ca.pem");
+    let ca = idprov::pki::CertAuthority::generate("another CA", time::OffsetDateTime::now_utc())
+        .unwrap();
+    std::fs::write(&other_ca, ca.cert_pem()).unwrap();
+    let f = |n: &str| data.join(n).to_str().unwrap().to_string();
+    let url = format!("https://127.0.0.1:{port}/idprov/directory");
+    let plain_url = format!("https://127.0.0.1:{plain_port}/idprov/directory");
+    let other = other_ca.to_str().unwrap().to_string();
+    for (what, url, ca, key, says) in [
+        (
+            "mismatched admin key",
+            &url,
+            f("ca.pem"),
+            f("plugin-key.pem"),
+            "--admin-cert / --admin-key: the private key does not match the certificate",
+        ),
+        (
+            "plain HTTP port",
+            &plain_url,
+            f("ca.pem"),
+            f("admin-key.pem"),
+            "that port does not speak TLS",
+        ),
+        (
+            "another CA",
+            &url,
+            other.clone(),
+            f("admin-key.pem"),
+            "the server's certificate is not issued by the CA given (--ca-cert)",
+        ),
+    ] {
+        let o = idprov(&[
+            "check",
+            "server",
+            "--url",
+            url,
+            "--ca-cert",
+            &ca,
+            "--admin-cert",
+            &f("admin-cert.pem"),
+            "--admin-key",
+            &key,
+            "--report-dir",
+            d.path().join("rep").to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(says), "{what}: {err}");
+    }
+    let _ = srv.kill();
+    let _ = srv.wait();
+}
