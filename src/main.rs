@@ -7,7 +7,13 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            cli::usage_error_report(&e);
+            e.exit()
+        }
+    };
     // The suite's own output is the report: keep the embedded server quiet.
     let default = match cli.command {
         cli::Command::Check(_) | cli::Command::Fuzz(_) | cli::Command::Bench(_) => {

@@ -373,12 +373,20 @@ impl Plan {
     }
 }
 
+/// Keeps a decided case where an interrupted run can still report it.
+fn keep_finished(opts: &CheckOptions, r: &CaseResult) {
+    opts.finished
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(r.clone());
+}
+
 /// Runs `cases`: those that may share the target `jobs` at a time, then the
 /// exclusive ones one by one; each result is counted and kept. A case that
 /// finds the suite cannot test at all ends the run with its error.
 async fn run_pool<F, Fut>(
     cases: &[&Scenario],
-    jobs: usize,
+    opts: &CheckOptions,
     progress: &mut Progress,
     results: &mut BTreeMap<String, CaseResult>,
     run: F,
@@ -389,7 +397,7 @@ where
 {
     let (exclusive, parallel): (Vec<&Scenario>, Vec<&Scenario>) =
         cases.iter().partition(|s| s.exclusive);
-    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs.max(1)));
     let mut tasks = Vec::new();
     for s in parallel {
         let (case, sem) = (run((*s).clone()), sem.clone());
@@ -400,6 +408,7 @@ where
     }
     let mut keep = |r: CaseResult| {
         progress.done(&r);
+        keep_finished(opts, &r);
         results.insert(r.id.clone(), r);
     };
     let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
@@ -454,6 +463,7 @@ pub async fn check_server(
                 r.detail
             );
         }
+        keep_finished(opts, &r);
         results.insert(r.id.clone(), r);
     }
     // Exploring replaces the catalogue (the controls still run).
@@ -492,6 +502,7 @@ pub async fn check_server(
             }
         }
         progress.done(&found.case);
+        keep_finished(opts, &found.case);
         results.insert(found.case.id.clone(), found.case);
     }
     let between: Vec<&Scenario> = catalogue
@@ -499,7 +510,7 @@ pub async fn check_server(
         .filter(|s| s.id != SANITY_FIRST && s.id != SANITY_LAST)
         .collect();
     let timeout = opts.timeout;
-    run_pool(&between, opts.jobs, &mut progress, &mut results, |s| {
+    run_pool(&between, opts, &mut progress, &mut results, |s| {
         let ctx = ctx.clone();
         async move { Ok(run_case(&s, &ctx, timeout).await) }
     })
@@ -507,6 +518,7 @@ pub async fn check_server(
     if let Some(last) = by_id.get(SANITY_LAST) {
         let r = run_case(last, &ctx, opts.timeout).await;
         progress.done(&r);
+        keep_finished(opts, &r);
         results.insert(r.id.clone(), r);
     }
     drop(progress);
@@ -569,7 +581,7 @@ pub async fn check_client(
     let mut progress = Progress::new(plan.selected.len(), opts.progress, "client");
     let cases: Vec<&Scenario> = plan.selected.iter().collect();
     let timeout = opts.timeout;
-    run_pool(&cases, opts.jobs, &mut progress, &mut results, |s| {
+    run_pool(&cases, opts, &mut progress, &mut results, |s| {
         let (t, caps) = (target.clone(), caps.clone());
         async move { client::run_client_case(&s, &t, seed, &caps, timeout).await }
     })

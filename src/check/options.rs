@@ -45,7 +45,13 @@ pub struct CheckOptions {
     /// Case files (or directories of them) run beside the catalogue
     /// (`--scenario`), validated like the embedded ones.
     pub scenarios: Vec<PathBuf>,
+    /// Every case result as soon as it is decided, so that an interrupted
+    /// run can still report what finished.
+    pub finished: FinishedCases,
 }
+
+/// The results of a run so far, shared with whoever may interrupt it.
+pub type FinishedCases = std::sync::Arc<std::sync::Mutex<Vec<super::report::CaseResult>>>;
 
 impl Default for CheckOptions {
     fn default() -> Self {
@@ -64,6 +70,7 @@ impl Default for CheckOptions {
             progress: false,
             explore: None,
             scenarios: Vec::new(),
+            finished: FinishedCases::default(),
         }
     }
 }

@@ -68,6 +68,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         known_failing: c.known_failing.clone(),
         capabilities: c.capabilities.clone(),
         scenarios: c.scenarios.clone(),
+        finished: Default::default(),
         seed: Some(seed),
         run_id: c.run_id,
         jobs: c.jobs,
@@ -94,11 +95,17 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         (true, false) => "server",
         _ => "client",
     };
-    let target_name = target_args
-        .conn
-        .url
-        .clone()
-        .unwrap_or_else(|| "embedded reference".into());
+    let target_name = match (&client_cmd, run_server_side) {
+        // A client run's target is its device: the shim, or the own client.
+        (Some(cmd), false) => cmd
+            .clone()
+            .unwrap_or_else(|| "the reference client (idprov client)".into()),
+        _ => target_args
+            .conn
+            .url
+            .clone()
+            .unwrap_or_else(|| "embedded reference".into()),
+    };
     let setup_error = |e: String| setup_error_exit(role, target_name.clone(), seed, e, &opts);
     if let Err(e) = opts.validate() {
         return setup_error(e.0);
@@ -121,9 +128,10 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
                 target: template.clone(),
                 ..Default::default()
             });
-            match check::check_client(target, &opts).await {
-                Ok(r) => Some(r),
-                Err(e) => return setup_error(e.0),
+            match until_interrupted(check::check_client(target, &opts)).await {
+                Some(Ok(r)) => Some(r),
+                Some(Err(e)) => return setup_error(e.0),
+                None => return interrupted_exit(role, target_name.clone(), seed, &opts),
             }
         }
     };
@@ -140,20 +148,56 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
     if c.bundle.is_some() {
         identities.insert(0, idprov::check::bundle::server_identity(&target).await);
     }
-    let result = check::check_server(target, &opts).await;
+    let result = until_interrupted(check::check_server(target, &opts)).await;
     if let Some((srv, dir)) = embedded {
         srv.shutdown().await;
         drop(dir);
     }
     let report = match result {
-        Ok(r) => r,
-        Err(e) => return setup_error(e.0),
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return setup_error(e.0),
+        None => return interrupted_exit(role, target_name.clone(), seed, &opts),
     };
     let report = match client_report {
         Some(c) => check::combine(report, c),
         None => report,
     };
     finish_report(report, &opts, c.bundle.as_deref(), identities, c.quiet)
+}
+
+/// Exit code of a run interrupted by Ctrl-C (128 + SIGINT, as shells use).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// `run`'s output, or `None` when Ctrl-C came first.
+async fn until_interrupted<T>(run: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        r = run => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    }
+}
+
+/// Ctrl-C: writes the reports of what finished, saying the run is partial,
+/// and exits 130.
+fn interrupted_exit(
+    role: &str,
+    target: String,
+    seed: u64,
+    opts: &idprov::check::CheckOptions,
+) -> ExitCode {
+    let finished = opts.finished.lock().map(|f| f.clone()).unwrap_or_default();
+    let reason = format!(
+        "interrupted by Ctrl-C: a partial run ({} case(s) finished), no verdict on the target",
+        finished.len()
+    );
+    let report =
+        idprov::check::report::Report::interrupted(role, target, seed, finished, reason.clone());
+    if let Err(e) = report.write_all(&opts.report_dir) {
+        eprintln!(
+            "idprov: writing the partial report to {}: {e}",
+            opts.report_dir.display()
+        );
+    }
+    fail(EXIT_INTERRUPTED, reason)
 }
 
 /// Says why the suite could not test (one line), writes the error report so

@@ -15,11 +15,26 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
             report_dir,
             concurrency,
         } => {
+            let seed = seed.unwrap_or_else(rand::random);
+            // Exit 2 leaves the promised reports too, saying why.
+            let setup_error = |target: String, e: String| {
+                let r = idprov::check::report::Report::setup_error("fuzz", target, seed, e.clone());
+                if let Err(w) = r.write_all(&report_dir) {
+                    eprintln!(
+                        "idprov: writing the error report to {}: {w}",
+                        report_dir.display()
+                    );
+                }
+                fail(EXIT_USAGE, e)
+            };
+            let named = target
+                .url
+                .clone()
+                .unwrap_or_else(|| "embedded reference".into());
             let (t, embedded) = match resolve_target(&target.clone().into()).await {
                 Ok(x) => x,
-                Err(e) => return fail(EXIT_USAGE, e),
+                Err(e) => return setup_error(named, e),
             };
-            let seed = seed.unwrap_or_else(rand::random);
             eprintln!(
                 "idprov fuzz server: target {} · seed {seed} · {requests} requests",
                 t.url
@@ -57,7 +72,7 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
                         ExitCode::from(1)
                     }
                 }
-                Err(e) => fail(EXIT_USAGE, e),
+                Err(e) => setup_error(t.url.clone(), e.to_string()),
             }
         }
         FuzzCommand::Replay { file, target } => {

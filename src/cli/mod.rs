@@ -28,6 +28,66 @@ use std::process::ExitCode;
 
 /// Exit code: a usage or setup error.
 pub(crate) const EXIT_USAGE: u8 = 2;
+
+/// A command line clap refused: when it is a `check` or `fuzz` run that
+/// named a `--report-dir`, the error report is written there (CI then still
+/// has report.json and junit.xml to show) before clap prints the usage.
+pub(crate) fn usage_error_report(e: &clap::Error) {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || matches!(
+            e.kind(),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        )
+    {
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let role = match args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .map(String::as_str)
+    {
+        Some("check") => match args
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .nth(1)
+            .map(String::as_str)
+        {
+            Some("server") => "server",
+            Some("client") => "client",
+            _ => "server+client",
+        },
+        Some("fuzz") => "fuzz",
+        _ => return,
+    };
+    let dir = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--report-dir=")
+            .map(str::to_string)
+            .or_else(|| {
+                (a == "--report-dir")
+                    .then(|| args.get(i + 1).cloned())
+                    .flatten()
+            })
+    });
+    let Some(dir) = dir else { return };
+    let rendered = e.render().to_string();
+    let reason = rendered
+        .lines()
+        .next()
+        .unwrap_or("the command line was refused")
+        .trim_start_matches("error: ")
+        .to_string();
+    let report = idprov::check::report::Report::setup_error(
+        role,
+        "(the command line was refused)".into(),
+        0,
+        format!("command line: {reason}"),
+    );
+    if let Err(w) = report.write_all(Path::new(&dir)) {
+        eprintln!("idprov: writing the error report to {dir}: {w}");
+    }
+}
 /// Exit code of the shim convention: feature not implemented.
 pub(crate) const EXIT_UNIMPLEMENTED: u8 = 89;
 

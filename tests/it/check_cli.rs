@@ -769,3 +769,102 @@ fn setup_errors_speak_the_users_terms() {
     let _ = srv.kill();
     let _ = srv.wait();
 }
+
+/// Ctrl-C leaves the promised reports: what finished, kept as judged, and
+/// an outcome that says the run was interrupted and is partial; exit 130.
+#[test]
+fn ctrl_c_writes_a_partial_report() {
+    let d = tempfile::tempdir().unwrap();
+    let rep = d.path().join("rep");
+    let mut child = Command::new(BIN)
+        .args(["check", "server", "--jobs", "1", "--report-dir"])
+        .arg(&rep)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Long enough for the first cases to finish, far shorter than the run.
+    std::thread::sleep(Duration::from_secs(5));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no exit after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by Ctrl-C"), "{err}");
+    let v = report(&rep);
+    assert_eq!(v["outcome"]["result"], "error");
+    assert!(v["outcome"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("a partial run"));
+    let finished = v["cases"].as_array().unwrap();
+    assert!(!finished.is_empty(), "no finished case kept");
+    assert!(rep.join("junit.xml").exists() && rep.join("report.md").exists());
+}
+
+/// Exit 2 leaves the promised reports whatever refused the run: a command
+/// line clap refuses (when it names --report-dir), and `fuzz server`
+/// against a target that does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_2_leaves_reports() {
+    let d = tempfile::tempdir().unwrap();
+    let rep = d.path().join("clap");
+    let o = idprov(&[
+        "check",
+        "server",
+        "--report-dir",
+        rep.to_str().unwrap(),
+        "--jobs",
+        "many",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v = report(&rep);
+    assert_eq!(v["outcome"]["result"], "error");
+    assert!(v["outcome"]["error"].as_str().unwrap().contains("--jobs"));
+    // A target that was there and is gone: its files exist, its port is shut.
+    let data = d.path().join("data");
+    let srv = common::start(&data).await;
+    let url = format!("https://{}/idprov/directory", srv.addr);
+    srv.shutdown().await;
+    let rep = d.path().join("fuzz");
+    let f = move |n: &str| data.join(n).to_str().unwrap().to_string();
+    let o = tokio::task::spawn_blocking(move || {
+        idprov(&[
+            "fuzz",
+            "server",
+            "--url",
+            &url,
+            "--ca-cert",
+            &f("ca.pem"),
+            "--admin-cert",
+            &f("admin-cert.pem"),
+            "--admin-key",
+            &f("admin-key.pem"),
+            "--requests",
+            "10",
+            "--report-dir",
+            rep.to_str().unwrap(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = report(&d.path().join("fuzz"));
+    assert_eq!(v["outcome"]["result"], "error");
+}

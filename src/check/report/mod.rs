@@ -341,6 +341,23 @@ impl Report {
         )
     }
 
+    /// The report of a run that was interrupted: the cases that finished,
+    /// kept as they were judged, and an `error` outcome that says the run
+    /// is partial (no verdict on the target).
+    pub fn interrupted(
+        role: &str,
+        target: String,
+        seed: u64,
+        finished: Vec<CaseResult>,
+        reason: String,
+    ) -> Self {
+        let mut r = Report::setup_error(role, target, seed, reason);
+        r.cases = finished;
+        r.cases.sort_by(|a, b| a.id.cmp(&b.id));
+        r.summarise();
+        r
+    }
+
     /// Writes report.json, junit.xml, report.html and report.md into `dir`.
     pub fn write_all(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
