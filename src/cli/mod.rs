@@ -88,6 +88,7 @@ pub(crate) fn usage_error_report(e: &clap::Error) {
         eprintln!("idprov: writing the error report to {dir}: {w}");
     }
 }
+
 /// Exit code of the shim convention: feature not implemented.
 pub(crate) const EXIT_UNIMPLEMENTED: u8 = 89;
 
@@ -119,10 +120,12 @@ fn man(dir: Option<&Path>) -> ExitCode {
             if let Err(e) = std::fs::create_dir_all(d) {
                 return fail(EXIT_USAGE, format!("{}: {e}", d.display()));
             }
-            let mut pages = vec![("idprov".to_string(), cmd.clone())];
-            for sub in cmd.get_subcommands() {
-                pages.push((format!("idprov-{}", sub.get_name()), sub.clone()));
-            }
+            // Built once from the root, so that every page lists the global
+            // options its command takes; no `help` subcommands to cite.
+            let mut cmd = without_help_subcommands(cmd);
+            cmd.build();
+            let mut pages = Vec::new();
+            man_pages("idprov", cmd, &mut pages);
             for (name, c) in pages {
                 let mut buf = Vec::new();
                 if let Err(e) = clap_mangen::Man::new(c)
@@ -142,6 +145,30 @@ fn man(dir: Option<&Path>) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// One page per command at every depth, named by its path
+/// (`idprov-check-server`). Each command is renamed to its page name first,
+/// so that the pages it cites for its subcommands (`NAME-SUB(1)`) are pages
+/// that exist.
+fn man_pages(name: &str, cmd: clap::Command, out: &mut Vec<(String, clap::Command)>) {
+    let cmd = cmd.name(name.to_string()).bin_name(name.replace('-', " "));
+    for sub in cmd.get_subcommands() {
+        man_pages(&format!("{name}-{}", sub.get_name()), sub.clone(), out);
+    }
+    out.push((name.to_string(), cmd));
+}
+
+/// `cmd` and every command under it without clap's `help` subcommand.
+fn without_help_subcommands(mut cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for n in names {
+        cmd = cmd.mut_subcommand(n, without_help_subcommands);
+    }
+    cmd.disable_help_subcommand(true)
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {

@@ -400,4 +400,32 @@ fn help_completions_and_man_pages() {
         page.contains(".TH") && page.contains("Exit codes"),
         "{page}"
     );
+    // One page per subcommand at every depth; every page a page cites
+    // exists; a subcommand's page lists the options it inherits.
+    for name in [
+        "idprov-check-server",
+        "idprov-check-client",
+        "idprov-admin-oob",
+        "idprov-admin-status",
+        "idprov-fuzz-server",
+    ] {
+        assert!(d.path().join(format!("{name}.1")).exists(), "{name}");
+    }
+    for entry in std::fs::read_dir(d.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for cited in text
+            .split("(1)")
+            .filter_map(|t| t.rsplit(|c: char| c.is_whitespace() || c == ',').next())
+        {
+            let cited = cited.replace('\\', "");
+            if cited.starts_with("idprov") {
+                assert!(
+                    d.path().join(format!("{cited}.1")).exists(),
+                    "{cited}(1) is cited but missing"
+                );
+            }
+        }
+    }
+    let server = std::fs::read_to_string(d.path().join("idprov-check-server.1")).unwrap();
+    assert!(server.contains("report\\-dir"), "{server}");
 }
