@@ -9,6 +9,14 @@
 #   IDPROV_URL            directory URL of the server under test (empty: the
 #                         embedded reference server and client are checked)
 #   IDPROV_CA_CERT, IDPROV_ADMIN_CERT, IDPROV_ADMIN_KEY   files, with a URL
+#   IDPROV_CA_KEY         the CA's private key, with a URL (optional: runs the
+#                         cases that need it)
+#   IDPROV_PLUGIN_CERT, IDPROV_PLUGIN_KEY   a plugin credential (optional)
+#   IDPROV_CLIENT_CMD     a device shim: checks that device (check client)
+#                         instead of a server
+#   IDPROV_CAPABILITIES   --capabilities, comma-separated (optional)
+#   IDPROV_SCENARIO       case files or directories to run beside the
+#                         catalogue, space-separated (optional)
 #   IDPROV_CASES          --cases patterns (optional)
 #   IDPROV_STRICT         "true" for --strict
 #   IDPROV_KNOWN_FAILING  a known-failing file (optional)
@@ -26,12 +34,22 @@ if ! command -v idprov >/dev/null 2>&1; then
   cargo install --locked --path "${IDPROV_SOURCE:-$here}" >&2
 fi
 
+# Inputs are passed on only when given: a missing one is idprov's to report
+# (exit 2, one line, and the error report in the report directory).
 args=(check)
-if [ -n "${IDPROV_URL:-}" ]; then
-  args+=(server --url "$IDPROV_URL" --ca-cert "${IDPROV_CA_CERT:?IDPROV_CA_CERT is required with a URL}"
-         --admin-cert "${IDPROV_ADMIN_CERT:?IDPROV_ADMIN_CERT is required with a URL}"
-         --admin-key "${IDPROV_ADMIN_KEY:?IDPROV_ADMIN_KEY is required with a URL}")
+if [ -n "${IDPROV_CLIENT_CMD:-}" ]; then
+  args+=(client --cmd "$IDPROV_CLIENT_CMD")
+elif [ -n "${IDPROV_URL:-}" ]; then
+  args+=(server --url "$IDPROV_URL")
+  [ -n "${IDPROV_CA_CERT:-}" ] && args+=(--ca-cert "$IDPROV_CA_CERT")
+  [ -n "${IDPROV_ADMIN_CERT:-}" ] && args+=(--admin-cert "$IDPROV_ADMIN_CERT")
+  [ -n "${IDPROV_ADMIN_KEY:-}" ] && args+=(--admin-key "$IDPROV_ADMIN_KEY")
+  [ -n "${IDPROV_CA_KEY:-}" ] && args+=(--ca-key "$IDPROV_CA_KEY")
+  [ -n "${IDPROV_PLUGIN_CERT:-}" ] && args+=(--plugin-cert "$IDPROV_PLUGIN_CERT")
+  [ -n "${IDPROV_PLUGIN_KEY:-}" ] && args+=(--plugin-key "$IDPROV_PLUGIN_KEY")
 fi
+[ -n "${IDPROV_CAPABILITIES:-}" ] && args+=(--capabilities "$IDPROV_CAPABILITIES")
+for s in ${IDPROV_SCENARIO:-}; do args+=(--scenario "$s"); done
 [ -n "${IDPROV_CASES:-}" ] && args+=(--cases "$IDPROV_CASES")
 [ "${IDPROV_STRICT:-false}" = "true" ] && args+=(--strict)
 [ -n "${IDPROV_KNOWN_FAILING:-}" ] && args+=(--known-failing "$IDPROV_KNOWN_FAILING")

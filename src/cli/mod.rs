@@ -72,12 +72,16 @@ pub(crate) fn usage_error_report(e: &clap::Error) {
     });
     let Some(dir) = dir else { return };
     let rendered = e.render().to_string();
-    let reason = rendered
+    // clap's message up to its first blank line, on one line.
+    let reason: Vec<&str> = rendered
         .lines()
-        .next()
-        .unwrap_or("the command line was refused")
-        .trim_start_matches("error: ")
-        .to_string();
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect();
+    let reason = match reason.join(" ") {
+        r if r.is_empty() => "the command line was refused".to_string(),
+        r => r,
+    };
     let report = idprov::check::report::Report::setup_error(
         role,
         "(the command line was refused)".into(),

@@ -868,3 +868,42 @@ async fn exit_2_leaves_reports() {
     let v = report(&d.path().join("fuzz"));
     assert_eq!(v["outcome"]["result"], "error");
 }
+
+/// The Action's entry point passes on only the inputs given: without a CA
+/// it still leaves the error report, and the job summary says why.
+#[test]
+fn the_action_without_a_ca_leaves_a_report() {
+    let d = tempfile::tempdir().unwrap();
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let summary = d.path().join("summary.md");
+    let rep = d.path().join("rep");
+    let o = Command::new("bash")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/idprov-action.sh"))
+        .env("PATH", path)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .env("IDPROV_URL", "https://127.0.0.1:9/idprov/directory")
+        .env("IDPROV_REPORT_DIR", &rep)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = report(&rep);
+    assert!(v["outcome"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("--ca-cert"));
+    let s = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        s.contains("could not test") && s.contains("--ca-cert"),
+        "{s}"
+    );
+}
