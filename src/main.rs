@@ -11,6 +11,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             cli::usage_error_report(&e);
+            if let Some(hint) = cli::usage_hint(&e) {
+                let _ = e.print();
+                eprintln!("{hint}");
+                return ExitCode::from(cli::EXIT_USAGE);
+            }
             e.exit()
         }
     };

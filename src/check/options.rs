@@ -143,12 +143,24 @@ pub fn check_patterns_match(globs: &[String], catalogue: &[Scenario]) -> Result<
             .compile_matcher();
         if !catalogue.iter().any(|s| g.is_match(&s.id)) {
             return Err(SetupError(format!(
-                "--cases: `{}{pat}` matches no case (see `idprov check --list`)",
-                if excludes { "!" } else { "" }
+                "--cases: `{}{pat}` matches no case{} (see `idprov check --list`)",
+                if excludes { "!" } else { "" },
+                did_you_mean(&pat, catalogue.iter().map(|s| s.id.as_str()))
+                    .map(|id| format!("; did you mean `{id}`?"))
+                    .unwrap_or_default()
             )));
         }
     }
     Ok(())
+}
+
+/// The case id nearest to a mistyped one, when one is near enough to be
+/// the likely intent (a few edits, or a Jaro-Winkler similarity of 0.9).
+pub(crate) fn did_you_mean<'a>(typed: &str, ids: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    ids.map(|id| (strsim::jaro_winkler(typed, id), id))
+        .filter(|(score, id)| *score >= 0.9 || strsim::levenshtein(typed, id) <= 3)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, id)| id)
 }
 
 /// Parses a known-failing file: `case-id  reason` per line, `#` comments.
@@ -215,7 +227,10 @@ pub fn load_lists(
     for id in known.keys() {
         if !ids.contains(id.as_str()) {
             return Err(SetupError(format!(
-                "--known-failing: `{id}` names no case (see `idprov check --list`)"
+                "--known-failing: `{id}` names no case{} (see `idprov check --list`)",
+                did_you_mean(id, ids.iter().copied())
+                    .map(|near| format!("; did you mean `{near}`?"))
+                    .unwrap_or_default()
             )));
         }
         if CONTROLS.contains(&id.as_str()) {

@@ -70,7 +70,7 @@ const H_BENCH: &str = "Examples:\n  idprov bench --devices 2000 --concurrency 1,
 const H_SPEC: &str = "Examples:\n  idprov spec rules\n  idprov spec coverage --format markdown\n\nExit codes: 0 printed; 2 the embedded profile or catalogue is unreadable.";
 
 /// Examples and exit codes shown after the help of this command.
-const H_BUNDLE: &str = "Examples:\n  idprov check server --url URL … --bundle signoff.tar.gz\n  idprov bundle verify signoff.tar.gz\n\nExit codes: 0 every file matches the manifest; 1 a file is missing, extra or\nchanged (named), or the file is not a bundle.";
+const H_BUNDLE: &str = "Examples:\n  idprov check server --url URL … --bundle signoff.tar.gz\n  idprov bundle verify signoff.tar.gz\n\nExit codes: 0 every file matches the manifest; 1 a file is missing, extra or\nchanged (named), or the file is not a bundle; 2 no such file.";
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
@@ -240,8 +240,8 @@ pub(crate) enum FuzzCommand {
         /// Target.
         #[command(flatten)]
         target: ServerConnArgs,
-        /// Requests to send.
-        #[arg(long, default_value_t = 20_000)]
+        /// Requests to send (at least 1).
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
         requests: u64,
         /// Seed of every mutation (printed; replays the run).
         #[arg(long)]

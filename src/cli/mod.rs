@@ -93,6 +93,56 @@ pub(crate) fn usage_error_report(e: &clap::Error) {
     }
 }
 
+/// A hint for the mistakes clap cannot explain: a target flag given to a
+/// bare `check` instead of `check server` or `check client`.
+pub(crate) fn usage_hint(e: &clap::Error) -> Option<String> {
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    if words.first() != Some(&"check")
+        || words
+            .get(1)
+            .is_some_and(|w| *w == "server" || *w == "client")
+    {
+        return None;
+    }
+    let flag = args.iter().find(|a| {
+        let name = a.split('=').next().unwrap_or("");
+        SERVER_TARGET_FLAGS.contains(&name) || name == "--cmd"
+    })?;
+    let sub = if flag.starts_with("--cmd") {
+        "client"
+    } else {
+        "server"
+    };
+    Some(format!(
+        "hint: {} belongs to a target: `idprov check {sub} {} …`",
+        flag.split('=').next().unwrap_or(flag),
+        flag.split('=').next().unwrap_or(flag)
+    ))
+}
+
+/// The flags that name a server under test.
+const SERVER_TARGET_FLAGS: &[&str] = &[
+    "--url",
+    "--ca-cert",
+    "--ca",
+    "--admin-cert",
+    "--admin-key",
+    "--cert",
+    "--key",
+    "--ca-key",
+    "--plugin-cert",
+    "--plugin-key",
+    "--explore",
+];
+
 /// Exit code of the shim convention: feature not implemented.
 pub(crate) const EXIT_UNIMPLEMENTED: u8 = 89;
 

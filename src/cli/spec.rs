@@ -45,6 +45,12 @@ pub(super) fn run_spec(s: SpecCommand) -> ExitCode {
 
 pub(super) fn run_bundle(b: BundleCommand) -> ExitCode {
     match b {
+        // A file that is not there is a usage error (exit 2), not a bundle
+        // that failed its manifest (exit 1).
+        BundleCommand::Verify { file } if !file.is_file() => fail(
+            super::EXIT_USAGE,
+            format!("bundle {}: no such file", file.display()),
+        ),
         BundleCommand::Verify { file } => match idprov::check::bundle::verify(&file) {
             Ok(v) => {
                 out!("{}", idprov::check::bundle::summary(&v));

@@ -429,3 +429,36 @@ fn help_completions_and_man_pages() {
     let server = std::fs::read_to_string(d.path().join("idprov-check-server.1")).unwrap();
     assert!(server.contains("report\\-dir"), "{server}");
 }
+
+/// Small usage mistakes get exit 2 and a line that says what to do: a
+/// server flag on a bare `check`, a mistyped case id, `--requests 0`, a
+/// bundle that is not there.
+#[test]
+fn small_usage_mistakes_are_explained() {
+    for (args, says) in [
+        (
+            &["check", "--url", "https://127.0.0.1:9/idprov/directory"][..],
+            "idprov check server --url",
+        ),
+        (
+            &[
+                "check",
+                "--cases",
+                "server.oob.empty-secret400",
+                "--report-dir",
+                "/nonexistent/never-written",
+            ][..],
+            "did you mean `server.oob.empty-secret-400`?",
+        ),
+        (&["fuzz", "server", "--requests", "0"][..], "--requests"),
+        (
+            &["bundle", "verify", "/nonexistent/signoff.tar.gz"][..],
+            "no such file",
+        ),
+    ] {
+        let o = run(args, &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
