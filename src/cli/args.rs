@@ -433,8 +433,9 @@ pub(crate) struct CommonArgs {
 /// `idprov server` flags.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
-    /// Address and port to listen on.
-    #[arg(long, default_value = "127.0.0.1:43776")]
+    /// Address and port to listen on (an IP address, or a host name such as
+    /// `localhost`, with the port).
+    #[arg(long, default_value = "127.0.0.1:43776", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Directory for the CA, credentials and the certificate database.
     #[arg(long, default_value = "idprov-data")]
@@ -558,4 +559,21 @@ fn parse_run_id(s: &str) -> Result<u32, String> {
     }
     u32::from_str_radix(s, 16)
         .map_err(|_| format!("`{s}` is not 8 hex digits (report.json's run_id)"))
+}
+
+/// `--listen`: `IP:PORT`, or `HOST:PORT` resolved to its first address
+/// (IPv4 first: `localhost:N` is 127.0.0.1).
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(s)
+        .map_err(|e| format!("`{s}` is not HOST:PORT or IP:PORT ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{s}` resolves to no address"))
 }

@@ -268,17 +268,18 @@ pub(crate) async fn start_with(
     config: ServerConfig,
     quirks: Arc<dyn Quirks>,
 ) -> Result<RunningServer, StartError> {
-    // Credentials exist before the port accepts anything.
-    let dd = DataDir::open_or_create(
-        &config.data_dir,
-        &["localhost".to_string()],
-        &san_ips(config.listen.ip()),
-    )?;
+    // The port first: a server that cannot bind it creates nothing. The
+    // credentials then exist before the first connection is accepted.
     let listener =
         listen(config.listen, config.max_connections).map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
         })?;
+    let dd = DataDir::open_or_create(
+        &config.data_dir,
+        &["localhost".to_string()],
+        &san_ips(config.listen.ip()),
+    )?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,
         source,

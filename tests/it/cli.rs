@@ -462,3 +462,67 @@ fn small_usage_mistakes_are_explained() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// `server --listen` takes a host name (`localhost:N`), and a server that
+/// cannot bind its port creates nothing: no CA is left behind by a failed
+/// start.
+#[test]
+fn server_listen_by_name_and_no_ca_without_a_port() {
+    let d = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let data = d.path().join("never");
+    let o = run(
+        &[
+            "server",
+            "--no-mdns",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !data.join("ca.pem").exists(),
+        "a CA was created without a port"
+    );
+    drop(taken);
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = d.path().join("by-name");
+    let mut srv = Command::new(BIN)
+        .args([
+            "server",
+            "--no-mdns",
+            "--listen",
+            &format!("localhost:{free}"),
+        ])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let up = loop {
+        if std::net::TcpStream::connect(("127.0.0.1", free)).is_ok() {
+            break true;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = srv.kill();
+    let _ = srv.wait();
+    assert!(up, "--listen localhost:{free} did not listen on 127.0.0.1");
+}
