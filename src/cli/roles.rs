@@ -158,10 +158,17 @@ pub(super) async fn run_admin(a: AdminCommand) -> ExitCode {
 /// serial, validity and SHA-256 fingerprint (PEM or base64-of-PEM).
 fn status_summary(body: &[u8]) -> Result<String, String> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let status = v["status"].as_str().unwrap_or("?");
     let mut o = format!(
-        "device   {}\nstatus   {}\n",
+        "device   {}\nstatus   {status}{}\n",
         v["deviceID"].as_str().unwrap_or("?"),
-        v["status"].as_str().unwrap_or("?")
+        // The profile answers Waiting for a device it has never heard of
+        // too (PROTOCOL §7, status.latest): say what that means.
+        if status == "Waiting" {
+            " (no certificate issued to this device yet; the server does not tell an unknown device from one still waiting)"
+        } else {
+            ""
+        }
     );
     let (pem, _) =
         idprov::core::directory::decode_ca(v.get("clientCert")).map_err(|e| e.to_string())?;

@@ -205,6 +205,30 @@ fn server_admin_client_and_openssl() {
     );
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"status\":\"Approved\""));
+    // A device the server never heard of: Waiting, said in words.
+    let o = run(
+        &[
+            "admin",
+            "status",
+            "--url",
+            &srv.url,
+            "--ca-cert",
+            &format!("{d}/ca.pem"),
+            "--admin-cert",
+            &format!("{d}/admin-cert.pem"),
+            "--admin-key",
+            &format!("{d}/admin-key.pem"),
+            "--device-id",
+            "never-heard-of",
+        ],
+        &[],
+    );
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("status   Waiting (no certificate issued to this device yet"),
+        "{out}"
+    );
     assert!(srv.terminate().success(), "graceful shutdown exits 0");
 }
 
