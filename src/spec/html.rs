@@ -5,6 +5,24 @@ use pulldown_cmark::{html, Event, Options, Parser, Tag, TagEnd};
 
 const HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>IDProv profile (idprov)</title>\n<style>body{font:15px/1.5 system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}pre{background:#f6f6f6;padding:6px;overflow:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}a[id]:target strong{background:#ffef9e}code{font-size:0.95em}</style></head><body>\n";
 
+/// A short Markdown text (a rule's words, a case's rationale) as inline
+/// HTML: `**Note:**` becomes bold, `code` becomes code. Raw HTML in the text
+/// is shown as text, never passed through.
+pub fn inline_html(md: &str) -> String {
+    let events = Parser::new(md).map(|e| match e {
+        Event::Html(t) | Event::InlineHtml(t) => Event::Text(t),
+        e => e,
+    });
+    let mut out = String::new();
+    html::push_html(&mut out, events);
+    let t = out.trim();
+    // One paragraph needs no <p>: it sits inside a list item or a cell.
+    match t.strip_prefix("<p>").and_then(|r| r.strip_suffix("</p>")) {
+        Some(inner) if !inner.contains("<p>") => inner.to_string(),
+        _ => t.to_string(),
+    }
+}
+
 /// Whether `text` is a rule identifier (`area.name`, lower case).
 fn is_rule_id(text: &str) -> bool {
     text.contains('.')

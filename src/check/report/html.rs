@@ -82,7 +82,7 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
                     r = esc(rule),
                     n = cases.len(),
                     c = esc(&cases.join(", ")),
-                    t = esc(&text)
+                    t = crate::spec::html::inline_html(&text)
                 );
             }
             h.push_str("</ul>\n");
@@ -130,7 +130,7 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
                         r = esc(&i.rule),
                         s = i.step,
                         d = esc(&i.detail),
-                        t = esc(&text)
+                        t = crate::spec::html::inline_html(&text)
                     );
                 }
                 h.push_str("</ul>");
@@ -143,15 +143,15 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
                         "<blockquote><code>{}</code> {}: {}</blockquote>",
                         esc(&r.id),
                         r.level.as_str(),
-                        esc(&r.text)
+                        crate::spec::html::inline_html(&r.text)
                     );
                 }
                 if let Some(s) = case_doc(&c.id) {
                     let _ = write!(
                         h,
                         "<p><b>Why it matters:</b> {}<br><b>How to fix:</b> {}</p>",
-                        esc(&s.rationale),
-                        esc(&s.fix)
+                        crate::spec::html::inline_html(&s.rationale),
+                        crate::spec::html::inline_html(&s.fix)
                     );
                 }
             }

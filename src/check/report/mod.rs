@@ -558,6 +558,30 @@ mod tests {
             .contains("failing the run: server.oob.empty-secret-400"));
     }
 
+    /// The profile's words are Markdown: report.html shows them formatted
+    /// (the rule status.auth carries a **Note:**), never as raw asterisks.
+    #[test]
+    fn html_formats_the_rules_markdown() {
+        let mut c = case("server.status.admin-only", Verdict::Fail);
+        c.rules = vec!["status.auth".into()];
+        let mut cases = vec![c, case("server.oob.admin-accepted", Verdict::Pass)];
+        let outcome = crate::check::decide_outcome(&mut cases, false, &BTreeMap::new(), None);
+        let r = Report::assemble(
+            "server",
+            "t".into(),
+            1,
+            time::OffsetDateTime::UNIX_EPOCH,
+            std::time::Duration::ZERO,
+            cases,
+            outcome,
+        );
+        let html = r.html();
+        assert!(html.contains("<strong>Note:</strong>"), "{html}");
+        assert!(!html.contains("**Note:**"));
+        let inline = crate::spec::html::inline_html("a `b` <i>c</i>");
+        assert_eq!(inline, "a <code>b</code> &lt;i&gt;c&lt;/i&gt;");
+    }
+
     #[test]
     fn setup_error_report_has_an_errored_junit_case() {
         let r = Report::setup_error("server", "t".into(), 9, "target unreachable".into());
