@@ -52,7 +52,7 @@ const H_SERVER: &str = "Examples:\n  idprov server                              
 const H_CLIENT: &str = "Examples:\n  idprov client --url https://srv:43776/idprov/directory --device-id sensor-7 --secret s3cret --dir dev7\n  idprov client --device-id sensor-7 --secret s3cret --dir dev7   # find the server by DNS-SD\n  idprov client --device-id sensor-7 --dir dev7                   # renew over mutual TLS\n\nExit codes: 0 provisioned or renewed; 1 refused or failed (one line on stderr\nsays why); 2 usage error; 89 IDPROV_FEATURE names a feature not implemented.";
 
 /// Examples and exit codes shown after the help of this command.
-const H_ADMIN: &str = "Examples:\n  idprov admin oob --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --device-id sensor-7 --secret s3cret\n  idprov admin status --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --device-id sensor-7 [--json]\n\nExit codes: 0 done; 1 the server refused or could not be reached; 2 usage\nerror or an unreadable file.";
+const H_ADMIN: &str = "Examples:\n  idprov admin oob --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --device-id sensor-7 --secret s3cret\n  idprov admin oob --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --file enrolment.csv                      # deviceID,oobSecret[,validUntil] per row\n  idprov admin status --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --device-id sensor-7 [--json]\n\nExit codes: 0 done; 1 the server refused or could not be reached; 2 usage\nerror or an unreadable file.";
 
 /// Examples and exit codes shown after the help of this command.
 const H_CHECK: &str = "Examples:\n  idprov check                                     # both directions against the embedded reference\n  idprov check server --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n  idprov check client --cmd \"my-device --url {url} --id {device_id} --secret {secret} --out {dir}\"\n  idprov check explain server.provision.guess-limit\n\nExit codes: 0 no MUST case failed (--strict: no SHOULD case either), every\ncontrol passed; 1 a counted case or a control failed, a known-failing entry\nis stale, a baseline regressed, or nothing that counts passed; 2 the suite\ncould not test (bad flag or file, target unreachable or untrusted, a shim\nwithout the 89 convention) — report.json and junit.xml are still written.";
@@ -518,9 +518,6 @@ pub(crate) struct AdminConn {
     /// Its private key.
     #[arg(long = "admin-key", alias = "key", value_name = "KEY_PEM")]
     pub key: PathBuf,
-    /// The device concerned.
-    #[arg(long)]
-    pub device_id: String,
 }
 
 /// `idprov admin` subcommands.
@@ -532,12 +529,20 @@ pub(crate) enum AdminCommand {
         /// Connection.
         #[command(flatten)]
         conn: AdminConn,
+        /// The device concerned.
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        device_id: Option<String>,
         /// The secret.
-        #[arg(long)]
-        secret: String,
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        secret: Option<String>,
         /// RFC 3339 expiry (default: the server's, 3 days).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "file")]
         valid_until: Option<String>,
+        /// An enrolment list: CSV rows deviceID,oobSecret[,validUntil] (an
+        /// optional header row, `#` comments). Every row is checked before
+        /// any is posted; then each is posted and reported.
+        #[arg(long, value_name = "CSV")]
+        file: Option<PathBuf>,
     },
     /// Print a device's provisioning status: status, certificate subject,
     /// serial, validity and fingerprint (`--json`: the document as served).
@@ -546,6 +551,9 @@ pub(crate) enum AdminCommand {
         /// Connection.
         #[command(flatten)]
         conn: AdminConn,
+        /// The device concerned.
+        #[arg(long)]
+        device_id: String,
         /// Print the status document as the server sent it.
         #[arg(long)]
         json: bool,

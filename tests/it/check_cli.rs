@@ -90,6 +90,10 @@ fn unreachable_target_is_a_setup_error() {
     let ca = idprov::pki::CertAuthority::generate("t", time::OffsetDateTime::now_utc()).unwrap();
     std::fs::write(&f, ca.cert_pem()).unwrap();
     let p = f.to_str().unwrap();
+    let admin = ca.issue_admin(time::OffsetDateTime::now_utc()).unwrap();
+    let (ac, ak) = (d.path().join("a.pem"), d.path().join("a.key"));
+    std::fs::write(&ac, &admin.cert.pem).unwrap();
+    std::fs::write(&ak, admin.key_pem.as_str()).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -104,14 +108,31 @@ fn unreachable_target_is_a_setup_error() {
         "--ca-cert",
         p,
         "--admin-cert",
-        p,
+        ac.to_str().unwrap(),
         "--admin-key",
-        p,
+        ak.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("unreachable"), "{err}");
+    // A file that is not a key where a key belongs is said before anything
+    // is sent.
+    let o = idprov(&[
+        "check",
+        "server",
+        "--url",
+        &url,
+        "--ca-cert",
+        p,
+        "--admin-cert",
+        p,
+        "--admin-key",
+        p,
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--admin-cert / --admin-key"), "{err}");
 }
 
 #[test]

@@ -550,3 +550,61 @@ fn server_listen_by_name_and_no_ca_without_a_port() {
     let _ = srv.wait();
     assert!(up, "--listen localhost:{free} did not listen on 127.0.0.1");
 }
+
+/// Fleet enrolment: `admin oob --file` checks the whole list first (a bad
+/// row: exit 2, every bad row named, nothing posted), then posts and
+/// reports each row.
+#[test]
+fn admin_oob_posts_an_enrolment_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let srv = ServerProc::start(&data);
+    let d = data.to_str().unwrap();
+    let conn = |file: &Path| -> Vec<String> {
+        [
+            "admin",
+            "oob",
+            "--url",
+            &srv.url,
+            "--ca-cert",
+            &format!("{d}/ca.pem"),
+            "--admin-cert",
+            &format!("{d}/admin-cert.pem"),
+            "--admin-key",
+            &format!("{d}/admin-key.pem"),
+            "--file",
+            file.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "deviceID,oobSecret\nfleet-1,s1\n../evil,s2\nfleet-3,\n",
+    )
+    .unwrap();
+    let args = conn(&bad);
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 3") && err.contains("line 4"), "{err}");
+    assert!(err.contains("nothing was posted"), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).is_empty());
+    let good = tmp.path().join("good.csv");
+    std::fs::write(&good, "fleet-1,s1\nfleet-2,\"s,2\",2099-01-01T00:00:00Z\n").unwrap();
+    let args = conn(&good);
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("line 1  fleet-1  posted") && out.contains("line 2  fleet-2  posted"),
+        "{out}"
+    );
+    assert!(out.contains("2 of 2 posted"), "{out}");
+}
