@@ -110,6 +110,50 @@ async fn expired_secret_is_unusable() {
     srv.shutdown().await;
 }
 
+/// The reference's own bound on the secrets it holds (not a profile rule,
+/// so no conformance case can see it; the mutation analysis found it
+/// untested): when full, expired secrets are dropped first; a post for a
+/// new device to a store still full is refused, a re-post for a device it
+/// holds is not; the secrets it keeps still work.
+#[tokio::test]
+async fn the_secret_store_is_bounded_and_purges_expired_first() {
+    use idprov::server::clock::{Clock, ManualClock};
+    let d = tmp();
+    let clock = ManualClock::at(OffsetDateTime::now_utc());
+    let srv = idprov::server::start(idprov::server::ServerConfig {
+        clock: std::sync::Arc::new(clock.clone()),
+        max_secrets: 3,
+        ..common::config(d.path())
+    })
+    .await
+    .unwrap();
+    let rfc = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let soon = rfc(clock.now() + Duration::seconds(10));
+    let later = rfc(clock.now() + Duration::hours(1));
+    let a = admin(&srv);
+    a.post_oob("cap-1", "s1", &soon).await.unwrap();
+    a.post_oob("cap-2", "s2", &later).await.unwrap();
+    a.post_oob("cap-3", "s3", &later).await.unwrap();
+    // Full, nothing expired: a new device is refused, a held one re-posts.
+    assert!(a.post_oob("cap-4", "s4", &later).await.is_err());
+    a.post_oob("cap-3", "s3b", &later).await.unwrap();
+    // cap-1's secret expires: the next post makes room by dropping it.
+    clock.advance(Duration::seconds(11));
+    a.post_oob("cap-4", "s4", &later).await.unwrap();
+    for (device, secret) in [("cap-2", "s2"), ("cap-3", "s3b"), ("cap-4", "s4")] {
+        let (_, body) = signed_request(device, secret);
+        assert_eq!(
+            status_of(&provreq(&srv, body, None).await),
+            "Approved",
+            "{device}"
+        );
+    }
+    srv.shutdown().await;
+}
+
 #[tokio::test]
 async fn renewal_rules() {
     let d = tmp();
