@@ -317,7 +317,7 @@ pub(crate) enum CheckWhich {
 pub(crate) struct ClientTargetArgs {
     /// Command template run once per case, with {url} {device_id} {secret}
     /// {dir} {ca}; split like a shell, run without one (SUITE.md).
-    #[arg(long)]
+    #[arg(long, help_heading = "Target")]
     pub cmd: Option<String>,
 }
 
@@ -325,16 +325,16 @@ pub(crate) struct ClientTargetArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct ServerConnArgs {
     /// The server's directory URL (omit to check the embedded server).
-    #[arg(long, requires_all = ["ca_cert", "admin_cert", "admin_key"])]
+    #[arg(long, help_heading = "Target", requires_all = ["ca_cert", "admin_cert", "admin_key"])]
     pub url: Option<String>,
     /// CA certificate of the server (its TLS chain and issued certificates).
-    #[arg(long)]
+    #[arg(long, help_heading = "Target")]
     pub ca_cert: Option<PathBuf>,
     /// Admin (or plugin) client certificate.
-    #[arg(long)]
+    #[arg(long, help_heading = "Credentials")]
     pub admin_cert: Option<PathBuf>,
     /// Its private key.
-    #[arg(long)]
+    #[arg(long, help_heading = "Credentials")]
     pub admin_key: Option<PathBuf>,
 }
 
@@ -347,24 +347,24 @@ pub(crate) struct ServerTargetArgs {
     /// The CA's private key, if you have it: enables cases that need
     /// certificates the server would not issue (expired, other OU), and
     /// mints a plugin credential when none is given.
-    #[arg(long)]
+    #[arg(long, help_heading = "Credentials")]
     pub ca_key: Option<PathBuf>,
     /// A `plugin` client certificate (for the cases about the plugin role).
-    #[arg(long, requires = "plugin_key")]
+    #[arg(long, help_heading = "Credentials", requires = "plugin_key")]
     pub plugin_cert: Option<PathBuf>,
     /// Its private key.
-    #[arg(long, requires = "plugin_cert")]
+    #[arg(long, help_heading = "Credentials", requires = "plugin_cert")]
     pub plugin_key: Option<PathBuf>,
     /// Instead of the catalogue, explore: random operation sequences judged
     /// by the reference model; the first divergence is shrunk and written
     /// as a ready scenario file to `<report-dir>/explore/`.
-    #[arg(long)]
+    #[arg(long, help_heading = "Exploration")]
     pub explore: bool,
     /// Exploration budget: operations to try.
-    #[arg(long, requires = "explore", default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    #[arg(long, help_heading = "Exploration", requires = "explore", default_value_t = 400, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub explore_ops: u64,
     /// Exploration budget: seconds for the random phase.
-    #[arg(long, requires = "explore", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, help_heading = "Exploration", requires = "explore", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub explore_time: u64,
 }
 
@@ -377,57 +377,68 @@ impl From<ServerConnArgs> for ServerTargetArgs {
     }
 }
 
-/// Options common to every check (SUITE.md).
+/// Options common to every check (SUITE.md), in the order `--help` shows
+/// them: what to run, how, and where the results go.
 #[derive(Debug, Args)]
 pub(crate) struct CommonArgs {
     /// Case ids or globs to run (repeatable, comma-separated; `!` excludes).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Selection")]
     pub cases: Vec<String>,
-    /// Where report.json, junit.xml, report.html and report.md go.
-    #[arg(long, global = true, default_value = "reports")]
-    pub report_dir: PathBuf,
-    /// SHOULD failures fail the run too.
-    #[arg(long, global = true)]
-    pub strict: bool,
-    /// Print the case catalogue and exit.
-    #[arg(long, global = true)]
-    pub list: bool,
-    /// An earlier report.json: fail only on cases that passed there and fail now.
-    #[arg(long, global = true)]
-    pub baseline: Option<PathBuf>,
-    /// File of `case-id  reason` lines: listed failures do not fail the run,
-    /// listed cases that pass do.
-    #[arg(long, global = true)]
-    pub known_failing: Option<PathBuf>,
     /// A case file to run beside the catalogue, or a directory of them
     /// (repeatable), e.g. the scenario an exploration wrote.
-    #[arg(long = "scenario", global = true, value_name = "FILE|DIR")]
+    #[arg(
+        long = "scenario",
+        global = true,
+        help_heading = "Selection",
+        value_name = "FILE|DIR"
+    )]
     pub scenarios: Vec<PathBuf>,
     /// Capabilities of the target, comma-separated (e.g. csr,ed25519,rsa,discovery).
-    #[arg(long, global = true, value_delimiter = ',')]
+    #[arg(long, global = true, help_heading = "Selection", value_delimiter = ',')]
     pub capabilities: Vec<String>,
+    /// File of `case-id  reason` lines: listed failures do not fail the run,
+    /// listed cases that pass do.
+    #[arg(long, global = true, help_heading = "Selection")]
+    pub known_failing: Option<PathBuf>,
+    /// An earlier report.json: fail only on cases that passed there and fail now.
+    #[arg(long, global = true, help_heading = "Selection")]
+    pub baseline: Option<PathBuf>,
+    /// SHOULD failures fail the run too.
+    #[arg(long, global = true, help_heading = "Selection")]
+    pub strict: bool,
     /// Seed for every random choice (printed in every report).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Run")]
     pub seed: Option<u64>,
     /// The run's component of every device ID, 8 hex digits (random if
     /// absent; printed in report.json): with `--seed` it replays a run
     /// exactly, device IDs included.
-    #[arg(long, global = true, value_parser = parse_run_id)]
+    #[arg(long, global = true, help_heading = "Run", value_parser = parse_run_id)]
     pub run_id: Option<u32>,
     /// Cases run at once.
-    #[arg(long, global = true, default_value_t = 4)]
+    #[arg(long, global = true, help_heading = "Run", default_value_t = 4)]
     pub jobs: usize,
     /// Per-case time limit in seconds.
-    #[arg(long, global = true, default_value_t = 90)]
+    #[arg(long, global = true, help_heading = "Run", default_value_t = 90)]
     pub timeout: u64,
-    /// Print only the summary (and why the run failed), not the table.
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
+    /// Where report.json, junit.xml, report.html and report.md go.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Output",
+        default_value = "reports"
+    )]
+    pub report_dir: PathBuf,
     /// Also write a sign-off bundle (.tar.gz): every report, the evidence,
     /// the command line, versions, the target's identity, the catalogue,
     /// and a SHA-256 manifest (`idprov bundle verify` checks it).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output")]
     pub bundle: Option<PathBuf>,
+    /// Print only the summary (and why the run failed), not the table.
+    #[arg(short, long, global = true, help_heading = "Output")]
+    pub quiet: bool,
+    /// Print the case catalogue and exit.
+    #[arg(long, global = true, help_heading = "Output")]
+    pub list: bool,
 }
 
 /// `idprov server` flags.

@@ -41,6 +41,32 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
     use idprov::check::{self, CheckOptions};
     let c = &a.common;
     if let Some(CheckWhich::Explain { case }) = &a.which {
+        // Explaining runs nothing: a run's flag here is a mistake to say,
+        // not to ignore.
+        let given: Vec<&str> = [
+            ("--bundle", c.bundle.is_some()),
+            ("--baseline", c.baseline.is_some()),
+            ("--known-failing", c.known_failing.is_some()),
+            ("--scenario", !c.scenarios.is_empty()),
+            ("--cases", !c.cases.is_empty()),
+            ("--capabilities", !c.capabilities.is_empty()),
+            ("--seed", c.seed.is_some()),
+            ("--run-id", c.run_id.is_some()),
+            ("--strict", c.strict),
+            ("--list", c.list),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            return fail(
+                EXIT_USAGE,
+                format!(
+                    "check explain runs nothing, so {} would do nothing; give it only a case id",
+                    given.join(", ")
+                ),
+            );
+        }
         return match idprov::check::explain::explain(case) {
             Ok(text) => {
                 out!("{text}");

@@ -608,3 +608,35 @@ fn admin_oob_posts_an_enrolment_list() {
     );
     assert!(out.contains("2 of 2 posted"), "{out}");
 }
+
+/// `--help` groups a check's options in a stable order (target,
+/// credentials, selection, run, output), and `check explain`, which runs
+/// nothing, refuses a run's flags instead of ignoring them.
+#[test]
+fn help_is_grouped_and_explain_takes_only_a_case() {
+    let o = run(&["check", "server", "--help"], &[]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    let at = |h: &str| {
+        help.find(&format!("\n{h}:\n"))
+            .unwrap_or_else(|| panic!("{h}: {help}"))
+    };
+    assert!(at("Target") < at("Credentials"));
+    assert!(at("Credentials") < at("Selection"));
+    assert!(at("Selection") < at("Run"));
+    assert!(at("Run") < at("Output"));
+    let o = run(
+        &[
+            "check",
+            "explain",
+            "server.oob.empty-secret-400",
+            "--bundle",
+            "x.tar.gz",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--bundle would do nothing"), "{err}");
+    let o = run(&["check", "explain", "server.oob.empty-secret-400"], &[]);
+    assert!(o.status.success());
+}
