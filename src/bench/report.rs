@@ -356,8 +356,36 @@ pub fn html(r: &BenchResult) -> String {
             .map(|l| (l.concurrency as f64, f(l)))
             .collect(),
     };
+    // The throughput plot's references are the floors measured in the same
+    // run when there are any: the stack floor as a curve of its own, the
+    // crypto floor as the line no server on these cores can pass. Only
+    // without them does openssl's signing rate stand in (it sits far above
+    // any whole provisioning, and flattened the curve).
+    let mut series = vec![line("idprov server provisions/s", &|l| l.per_second)];
+    if !r.stack_floor.is_empty() {
+        series.push(Series {
+            name: "stack floor provisions/s (TLS + HTTP + one signature)".into(),
+            points: r
+                .stack_floor
+                .iter()
+                .map(|l| (l.concurrency as f64, l.per_second))
+                .collect(),
+        });
+    }
+    let crypto_limit = r
+        .crypto_floor
+        .as_ref()
+        .filter(|f| f.total_us > 0.0)
+        .map(|f| r.cpus.max(1) as f64 * 1e6 / f.total_us);
+    let limit = match crypto_limit {
+        Some(v) => Some(("crypto floor on these cores", v)),
+        None => r
+            .limits
+            .ecdsa_p256_sign_per_s
+            .map(|v| ("openssl ECDSA P-256 sign/s (one per certificate)", v)),
+    };
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>idprov bench</title><style>body{{font:14px system-ui,sans-serif;margin:1.5em}}pre{{background:#f6f6f6;padding:8px}}</style></head><body><h1>idprov bench</h1><p>Target <code>{}</code> · {} · started {}</p>{}{}<pre>{}</pre></body></html>\n",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>idprov bench</title><style>body{{font:14px system-ui,sans-serif;margin:1.5em;max-width:100%}}svg{{max-width:100%;height:auto}}pre{{background:#f6f6f6;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere;overflow-x:auto}}</style></head><body><h1>idprov bench</h1><p>Target <code>{}</code> · {} · started {}</p>{}{}<pre>{}</pre></body></html>\n",
         esc(&r.target),
         if r.fresh_tls { "fresh TLS handshake per device" } else { "kept-alive connections" },
         esc(&r.started),
@@ -365,11 +393,9 @@ pub fn html(r: &BenchResult) -> String {
             "throughput vs concurrency",
             "concurrency (devices at once, log scale)",
             "provisions per second",
-            &[line("provisions/s", &|l| l.per_second)],
+            &series,
             false,
-            r.limits
-                .ecdsa_p256_sign_per_s
-                .map(|v| ("openssl ECDSA P-256 sign/s (one per certificate)", v)),
+            limit,
         ),
         svg_plot(
             "latency of one provisioning vs concurrency",

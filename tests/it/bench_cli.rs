@@ -320,6 +320,25 @@ fn floors_are_measured_and_bad_arguments_refused() {
     assert_eq!(floor["provisioned"], 30, "{floor}");
     assert!(floor["server_cpu_us"].as_f64().unwrap() > 0.0);
     assert!(v["levels"][0]["server_cpu_us"].as_f64().unwrap() > 0.0);
+    // With floors measured, the throughput plot is drawn against them: the
+    // stack floor as its own curve, the crypto floor as the limit line (not
+    // openssl's signing rate, which flattened the curve), and the table
+    // wraps inside the page.
+    let html = std::fs::read_to_string(d.path().join("bench.html")).unwrap();
+    assert_eq!(assert_svgs_well_formed(&html, "bench.html"), 2);
+    assert!(
+        html.contains("stack floor provisions/s"),
+        "no stack-floor curve"
+    );
+    assert!(
+        html.contains("limit: crypto floor on these cores"),
+        "no crypto-floor line"
+    );
+    assert!(
+        !html.contains("limit: openssl"),
+        "openssl's rate is still the limit"
+    );
+    assert!(html.contains("white-space:pre-wrap"));
 
     for (args, says) in [
         (
