@@ -188,6 +188,7 @@ fn man(dir: Option<&Path>) -> ExitCode {
                 {
                     return fail(EXIT_USAGE, format!("man {name}: {e}"));
                 }
+                let buf = examples_as_written(&String::from_utf8_lossy(&buf)).into_bytes();
                 let path = d.join(format!("{name}.1"));
                 if let Err(e) =
                     idprov::fsutil::write_atomic(&path, &buf, idprov::fsutil::MODE_PUBLIC)
@@ -211,6 +212,42 @@ fn man_pages(name: &str, cmd: clap::Command, out: &mut Vec<(String, clap::Comman
         man_pages(&format!("{name}-{}", sub.get_name()), sub.clone(), out);
     }
     out.push((name.to_string(), cmd));
+}
+
+/// The `--help` epilogue clap_mangen puts under `EXTRA`, as man pages lay
+/// it out: the examples under `EXAMPLES`, unfilled so that each command
+/// stays on its own line (roff would reflow and justify them), and the
+/// exit codes under `EXIT STATUS`.
+fn examples_as_written(page: &str) -> String {
+    let Some(start) = page.find("\n.SH EXTRA\n") else {
+        return page.to_string();
+    };
+    let body_start = start + "\n.SH EXTRA\n".len();
+    let end = page[body_start..]
+        .find("\n.SH ")
+        .map_or(page.len(), |i| body_start + i);
+    let mut out = page[..start + 1].to_string();
+    for para in page[body_start..end].split("\n\n") {
+        let para = para.trim_matches('\n');
+        if let Some(rest) = para.strip_prefix("Examples:") {
+            out.push_str(".SH EXAMPLES\n.nf\n");
+            for line in rest.trim_start_matches('\n').lines() {
+                out.push_str(line.strip_prefix("  ").unwrap_or(line));
+                out.push('\n');
+            }
+            out.push_str(".fi\n");
+        } else if let Some(rest) = para.strip_prefix("Exit codes:") {
+            out.push_str(".SH \"EXIT STATUS\"\n");
+            out.push_str(rest.trim());
+            out.push('\n');
+        } else if !para.is_empty() {
+            out.push_str(".PP\n");
+            out.push_str(para);
+            out.push('\n');
+        }
+    }
+    out.push_str(page[end..].trim_start_matches('\n'));
+    out
 }
 
 /// `cmd` and every command under it without clap's `help` subcommand.

@@ -421,7 +421,7 @@ fn help_completions_and_man_pages() {
     assert!(o.status.success());
     let page = std::fs::read_to_string(d.path().join("idprov-check.1")).unwrap();
     assert!(
-        page.contains(".TH") && page.contains("Exit codes"),
+        page.contains(".TH") && page.contains(".SH \"EXIT STATUS\""),
         "{page}"
     );
     // One page per subcommand at every depth; every page a page cites
@@ -450,6 +450,19 @@ fn help_completions_and_man_pages() {
             }
         }
     }
+    // Examples keep their lines (unfilled), exit codes have their section.
+    let check = std::fs::read_to_string(d.path().join("idprov-check.1")).unwrap();
+    let ex = check
+        .find(".SH EXAMPLES\n.nf\n")
+        .expect("an unfilled EXAMPLES section");
+    let fi = check[ex..].find("\n.fi\n").expect("closed") + ex;
+    assert!(
+        check[ex..fi]
+            .lines()
+            .any(|l| l.starts_with("idprov check server")),
+        "{check}"
+    );
+    assert!(check.contains(".SH \"EXIT STATUS\""), "{check}");
     let server = std::fs::read_to_string(d.path().join("idprov-check-server.1")).unwrap();
     assert!(server.contains("report\\-dir"), "{server}");
 }
