@@ -614,13 +614,34 @@ async fn a_device_left_running_by_its_shim_is_killed() {
         verdict(&r, "client.provision.honest").verdict,
         Verdict::Fail
     );
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert_not_running(&pid_file);
+    // A shim that hangs is killed at the case's limit, with its group.
+    let hung_pid = d.path().join("hung-pid");
+    let hung = sh_shim(&format!(
+        "sleep 300 & echo $! > {}; exec sleep 300",
+        hung_pid.display()
+    ));
+    let short = CheckOptions {
+        timeout: Duration::from_secs(3),
+        ..only_control.clone()
+    };
+    let r = check::check_client(hung, &short).await.unwrap();
+    assert_eq!(
+        verdict(&r, "client.provision.honest").verdict,
+        Verdict::Fail
+    );
+    assert_not_running(&hung_pid);
+}
+
+/// The process whose pid is in `file` is gone, or a zombie waiting for
+/// init to reap it: not running.
+fn assert_not_running(file: &std::path::Path) {
+    let pid = std::fs::read_to_string(file).unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-    // Gone, or a zombie waiting for init to reap it: not running.
     let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
     assert!(
         matches!(state, None | Some('Z') | Some('X')),
-        "the background device still runs: {stat}"
+        "the device still runs: {stat}"
     );
 }
 
