@@ -152,29 +152,9 @@ fn list_prints_the_catalogue() {
 fn external_server_by_url() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut srv = Command::new(BIN)
-        .args([
-            "server",
-            "--no-mdns",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-            data.to_str().unwrap(),
-            // Endpoints on non-default paths: every case must follow the
-            // directory, none may assume /idprov/.
-            "--path-prefix",
-            "/devices/enrol",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port);
+    // Endpoints on non-default paths: every case must follow the
+    // directory, none may assume /idprov/.
+    let (mut srv, port) = spawn_server(&data, &["--path-prefix", "/devices/enrol"]);
     let f = |n: &str| data.join(n).to_str().unwrap().to_string();
     let url = format!("https://127.0.0.1:{port}/devices/enrol/directory");
     let rep = d.path().join("rep");
@@ -244,6 +224,28 @@ fn wait_for_port(port: u16) {
         assert!(Instant::now() < deadline, "no server on port {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `idprov server` as a process on a free loopback port with its data in
+/// `data`, once it listens.
+fn spawn_server(data: &std::path::Path, extra: &[&str]) -> (std::process::Child, u16) {
+    let port = free_port();
+    let srv = Command::new(BIN)
+        .args([
+            "server",
+            "--no-mdns",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    (srv, port)
 }
 
 fn free_port() -> u16 {
@@ -708,24 +710,7 @@ fn case_files_from_disk_run_beside_the_catalogue() {
 fn setup_errors_speak_the_users_terms() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut srv = Command::new(BIN)
-        .args([
-            "server",
-            "--no-mdns",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["--data-dir", data.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port);
+    let (mut srv, port) = spawn_server(&data, &[]);
     // A plain HTTP server on loopback: it answers 400 to whatever comes.
     let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let plain_port = plain.local_addr().unwrap().port();

@@ -433,18 +433,24 @@ impl Report {
             .collect()
     }
 
-    /// The one-line summary (`-q` prints only this and the run's reasons).
-    pub fn summary_line(&self) -> String {
+    /// The counts and the seed, as the table's last line and the summary's
+    /// first say them.
+    pub fn counts_line(&self) -> String {
         let s = &self.summary;
-        let mut out = format!(
-            "{} passed, {} failed{}, {} skipped, {} info — seed {}\n",
+        format!(
+            "{} passed, {} failed{}, {} skipped, {} info — seed {}",
             s.pass,
             s.fail,
             s.known_note(),
             s.skip,
             s.info,
             self.seed
-        );
+        )
+    }
+
+    /// The one-line summary (`-q` prints only this and the run's reasons).
+    pub fn summary_line(&self) -> String {
+        let mut out = format!("{}\n", self.counts_line());
         if let Some(err) = &self.outcome.error {
             let _ = writeln!(out, "setup error: {err}");
         }
@@ -491,6 +497,19 @@ mod tests {
         }
     }
 
+    /// A server report of `cases` with their `outcome`.
+    fn judged(cases: Vec<CaseResult>, outcome: Outcome) -> Report {
+        Report::assemble(
+            "server",
+            "t".into(),
+            1,
+            time::OffsetDateTime::UNIX_EPOCH,
+            std::time::Duration::ZERO,
+            cases,
+            outcome,
+        )
+    }
+
     /// A known failure tells one story everywhere: the run passes, JUnit
     /// shows the case as skipped with the reason (so CI agrees with the
     /// exit code), and the table, Markdown and HTML show the reason.
@@ -507,15 +526,7 @@ mod tests {
         .into();
         let outcome = crate::check::decide_outcome(&mut cases, false, &known, None);
         assert!(!outcome.failed);
-        let r = Report::assemble(
-            "server",
-            "t".into(),
-            1,
-            time::OffsetDateTime::UNIX_EPOCH,
-            std::time::Duration::ZERO,
-            cases,
-            outcome,
-        );
+        let r = judged(cases, outcome);
         let junit = r.junit();
         assert!(!junit.contains("<failure"), "{junit}");
         assert!(junit.contains("<skipped") && junit.contains("known failing: vendor ticket 42"));
@@ -544,15 +555,7 @@ mod tests {
             case("server.oob.admin-accepted", Verdict::Pass),
         ];
         let outcome = crate::check::decide_outcome(&mut cases, false, &BTreeMap::new(), None);
-        let r = Report::assemble(
-            "server",
-            "t".into(),
-            1,
-            time::OffsetDateTime::UNIX_EPOCH,
-            std::time::Duration::ZERO,
-            cases,
-            outcome,
-        );
+        let r = judged(cases, outcome);
         assert!(r
             .summary_line()
             .contains("failing the run: server.oob.empty-secret-400"));
@@ -566,15 +569,7 @@ mod tests {
         c.rules = vec!["status.auth".into()];
         let mut cases = vec![c, case("server.oob.admin-accepted", Verdict::Pass)];
         let outcome = crate::check::decide_outcome(&mut cases, false, &BTreeMap::new(), None);
-        let r = Report::assemble(
-            "server",
-            "t".into(),
-            1,
-            time::OffsetDateTime::UNIX_EPOCH,
-            std::time::Duration::ZERO,
-            cases,
-            outcome,
-        );
+        let r = judged(cases, outcome);
         let html = r.html();
         assert!(html.contains("<strong>Note:</strong>"), "{html}");
         assert!(!html.contains("**Note:**"));

@@ -104,17 +104,7 @@ impl Report {
                 }
             }
         }
-        let s = &self.summary;
-        let _ = writeln!(
-            out,
-            "\n{} passed, {} failed{}, {} skipped, {} info — seed {}",
-            s.pass,
-            s.fail,
-            s.known_note(),
-            s.skip,
-            s.info,
-            self.seed
-        );
+        let _ = writeln!(out, "\n{}", self.counts_line());
         out
     }
 }
