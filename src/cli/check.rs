@@ -217,12 +217,7 @@ fn interrupted_exit(
     );
     let report =
         idprov::check::report::Report::interrupted(role, target, seed, finished, reason.clone());
-    if let Err(e) = report.write_all(&opts.report_dir) {
-        eprintln!(
-            "idprov: writing the partial report to {}: {e}",
-            opts.report_dir.display()
-        );
-    }
+    super::write_ending_report(&report, &opts.report_dir);
     fail(EXIT_INTERRUPTED, reason)
 }
 
@@ -236,12 +231,7 @@ fn setup_error_exit(
     opts: &idprov::check::CheckOptions,
 ) -> ExitCode {
     let report = idprov::check::report::Report::setup_error(role, target, seed, reason.clone());
-    if let Err(e) = report.write_all(&opts.report_dir) {
-        eprintln!(
-            "idprov: writing the error report to {}: {e}",
-            opts.report_dir.display()
-        );
-    }
+    super::write_ending_report(&report, &opts.report_dir);
     fail(EXIT_USAGE, reason)
 }
 

@@ -19,12 +19,7 @@ pub(super) async fn run_fuzz(f: FuzzCommand) -> ExitCode {
             // Exit 2 leaves the promised reports too, saying why.
             let setup_error = |target: String, e: String| {
                 let r = idprov::check::report::Report::setup_error("fuzz", target, seed, e.clone());
-                if let Err(w) = r.write_all(&report_dir) {
-                    eprintln!(
-                        "idprov: writing the error report to {}: {w}",
-                        report_dir.display()
-                    );
-                }
+                super::write_ending_report(&r, &report_dir);
                 fail(EXIT_USAGE, e)
             };
             let named = target

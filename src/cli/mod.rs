@@ -88,8 +88,16 @@ pub(crate) fn usage_error_report(e: &clap::Error) {
         0,
         format!("command line: {reason}"),
     );
-    if let Err(w) = report.write_all(Path::new(&dir)) {
-        eprintln!("idprov: writing the error report to {dir}: {w}");
+    write_ending_report(&report, Path::new(&dir));
+}
+
+/// Writes the report of a run that ended before a verdict (a setup error, a
+/// refused command line, Ctrl-C), so that CI still has its report.json and
+/// junit.xml; a failure to write is said on stderr, the run's own reason
+/// stays the exit line.
+pub(crate) fn write_ending_report(report: &idprov::check::report::Report, dir: &Path) {
+    if let Err(e) = report.write_all(dir) {
+        eprintln!("idprov: writing the report to {}: {e}", dir.display());
     }
 }
 

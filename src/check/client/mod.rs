@@ -340,11 +340,8 @@ fn could_not_start(run: &ShimRun, contacts: u32) -> Option<String> {
         "not executable"
     };
     let said = run
-        .stderr_tail
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| format!(" ({})", l.trim()))
+        .last_said()
+        .map(|l| format!(" ({l})"))
         .unwrap_or_default();
     Some(format!(
         "the shim could not start its device: it exited {code}, {why}{said}; check the device command in --cmd (nothing was judged)"

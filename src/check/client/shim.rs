@@ -118,6 +118,17 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
+impl ShimRun {
+    /// The last line the shim printed on stderr that says anything.
+    pub fn last_said(&self) -> Option<&str> {
+        self.stderr_tail
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+    }
+}
+
 /// Runs the shim once: words substituted before execution, no shell. The
 /// shim leads its own process group, which is killed when the shim exits
 /// or the time limit ends, whichever comes first.
@@ -219,11 +230,10 @@ pub async fn probe(target: &ClientTarget, timeout: Duration) -> Result<(), Setup
     if r.code == Some(EXIT_UNIMPLEMENTED) {
         Ok(())
     } else if matches!(r.code, Some(126 | 127)) {
-        let said = r.stderr_tail.lines().rev().find(|l| !l.trim().is_empty());
         Err(SetupError(format!(
             "the shim could not be started: it exited {}{}; check the command in --cmd",
             r.code.unwrap_or_default(),
-            said.map(|l| format!(" ({})", l.trim())).unwrap_or_default()
+            r.last_said().map(|l| format!(" ({l})")).unwrap_or_default()
         )))
     } else {
         Err(SetupError(format!(
