@@ -268,18 +268,22 @@ pub(crate) async fn start_with(
     config: ServerConfig,
     quirks: Arc<dyn Quirks>,
 ) -> Result<RunningServer, StartError> {
-    // The port first: a server that cannot bind it creates nothing. The
-    // credentials then exist before the first connection is accepted.
-    let listener =
-        listen(config.listen, config.max_connections).map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    // The port is taken first, so a server that cannot have it creates
+    // nothing; it listens only once the credentials exist, so whoever waits
+    // for the port finds ca.pem there.
+    let bind_error = |source| StartError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let socket = bind(config.listen).map_err(bind_error)?;
     let dd = DataDir::open_or_create(
         &config.data_dir,
         &["localhost".to_string()],
         &san_ips(config.listen.ip()),
     )?;
+    let listener = socket
+        .listen(backlog(config.max_connections))
+        .map_err(bind_error)?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,
         source,
@@ -393,7 +397,20 @@ fn advertised_authority(addr: SocketAddr) -> SocketAddr {
 /// clamps it at `net.core.somaxconn`). The default of 128 overflowed under
 /// a burst of fresh devices: the kernel dropped their SYNs and each one
 /// waited out a 1 s retransmission.
+/// Binds and listens at once (the stack floor, which has nothing to
+/// prepare in between).
 fn listen(addr: SocketAddr, max_connections: usize) -> std::io::Result<TcpListener> {
+    bind(addr)?.listen(backlog(max_connections))
+}
+
+/// The accept queue for a server that serves `max_connections` at once.
+fn backlog(max_connections: usize) -> u32 {
+    u32::try_from(max_connections.max(128)).unwrap_or(u32::MAX)
+}
+
+/// Takes the port without accepting connections yet: a port in use fails
+/// here, before anything is created.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -401,7 +418,7 @@ fn listen(addr: SocketAddr, max_connections: usize) -> std::io::Result<TcpListen
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(u32::try_from(max_connections.max(128)).unwrap_or(u32::MAX))
+    Ok(socket)
 }
 
 async fn accept_loop(
