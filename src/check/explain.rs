@@ -240,6 +240,56 @@ fn server_repro(s: &Scenario) -> String {
                         .unwrap_or_default()
                 );
             }
+            Some(Action::Together) => {
+                let members = st.group.as_deref().unwrap_or(&[]);
+                let _ = writeln!(
+                    o,
+                    "  # the {} requests below at once (each in the background, then `wait`)",
+                    members.len()
+                );
+                for m in members {
+                    let _ = writeln!(o, "  # {}", step_text(m));
+                    match m.action {
+                        Some(Action::PostOob) => o.push_str(&cred(POST_OOB, m)),
+                        Some(Action::Provision) => o.push_str(&cred(PROVISION, m)),
+                        _ => o.push_str(&cred(
+                            "  curl -sS -i --cacert \"$CA\" --cert \"$ADMIN_CERT\" --key \"$ADMIN_KEY\" \"$STATUS/$DEV\"\n",
+                            m,
+                        )),
+                    }
+                }
+                o.push_str("  wait\n");
+                if let Some(t) = &st.outcomes {
+                    let shown: Vec<String> = t
+                        .iter()
+                        .map(|t| t.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+                        .collect();
+                    let _ = writeln!(o, "  # allowed answers (some order explains them): {}", shown.join(" | "));
+                }
+            }
+            Some(Action::Sweep) => {
+                let _ = writeln!(
+                    o,
+                    "  # repeat the post/provision pair above for every {} docs/SUITE.md lists for the sweep",
+                    match st.field {
+                        Some(crate::check::scenario::SweepField::SecretLength) => "secret length and value",
+                        Some(crate::check::scenario::SweepField::DeviceId) => "device-ID length and value (as admin)",
+                        Some(crate::check::scenario::SweepField::Signature) => "wrong signature near the right one (then the right one)",
+                        _ => "validUntil value",
+                    }
+                );
+            }
+            Some(Action::Relate) => {
+                let _ = writeln!(
+                    o,
+                    "  # {}",
+                    match st.relation {
+                        Some(crate::check::scenario::Relation::ExtraMembers) =>
+                            "provision two devices as admin, the second request with extra members (\"ou\":\"admin\", \"days\":400, \"isCA\":true, …); compare the certificates: openssl x509 -noout -text",
+                        _ => "provision with the secret, renew with the certificate (--cert dev-cert.pem --key dev.key); compare the certificates: openssl x509 -noout -text",
+                    }
+                );
+            }
             Some(Action::Wait) => {
                 let _ = writeln!(o, "  sleep {}", st.ms.unwrap_or(0) as f64 / 1000.0);
             }

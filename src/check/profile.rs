@@ -388,3 +388,113 @@ mod tests {
         assert!(e.what.contains("case x"), "{e}");
     }
 }
+
+/// What two certificates of the profile must share whatever the requests
+/// behind them carried (issue 24's relations): everything but what is
+/// each certificate's own — the CN, the key and its identifier, the serial,
+/// the instants, the signature and the alternative names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    /// The issuer, as encoded.
+    pub issuer: Vec<u8>,
+    /// Subject attributes other than the CN, as (OID, value) in order.
+    pub subject: Vec<(String, Vec<u8>)>,
+    /// Extensions other than the subject key identifier and the
+    /// alternative names: OID, criticality and value, sorted by OID.
+    pub extensions: Vec<(String, bool, Vec<u8>)>,
+    /// `notAfter` − `notBefore`, in seconds.
+    pub lifetime_secs: i64,
+    /// The signature algorithm's OID.
+    pub signature_algorithm: String,
+}
+
+/// How far two lifetimes of one profile may differ (a server that rounds
+/// to the second or the minute).
+pub const LIFETIME_SLACK_SECS: i64 = 300;
+
+/// The [`Shape`] of a DER certificate.
+pub fn shape_of(der: &[u8]) -> Result<Shape, String> {
+    const SKI: &str = "2.5.29.14";
+    const SAN: &str = "2.5.29.17";
+    const CN: &str = "2.5.4.3";
+    let (_, c) = X509Certificate::from_der(der).map_err(|e| format!("not a certificate: {e}"))?;
+    let subject = c
+        .subject()
+        .iter_attributes()
+        .filter(|a| a.attr_type().to_id_string() != CN)
+        .map(|a| (a.attr_type().to_id_string(), a.attr_value().data.to_vec()))
+        .collect();
+    let mut extensions: Vec<(String, bool, Vec<u8>)> = c
+        .extensions()
+        .iter()
+        .map(|e| (e.oid.to_id_string(), e.critical, e.value.to_vec()))
+        .filter(|(oid, _, _)| oid != SKI && oid != SAN)
+        .collect();
+    extensions.sort();
+    let v = c.validity();
+    Ok(Shape {
+        issuer: c.issuer().as_raw().to_vec(),
+        subject,
+        extensions,
+        lifetime_secs: v.not_after.timestamp() - v.not_before.timestamp(),
+        signature_algorithm: c.signature_algorithm.algorithm.to_id_string(),
+    })
+}
+
+impl Shape {
+    /// How `other` differs from this shape, in words (empty: the same
+    /// profile).
+    pub fn differences(&self, other: &Shape) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.issuer != other.issuer {
+            out.push("another issuer".to_string());
+        }
+        if self.subject != other.subject {
+            let show = |s: &[(String, Vec<u8>)]| {
+                s.iter()
+                    .map(|(o, v)| format!("{o}={}", String::from_utf8_lossy(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            out.push(format!(
+                "subject attributes besides the CN [{}] instead of [{}]",
+                show(&other.subject),
+                show(&self.subject)
+            ));
+        }
+        let oids = |s: &Shape| {
+            s.extensions
+                .iter()
+                .map(|(o, _, _)| o.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let (a, b) = (oids(self), oids(other));
+        for o in b.difference(&a) {
+            out.push(format!("an extra extension {o}"));
+        }
+        for o in a.difference(&b) {
+            out.push(format!("extension {o} missing"));
+        }
+        for (x, y) in self.extensions.iter().zip(&other.extensions) {
+            if x.0 == y.0 && (x.1 != y.1 || x.2 != y.2) {
+                out.push(format!(
+                    "extension {} with another value or criticality",
+                    x.0
+                ));
+            }
+        }
+        if (self.lifetime_secs - other.lifetime_secs).abs() > LIFETIME_SLACK_SECS {
+            out.push(format!(
+                "a lifetime of {} s instead of {} s",
+                other.lifetime_secs, self.lifetime_secs
+            ));
+        }
+        if self.signature_algorithm != other.signature_algorithm {
+            out.push(format!(
+                "signature algorithm {} instead of {}",
+                other.signature_algorithm, self.signature_algorithm
+            ));
+        }
+        out
+    }
+}

@@ -104,6 +104,15 @@ pub enum Action {
     Burst,
     /// Post secrets for and provision `count` devices at once.
     Concurrent,
+    /// Send the requests of `group` at once and judge their answers as a
+    /// concurrent history (`outcomes`).
+    Together,
+    /// Try one variable-size field at every length and value around its
+    /// limits (`field`).
+    Sweep,
+    /// Make the pair of requests of a metamorphic `relation` and compare
+    /// their answers.
+    Relate,
     /// A full honest provisioning (post secret, provision, check).
     Sanity,
     /// Record an observation (verdict info).
@@ -257,9 +266,113 @@ pub struct Step {
     pub ca: Option<CaSpec>,
     /// Client cases: `IDPROV_FEATURE` for this run.
     pub feature: Option<String>,
+    /// Sweep: the field swept.
+    pub field: Option<SweepField>,
+    /// Relate: the relation checked.
+    pub relation: Option<Relation>,
+    /// Together: the answer tuples the profile allows, one outcome per
+    /// member in the group's order — those of every order the members could
+    /// take effect in. Absent: the tuple is not judged.
+    pub outcomes: Option<Vec<Vec<Outcome>>>,
     /// Expectations.
     #[serde(default)]
     pub expect: Expect,
+    /// Together: the members, each one `post-oob`, `provision` or `status`
+    /// request, all sent at once.
+    pub group: Option<Vec<Step>>,
+}
+
+/// The field a `sweep` step tries at every length and value around its
+/// limits (the sizes are listed in docs/SUITE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SweepField {
+    /// The OOB secret: lengths 1–4096 bytes and values JSON escapes.
+    SecretLength,
+    /// The device ID: lengths 1–256 and every corner of its alphabet.
+    DeviceId,
+    /// `validUntil`: up to ten years ahead, offsets, fractions, past 2038.
+    ValidUntil,
+    /// The request's `signature`: tags a bit off, cut short, one byte long,
+    /// in hex or case-swapped.
+    Signature,
+}
+
+/// A metamorphic relation a `relate` step checks with a pair of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Relation {
+    /// A request carrying members outside the profile gets a certificate
+    /// of the same profile as a plain one (or a 400).
+    ExtraMembers,
+    /// A renewal's certificate has the profile of the first issuance's.
+    Renewal,
+}
+
+/// What one request of a `together` group was answered: the symbols of
+/// a concurrent history (`approved`, `waiting`, `rejected` for a
+/// provisioning request, `ok` for an accepted OOB post, `status-approved`
+/// and `status-waiting` for a status read, `http-NNN` for any other HTTP
+/// status). A TLS handshake refused counts as `http-401` or `http-403`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Outcome {
+    /// 200 Approved with a certificate.
+    Approved,
+    /// 200 Waiting.
+    Waiting,
+    /// 200 Rejected.
+    Rejected,
+    /// An OOB post answered 200.
+    Ok,
+    /// A status read answered 200 Approved.
+    StatusApproved,
+    /// A status read answered 200 Waiting.
+    StatusWaiting,
+    /// Any other HTTP status.
+    Http(u16),
+}
+
+impl TryFrom<String> for Outcome {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Ok(match s.as_str() {
+            "approved" => Outcome::Approved,
+            "waiting" => Outcome::Waiting,
+            "rejected" => Outcome::Rejected,
+            "ok" => Outcome::Ok,
+            "status-approved" => Outcome::StatusApproved,
+            "status-waiting" => Outcome::StatusWaiting,
+            other => match other.strip_prefix("http-").map(str::parse::<u16>) {
+                Some(Ok(code)) if (100..600).contains(&code) => Outcome::Http(code),
+                _ => {
+                    return Err(format!(
+                        "unknown outcome `{other}` (approved, waiting, rejected, ok, status-approved, status-waiting or http-NNN)"
+                    ))
+                }
+            },
+        })
+    }
+}
+
+impl From<Outcome> for String {
+    fn from(o: Outcome) -> String {
+        o.to_string()
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Approved => f.write_str("approved"),
+            Outcome::Waiting => f.write_str("waiting"),
+            Outcome::Rejected => f.write_str("rejected"),
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::StatusApproved => f.write_str("status-approved"),
+            Outcome::StatusWaiting => f.write_str("status-waiting"),
+            Outcome::Http(c) => write!(f, "http-{c}"),
+        }
+    }
 }
 
 /// A request's key (a step's `key`).
@@ -272,6 +385,9 @@ pub enum KeySpec {
     Ed25519,
     /// A fresh ECDSA P-384 key (no server need issue for it).
     P384,
+    /// The key of the device's latest certificate, kept (a renewal or a
+    /// re-provisioning that keeps its key).
+    Previous,
     /// A fixed RSA 2048-bit public key.
     Rsa2048,
     /// A fixed RSA 1024-bit public key (too weak).
@@ -960,6 +1076,23 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 }
             }
         }
+        check_group(st).map_err(|m| err(format!("step {n}: {m}")))?;
+        match (st.action == Some(Action::Relate), st.relation.is_some()) {
+            (true, false) => return Err(err(format!("step {n}: `relate` needs a `relation`"))),
+            (false, true) => {
+                return Err(err(format!(
+                    "step {n}: `relation` belongs to a `relate` step"
+                )))
+            }
+            _ => {}
+        }
+        match (st.action == Some(Action::Sweep), st.field.is_some()) {
+            (true, false) => return Err(err(format!("step {n}: `sweep` needs a `field`"))),
+            (false, true) => {
+                return Err(err(format!("step {n}: `field` belongs to a `sweep` step")))
+            }
+            _ => {}
+        }
         if let Some(p) = &st.path {
             if p.starts_with("/idprov/") {
                 return Err(err(format!(
@@ -969,6 +1102,70 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         }
     }
     Ok(s)
+}
+
+/// What a `together` step needs, and that no other step carries its
+/// fields: members that make one request each, at most one OOB post per
+/// device and none for a device another member provisions (which secret
+/// a signed answer must verify with would depend on the order), and one
+/// outcome per member in every tuple.
+fn check_group(st: &Step) -> Result<(), String> {
+    let together = st.action == Some(Action::Together);
+    let Some(group) = st.group.as_deref().filter(|_| together) else {
+        return match (together, st.group.is_some() || st.outcomes.is_some()) {
+            (true, _) => Err("`together` needs a `group` of requests".into()),
+            (false, true) => Err("`group` and `outcomes` belong to a `together` step".into()),
+            (false, false) => Ok(()),
+        };
+    };
+    if !(2..=8).contains(&group.len()) {
+        return Err(format!("a group has 2 to 8 members, not {}", group.len()));
+    }
+    let device = |m: &Step| m.device.clone().unwrap_or_else(|| "d".into());
+    let mut posted = BTreeSet::new();
+    for (k, m) in group.iter().enumerate() {
+        let k = k + 1;
+        match m.action {
+            Some(Action::PostOob | Action::Provision | Action::Status) => {}
+            _ => {
+                return Err(format!(
+                    "group member {k} must be `post-oob`, `provision` or `status`"
+                ))
+            }
+        }
+        if m.group.is_some() || m.replay.is_some() || m.device_literal.is_some() {
+            return Err(format!(
+                "group member {k} cannot nest a group, replay or use a literal device ID"
+            ));
+        }
+        if m.action == Some(Action::PostOob) && !posted.insert(device(m)) {
+            return Err(format!(
+                "group member {k} posts a second secret for its device"
+            ));
+        }
+    }
+    if let Some(m) = group
+        .iter()
+        .find(|m| m.action == Some(Action::Provision) && posted.contains(&device(m)))
+    {
+        return Err(format!(
+            "device `{}` is posted for and provisioned in one group",
+            device(m)
+        ));
+    }
+    if let Some(t) = st
+        .outcomes
+        .iter()
+        .flatten()
+        .find(|t| t.len() != group.len())
+    {
+        return Err(format!(
+            "an outcome tuple has {} entries for {} members",
+            t.len(),
+            group.len()
+        ));
+    }
+    Ok(())
 }
 
 impl Scenario {
@@ -1181,5 +1378,80 @@ mod tests {
         for bad in ["in:", "in:x", "in:5@0500", "in:5@+99:00", "tomorrow", ""] {
             assert!(bad.parse::<ValidUntilSpec>().is_err(), "{bad}");
         }
+    }
+
+    /// A `together` step as the explorer writes it: it round-trips through
+    /// TOML, a misspelt outcome names the file, and groups the runner could
+    /// not judge without knowing the order are refused.
+    #[test]
+    fn together_steps_load_and_refuse_what_cannot_be_judged() {
+        let head = r#"id = "server.explore.race"
+title = "t"
+section = "PROTOCOL §5"
+level = "MUST"
+role = "server"
+rules = ["transport.concurrency"]
+rationale = "r"
+fix = "f"
+"#;
+        let file = "server.explore.race.toml";
+        let with = |body: &str| format!("{head}{body}");
+        let good = with(
+            r#"
+[[steps]]
+do = "post-oob"
+device = "a"
+secret = "s0"
+
+[[steps]]
+do = "together"
+outcomes = [["approved", "waiting"], ["waiting", "approved"], ["http-400", "http-400"]]
+
+[[steps.group]]
+do = "provision"
+device = "a"
+secret = "s0"
+
+[[steps.group]]
+do = "provision"
+device = "a"
+secret = "s0"
+"#,
+        );
+        let sc = parse(file, &good).expect("loads");
+        let t = &sc.steps[1];
+        assert_eq!(t.group.as_ref().map(Vec::len), Some(2));
+        assert_eq!(
+            t.outcomes.as_ref().and_then(|o| o.get(2)).cloned(),
+            Some(vec![Outcome::Http(400), Outcome::Http(400)])
+        );
+        let again = toml::to_string(&sc).expect("serialises");
+        let back = parse(file, &again).expect("round-trips");
+        assert_eq!(back.steps[1].outcomes, t.outcomes);
+        let refused = |text: &str, says: &str| {
+            let e = parse(file, text).unwrap_err().to_string();
+            assert!(e.contains(file) && e.contains(says), "{e}");
+        };
+        refused(
+            &good.replace("\"waiting\", \"approved\"", "\"wating\", \"approved\""),
+            "wating",
+        );
+        refused(
+            &good.replace("[\"http-400\", \"http-400\"]", "[\"http-400\"]"),
+            "1 entries for 2 members",
+        );
+        refused(
+            &good.replace("[[steps.group]]\ndo = \"provision\"\ndevice = \"a\"\nsecret = \"s0\"\n\n[[steps.group]]", "[[steps.group]]\ndo = \"post-oob\"\ndevice = \"a\"\nsecret = \"s1\"\n\n[[steps.group]]"),
+            "posted for and provisioned in one group",
+        );
+        refused(
+            &good.replace("do = \"together\"", "do = \"sanity\""),
+            "belong to a `together` step",
+        );
+        refused(&with("\n[[steps]]\ndo = \"together\"\n"), "needs a `group`");
+        refused(
+            &good.replace("[[steps.group]]\ndo = \"provision\"\ndevice = \"a\"\nsecret = \"s0\"\n\n[[steps.group]]", "[[steps.group]]\ndo = \"wait\"\n\n[[steps.group]]"),
+            "must be `post-oob`, `provision` or `status`",
+        );
     }
 }

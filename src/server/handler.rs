@@ -243,10 +243,10 @@ async fn provision(
         guess_limit: shared.config.guess_limit,
         ..Policy::default()
     };
-    let (decision, taken) =
-        shared
-            .lock_secrets()
-            .decide(&req.device_id, &body, &conn.peer_cert, now, &policy);
+    let (decision, taken) = shared
+        .quirks
+        .decide(shared, &req.device_id, &body, &conn.peer_cert, now, policy)
+        .await;
     let ctx = AnswerContext {
         shared,
         request: &req,

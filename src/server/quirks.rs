@@ -259,6 +259,24 @@ pub(crate) trait Quirks: Send + Sync + 'static {
         Box::new(SecretStore::new())
     }
 
+    /// Decision: a provisioning request decided against the secret book
+    /// and the decision applied to it, in one step under the book's lock
+    /// (PROTOCOL §5).
+    fn decide<'a>(
+        &'a self,
+        shared: &'a Shared,
+        device_id: &'a str,
+        body: &'a [u8],
+        peer: &'a PeerCert,
+        now: OffsetDateTime,
+        policy: Policy,
+    ) -> Hook<'a, (Decision, Option<SecretEntry>)> {
+        let decided = shared
+            .lock_secrets()
+            .decide(device_id, body, peer, now, &policy);
+        Box::pin(std::future::ready(decided))
+    }
+
     /// Issuance: the certificate for an approved request (PROTOCOL §5).
     fn issue(
         &self,

@@ -164,6 +164,36 @@ pub enum Fault {
     /// Transport: the TLS certificate names only `idprov.invalid`, not the
     /// address devices are sent to.
     ServerCertOtherName,
+    /// Concurrency: the posted secret is read, the lock let go while the
+    /// signature is checked, and the decision applied afterwards (an
+    /// unlocked check-then-act), so requests racing with one secret can
+    /// each be Approved.
+    RacedSecretCheck,
+    /// Concurrency: the failed-guess counter is read before the signature
+    /// is checked and written back, plus one, afterwards (a counter updated
+    /// outside its lock), so racing wrong guesses count once.
+    GuessCountLostUpdate,
+    /// Boundary: a posted secret is kept to its first 64 bytes (a
+    /// fixed-width column), so a longer secret never verifies.
+    SecretTruncated64,
+    /// Boundary: `validUntil` past 2038-01-19T03:14:07Z is refused (a
+    /// signed 32-bit time).
+    ValidUntil2038,
+    /// Boundary: device IDs holding `:` are refused (an alphabet that
+    /// forgot one character of the profile's).
+    DeviceIdRefusesColon,
+    /// Relation: a `days` member in the request sets the certificate's
+    /// lifetime (any sane one).
+    HonoursRequestedDays,
+    /// Relation: renewals are issued from another template, 60 days longer
+    /// than first issuance.
+    RenewalOtherLifetime,
+    /// Every way: a renewal that keeps the key of the device's current
+    /// certificate is Rejected (the server assumes renewal means a new key).
+    RenewalRequiresNewKey,
+    /// Boundary: the signature is compared on its first 16 bytes only (a
+    /// truncated comparison), so a tag right in its first half is Approved.
+    TagComparedByPrefix,
 }
 
 /// A named switch of a deliberately broken peer: the one model of the
@@ -277,6 +307,15 @@ impl Fault {
         Fault::ChunkedNoLimit,
         Fault::NoHeaderTimeout,
         Fault::ServerCertOtherName,
+        Fault::RacedSecretCheck,
+        Fault::GuessCountLostUpdate,
+        Fault::SecretTruncated64,
+        Fault::ValidUntil2038,
+        Fault::DeviceIdRefusesColon,
+        Fault::HonoursRequestedDays,
+        Fault::RenewalOtherLifetime,
+        Fault::RenewalRequiresNewKey,
+        Fault::TagComparedByPrefix,
     ];
 
     /// Whether the fault is a near miss (issue 15's method): a bug that
@@ -360,11 +399,13 @@ impl<S: Switch> Switches<S> {
 
 impl Fault {
     /// Whether this fault shows only in a sequence of operations (issue 13:
-    /// every case of the fixed catalogue passes against it).
+    /// every case of the fixed catalogue passes against it), or only when
+    /// an operation is made in a way no case makes it (issue 24).
     pub fn is_sequence(self) -> bool {
         matches!(
             self,
-            Fault::RenewalRevivesSecret
+            Fault::RenewalRequiresNewKey
+                | Fault::RenewalRevivesSecret
                 | Fault::RepostKeepsOldExpiry
                 | Fault::ApprovalKeepsGuessCount
                 | Fault::WaitingCountsAsGuess
@@ -373,6 +414,29 @@ impl Fault {
                 | Fault::SecretKeyCaseFolded
                 | Fault::StatusPrefixMatch
         )
+    }
+}
+
+impl Fault {
+    /// Whether this fault shows only at a size or value the catalogue did
+    /// not try before its sweeps, or only in a relation between two answers
+    /// (issue 24): every other case passes.
+    pub fn is_boundary(self) -> bool {
+        matches!(
+            self,
+            Fault::SecretTruncated64
+                | Fault::TagComparedByPrefix
+                | Fault::ValidUntil2038
+                | Fault::DeviceIdRefusesColon
+                | Fault::HonoursRequestedDays
+                | Fault::RenewalOtherLifetime
+        )
+    }
+
+    /// Whether this fault shows only when requests overlap (issue 24: every
+    /// case of the fixed catalogue, and every sequence, passes against it).
+    pub fn is_concurrency(self) -> bool {
+        matches!(self, Fault::RacedSecretCheck | Fault::GuessCountLostUpdate)
     }
 }
 

@@ -41,7 +41,13 @@ pub async fn start(config: ServerConfig, faults: &[Fault]) -> Result<RunningServ
     } else {
         None
     };
+    let book = Arc::new(Mutex::new(FaultyBook {
+        faults: faults.clone(),
+        entries: HashMap::new(),
+        seq: SequenceState::default(),
+    }));
     let quirks = FaultyServer {
+        book,
         faults,
         other_ca,
         oob_inflight: Arc::new(AtomicUsize::new(0)),
@@ -49,6 +55,7 @@ pub async fn start(config: ServerConfig, faults: &[Fault]) -> Result<RunningServ
         die: tokio::sync::Notify::new(),
         status_cache: Mutex::new(HashMap::new()),
         serial_counter: AtomicU64::new(0x0100_0000),
+        requested_days: Mutex::new(HashMap::new()),
     };
     server::start_with(config, Arc::new(quirks)).await
 }
@@ -60,6 +67,9 @@ const GO_DIRECTORY: &[u8] = br#"{"endpoints":{"directory":"/idprov/directory","s
 const UNLIMITED: usize = 16 * 1024 * 1024;
 
 struct FaultyServer {
+    /// The secrets, shared with the server's book so that the concurrency
+    /// faults can read and write them outside its lock.
+    book: Arc<Mutex<FaultyBook>>,
     faults: Faults,
     /// The CA that signs under `IssueFromOtherCa`.
     other_ca: Option<CertAuthority>,
@@ -73,6 +83,8 @@ struct FaultyServer {
     status_cache: Mutex<HashMap<String, IssuedRecord>>,
     /// Next serial (`SerialCounter`).
     serial_counter: AtomicU64,
+    /// The lifetime a request asked for, by device (`HonoursRequestedDays`).
+    requested_days: Mutex<HashMap<String, i64>>,
 }
 
 impl FaultyServer {
@@ -271,7 +283,25 @@ impl Quirks for FaultyServer {
         } else if self.has(Fault::ValidUntilIgnoresOffset) {
             Ok(validate::parse_oob(&offset_blind(body), now)?)
         } else {
-            Ok(validate::parse_oob(body, now)?)
+            let mut post = validate::parse_oob(body, now)?;
+            if self.has(Fault::ValidUntil2038)
+                && post.valid_until.unix_timestamp() > i32::MAX as i64
+            {
+                return Err(validate::InvalidInput::BadTime.into());
+            }
+            if self.has(Fault::SecretTruncated64) {
+                let mut end = post.secret.len().min(64);
+                while !post.secret.is_char_boundary(end) {
+                    end -= 1;
+                }
+                post.secret.truncate(end);
+            }
+            if self.has(Fault::DeviceIdRefusesColon) && post.device_id.contains(':') {
+                return Err(
+                    validate::InvalidInput::DeviceId("only A-Z a-z 0-9 . _ - are allowed").into(),
+                );
+            }
+            Ok(post)
         }
     }
 
@@ -305,6 +335,23 @@ impl Quirks for FaultyServer {
         } else {
             validate::parse_provision_request(body)?
         };
+        if self.has(Fault::HonoursRequestedDays) {
+            let days = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["days"].as_u64())
+                .filter(|d| (1..=1825).contains(d));
+            if let Some(d) = days {
+                self.requested_days
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(req.device_id.to_string(), d as i64);
+            }
+        }
+        if self.has(Fault::DeviceIdRefusesColon) && req.device_id.contains(':') {
+            return Err(
+                validate::InvalidInput::DeviceId("only A-Z a-z 0-9 . _ - are allowed").into(),
+            );
+        }
         if self.has(Fault::DeviceIdMax127) && req.device_id.len() >= 128 {
             return Err(validate::InvalidInput::DeviceId("longer than 127 characters").into());
         }
@@ -320,10 +367,61 @@ impl Quirks for FaultyServer {
     }
 
     fn secret_book(&self) -> Box<dyn SecretBook> {
-        Box::new(FaultyBook {
-            faults: self.faults.clone(),
-            entries: HashMap::new(),
-            seq: SequenceState::default(),
+        Box::new(SharedBook(self.book.clone()))
+    }
+
+    fn decide<'a>(
+        &'a self,
+        shared: &'a Shared,
+        device_id: &'a str,
+        body: &'a [u8],
+        peer: &'a PeerCert,
+        now: OffsetDateTime,
+        policy: Policy,
+    ) -> Hook<'a, (Decision, Option<SecretEntry>)> {
+        if self.has(Fault::RenewalRequiresNewKey)
+            && matches!(peer.role(now), Role::Device(ref cn) if cn == device_id)
+            && renews_with_the_same_key(shared, device_id, body)
+        {
+            let refused = Decision::Rejected {
+                reason: crate::core::sign::SignatureError::Empty,
+                secret_discarded: false,
+            };
+            return Box::pin(std::future::ready((refused, None)));
+        }
+        let raced = self.has(Fault::RacedSecretCheck);
+        let lost = self.has(Fault::GuessCountLostUpdate);
+        if !raced && !lost {
+            let decided = shared
+                .lock_secrets()
+                .decide(device_id, body, peer, now, &policy);
+            return Box::pin(std::future::ready(decided));
+        }
+        Box::pin(async move {
+            // Read, let the lock go for a while (a slow signature check, a
+            // database round trip), then act on what was read.
+            let read = self.book().entries.get(device_id).cloned();
+            tokio::time::sleep(RACE_WINDOW).await;
+            let mut book = self.book();
+            if raced {
+                let decision = decision::decide(device_id, body, peer, read.as_ref(), now, &policy);
+                let taken = decision::apply_decision(&mut book.entries, device_id, &decision);
+                return (decision, taken);
+            }
+            let current = book.entries.get(device_id).cloned();
+            let decision = decision::decide(device_id, body, peer, current.as_ref(), now, &policy);
+            if let (Decision::Rejected { .. }, Some(read)) = (&decision, &read) {
+                // The count read before, plus one: racing guesses are lost.
+                let failures = read.failures.saturating_add(1);
+                if failures >= policy.guess_limit {
+                    book.entries.remove(device_id);
+                } else if let Some(e) = book.entries.get_mut(device_id) {
+                    e.failures = failures;
+                }
+                return (decision, None);
+            }
+            let taken = decision::apply_decision(&mut book.entries, device_id, &decision);
+            (decision, taken)
         })
     }
 
@@ -359,11 +457,23 @@ impl Quirks for FaultyServer {
         } else {
             device_id.to_string()
         };
+        let requested = self
+            .requested_days
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(device_id.as_str());
+        let validity = match (requested, authority) {
+            (Some(days), _) => time::Duration::days(days),
+            (None, Authority::Renewal) if self.has(Fault::RenewalOtherLifetime) => {
+                shared.config.cert_validity + time::Duration::days(60)
+            }
+            _ => shared.config.cert_validity,
+        };
         let mut issued = self
             .other_ca
             .as_ref()
             .unwrap_or(&shared.ca)
-            .issue_device_with(&cn, key, shared.config.cert_validity, now, &opts)?;
+            .issue_device_with(&cn, key, validity, now, &opts)?;
         if self.has(Fault::SerialFromTime) {
             // Time-based serials repeat; the reference stores them anyway.
             issued.serial_hex = format!("{}-{:08x}", issued.serial_hex, rand::random::<u32>());
@@ -607,6 +717,97 @@ struct SequenceState {
     waiting: HashMap<String, u32>,
 }
 
+/// Whether the first 16 bytes of the request's tag are those of the right
+/// tag (`TagComparedByPrefix`: a truncated comparison).
+fn tag_prefix_matches(body: &[u8], secret: &[u8]) -> bool {
+    use base64::Engine;
+    let Ok(blanked) = crate::core::sign::blank_signature(body) else {
+        return false;
+    };
+    let right = crate::core::sign::tag(secret, &blanked.signing_input);
+    let claimed = base64::engine::general_purpose::STANDARD
+        .decode(blanked.signature.as_bytes())
+        .unwrap_or_default();
+    claimed.len() >= 16 && claimed[..16] == right[..16]
+}
+
+/// Whether the request's key is the key of the device's latest certificate
+/// (`RenewalRequiresNewKey`).
+fn renews_with_the_same_key(shared: &Shared, device_id: &str, body: &[u8]) -> bool {
+    let requested = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["publicKeyPEM"].as_str().map(str::to_string))
+        .and_then(|pem| DevicePublicKey::from_pem(&pem).ok());
+    let held = shared
+        .store
+        .latest(device_id)
+        .ok()
+        .flatten()
+        .and_then(|r| crate::pki::cert_der_from_pem(&r.pem).ok())
+        .and_then(|der| {
+            use x509_parser::prelude::FromDer;
+            x509_parser::certificate::X509Certificate::from_der(&der)
+                .ok()
+                .map(|(_, c)| c.public_key().raw.to_vec())
+        });
+    matches!((requested, held), (Some(k), Some(h)) if k.spki_der() == h.as_slice())
+}
+
+/// How long the concurrency faults leave the secrets unlocked between
+/// reading and writing them: wide enough that requests sent together
+/// overlap in it.
+const RACE_WINDOW: Duration = Duration::from_millis(60);
+
+impl FaultyServer {
+    /// The secrets, locked.
+    fn book(&self) -> std::sync::MutexGuard<'_, FaultyBook> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The server's view of the broken server's secrets: the shared book,
+/// locked for each call.
+struct SharedBook(Arc<Mutex<FaultyBook>>);
+
+impl SharedBook {
+    fn book(&self) -> std::sync::MutexGuard<'_, FaultyBook> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SecretBook for SharedBook {
+    fn post(&mut self, device_id: &str, secret: &str, valid_until: OffsetDateTime) {
+        self.book().post(device_id, secret, valid_until);
+    }
+
+    fn holds(&self, device_id: &str) -> bool {
+        self.book().holds(device_id)
+    }
+
+    fn len(&self) -> usize {
+        self.book().len()
+    }
+
+    fn purge_expired(&mut self, now: OffsetDateTime) {
+        self.book().purge_expired(now);
+    }
+
+    fn decide(
+        &mut self,
+        device_id: &str,
+        raw_body: &[u8],
+        peer: &PeerCert,
+        now: OffsetDateTime,
+        policy: &Policy,
+    ) -> (Decision, Option<SecretEntry>) {
+        self.book().decide(device_id, raw_body, peer, now, policy)
+    }
+
+    fn restore(&mut self, device_id: &str, entry: SecretEntry) {
+        self.book().restore(device_id, entry);
+    }
+}
+
 /// The broken server's secrets: the pure core's decision, applied with the
 /// bookkeeping bugs the faults name.
 struct FaultyBook {
@@ -762,6 +963,22 @@ impl SecretBook for FaultyBook {
                     response_key: Zeroizing::new(entry.secret.as_bytes().to_vec()),
                 };
                 taken = Some(entry);
+            }
+        }
+        if let (Decision::Rejected { .. }, true) = (&decision, self.has(Fault::TagComparedByPrefix))
+        {
+            let prefix_holds = self
+                .entries
+                .get(&key)
+                .is_some_and(|e| tag_prefix_matches(raw_body, e.secret.as_bytes()));
+            if prefix_holds {
+                if let Some(entry) = self.entries.remove(&key) {
+                    decision = Decision::Approve {
+                        authority: Authority::Secret,
+                        response_key: Zeroizing::new(entry.secret.as_bytes().to_vec()),
+                    };
+                    taken = Some(entry);
+                }
             }
         }
         if let PeerCert::Verified { cn, ous, .. } = peer {

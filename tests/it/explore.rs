@@ -145,6 +145,22 @@ async fn honest_server_shows_no_divergence() {
 
 use rand::SeedableRng;
 
+/// The fixed catalogue's failures against `fault` (the stall cases aside:
+/// they wait out a timeout and are about the transport).
+async fn catalogue_failures(fault: Fault) -> Vec<String> {
+    let d = tempfile::tempdir().unwrap();
+    let cat = check(
+        &[fault],
+        &opts(d.path(), None, &["!server.transport.stalled-*"]),
+    )
+    .await;
+    cat.cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| format!("{}: {}", c.id, c.detail))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_faults_pass_the_catalogue_and_are_found_and_shrunk() {
     let seq: Vec<Fault> = Fault::ALL
@@ -160,22 +176,9 @@ async fn sequence_faults_pass_the_catalogue_and_are_found_and_shrunk() {
     for f in seq {
         let heavy = heavy.clone();
         tasks.push(tokio::spawn(async move {
-            let d = tempfile::tempdir().unwrap();
-            // The fixed catalogue is green against it (the stall cases
-            // aside: they wait out a timeout and are about the transport).
             let permit = heavy.acquire_owned().await.unwrap();
-            let cat = check(
-                &[f],
-                &opts(d.path(), None, &["!server.transport.stalled-*"]),
-            )
-            .await;
+            let fails = catalogue_failures(f).await;
             drop(permit);
-            let fails: Vec<String> = cat
-                .cases
-                .iter()
-                .filter(|c| c.verdict == Verdict::Fail)
-                .map(|c| format!("{}: {}", c.id, c.detail))
-                .collect();
             (f, fails, found(f, budget()).await)
         }));
     }
@@ -199,6 +202,64 @@ async fn sequence_faults_pass_the_catalogue_and_are_found_and_shrunk() {
         let honest = run_one(&[], &sc).await;
         assert_eq!(honest.verdict, Verdict::Pass, "{f:?}: {}", honest.detail);
         table.push_str(&format!("{f:?}: {after}, {original} → {len}\n"));
+    }
+    eprintln!("{table}");
+}
+
+/// The concurrency faults (issue 24): every case of the catalogue passes
+/// against them (a request on its own is decided as the reference decides
+/// it); exploration with groups of requests sent together finds each,
+/// judged as a concurrent history (no order of the group explains the
+/// answers, or the state it leaves), and shrinks it to a reproducer that
+/// keeps a group, fails on the fault and passes on the honest server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_faults_pass_the_catalogue_and_are_found_as_histories() {
+    let faults: Vec<Fault> = Fault::ALL
+        .iter()
+        .copied()
+        .filter(|f| f.is_concurrency())
+        .collect();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    let mut table = String::from("fault: operations until found, shrunk from → to\n");
+    for f in faults {
+        let fails = catalogue_failures(f).await;
+        assert!(
+            fails.is_empty(),
+            "{f:?}: the catalogue already catches it: {fails:#?}"
+        );
+        let (after, original, len, sc) = found(f, budget()).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(len <= 6, "{f:?}: shrunk only to {len}: {}", sc.description);
+        assert!(
+            sc.steps
+                .iter()
+                .any(|s| s.action == Some(idprov::check::scenario::Action::Together)),
+            "{f:?}: the reproducer sends nothing together: {}",
+            sc.description
+        );
+        let on_fault = run_one(&[f], &sc).await;
+        assert_eq!(
+            on_fault.verdict,
+            Verdict::Fail,
+            "{f:?}: {}",
+            on_fault.detail
+        );
+        // A double approval shows in the group's own answers; lost
+        // updates show in what the next requests are answered.
+        if f == Fault::RacedSecretCheck {
+            assert!(
+                on_fault
+                    .detail
+                    .contains("no order of the requests sent together"),
+                "{f:?}: {}",
+                on_fault.detail
+            );
+        }
+        let honest = run_one(&[], &sc).await;
+        assert_eq!(honest.verdict, Verdict::Pass, "{f:?}: {}", honest.detail);
+        table.push_str(&format!(
+            "{f:?}: {after}, {original} → {len}: {}\n",
+            sc.description
+        ));
     }
     eprintln!("{table}");
 }

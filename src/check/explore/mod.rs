@@ -14,7 +14,7 @@ use super::report::{CaseResult, Exchange, Verdict};
 use super::runner::{run_case, RunContext};
 use super::scenario::{Level, Role, Scenario};
 use super::{task_result, SetupError};
-use model::{Auth, Bad, Caps, Key, Model, Op, Valid, Who, DEVICES, SECRETS};
+use model::{Auth, Bad, Caps, Item, Key, Model, Op, Valid, Who, DEVICES, MAX_GROUP, SECRETS};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::sync::Arc;
@@ -59,6 +59,7 @@ pub const RULES: &[&str] = &[
     "status.latest",
     "provreq.serial",
     "cert.profile",
+    "transport.concurrency",
 ];
 
 /// What exploring found.
@@ -121,6 +122,8 @@ struct Swarm {
     devices: Vec<usize>,
     kinds: [u32; 5],
     auths: [u32; 10],
+    /// Percent of the entries that are groups sent together.
+    together: u32,
 }
 
 impl Swarm {
@@ -137,10 +140,13 @@ impl Swarm {
         // are always on: the guess counter, the secret's life and who may
         // renew are where sequences matter most.
         let auths = [40, 22, on(4), on(4), on(4), on(7), on(3), 12, 6, on(3)];
+        // Half the sequences send some of their requests together.
+        let together = if rng.gen_bool(0.5) { 25 } else { 0 };
         Swarm {
             devices,
             kinds,
             auths,
+            together,
         }
     }
 }
@@ -243,10 +249,14 @@ fn random_op(
                 key: pick(
                     rng,
                     &[
-                        (75, Key::P256),
+                        (65, Key::P256),
                         (8, Key::Ed25519),
                         (8, Key::Rsa2048),
                         (9, Key::P256Csr),
+                        // Every operation each way: a renewal, an admin
+                        // provisioning or a secret used with the key the
+                        // device already has a certificate for.
+                        (10, Key::Same),
                     ],
                 ),
             },
@@ -296,25 +306,88 @@ fn random_op(
     }
 }
 
-/// A random sequence of `len` operations (at most one wait) under a fresh
+/// Requests to send together, applicable in `m`'s state: copies of one
+/// request (the same secret raced, wrong guesses racing the counter, reads
+/// racing writes) or a mix the story draws; `None` when no group fits.
+fn random_group(
+    rng: &mut ChaCha20Rng,
+    m: &Model,
+    story: &mut Story,
+    swarm: &Swarm,
+) -> Option<Vec<Op>> {
+    let n = rng.gen_range(2..=MAX_GROUP);
+    let single = |op: Op| match op {
+        Op::Provision {
+            dev,
+            auth: Auth::Wrong(_),
+            key,
+        } => Op::Provision {
+            dev,
+            auth: Auth::Wrong(1),
+            key,
+        },
+        other => other,
+    };
+    for _ in 0..16 {
+        let ops: Vec<Op> = if rng.gen_bool(0.6) {
+            let dev = story
+                .last_dev
+                .unwrap_or_else(|| swarm.devices[rng.gen_range(0..swarm.devices.len())]);
+            let auth = match (story.posted[dev], rng.gen_range(0..10)) {
+                (Some(k), 0..=3) => Auth::Secret(k),
+                (_, 4..=7) => Auth::Wrong(1),
+                _ => Auth::Own,
+            };
+            let op = if rng.gen_bool(0.85) {
+                Op::Provision {
+                    dev,
+                    auth,
+                    key: Key::P256,
+                }
+            } else {
+                Op::Status {
+                    dev,
+                    by: Who::Admin,
+                }
+            };
+            vec![op; n]
+        } else {
+            (0..n)
+                .map(|_| single(random_op(rng, m, true, story, swarm)))
+                .collect()
+        };
+        if m.groupable(&ops) {
+            return Some(ops);
+        }
+    }
+    None
+}
+
+/// A random sequence of `len` entries (at most one wait) under a fresh
 /// swarm configuration.
-pub fn random_sequence(rng: &mut ChaCha20Rng, caps: Caps, len: usize) -> Vec<Op> {
+pub fn random_sequence(rng: &mut ChaCha20Rng, caps: Caps, len: usize) -> Vec<Item> {
     let swarm = Swarm::draw(rng);
     let mut m = Model::new(caps);
-    let mut ops = Vec::with_capacity(len);
+    let mut items = Vec::with_capacity(len);
     let mut waited = false;
     let mut story = Story::default();
     for _ in 0..len {
-        let op = random_op(rng, &m, waited, &mut story, &swarm);
-        waited |= op == Op::Wait;
-        m.apply(&op);
-        ops.push(op);
+        let group = (rng.gen_range(0..100) < swarm.together)
+            .then(|| random_group(rng, &m, &mut story, &swarm))
+            .flatten();
+        let item = match group {
+            Some(ops) => Item::Together(ops),
+            None => Item::One(random_op(rng, &m, waited, &mut story, &swarm)),
+        };
+        waited |= item == Item::One(Op::Wait);
+        m.steps(&item);
+        items.push(item);
     }
-    ops
+    items
 }
 
 /// The scenario for a sequence under `id`.
-pub fn scenario(id: &str, ops: &[Op], caps: Caps, seed: u64, origin: &str) -> Scenario {
+pub fn scenario(id: &str, ops: &[Item], caps: Caps, seed: u64, origin: &str) -> Scenario {
     let listing: Vec<String> = ops
         .iter()
         .enumerate()
@@ -333,7 +406,7 @@ pub fn scenario(id: &str, ops: &[Op], caps: Caps, seed: u64, origin: &str) -> Sc
         rationale: "Bugs in servers live in sequences: state that leaks between devices, counters reset when they should not be, a consumed secret that comes back. The expectations are the reference model's.".into(),
         fix: "Follow PROTOCOL §4–§7 for each operation in the order given; the evidence shows the first answer the profile does not allow.".into(),
         requires: Vec::new(),
-        exclusive: ops.contains(&Op::Wait),
+        exclusive: ops.contains(&Item::One(Op::Wait)),
         near_miss: None,
         description: format!(
             "{origin} (seed {seed}). Operations: {}",
@@ -347,7 +420,7 @@ pub fn scenario(id: &str, ops: &[Op], caps: Caps, seed: u64, origin: &str) -> Sc
 async fn diverges(
     ctx: &RunContext,
     id: &str,
-    ops: &[Op],
+    ops: &[Item],
     caps: Caps,
     seed: u64,
     timeout: Duration,
@@ -367,23 +440,24 @@ async fn diverges(
 
 /// Counts a finished sequence and keeps it if it diverged.
 fn tally(
-    (n, ops, r): (usize, Vec<Op>, CaseResult),
+    (n, ops, r): (usize, Vec<Item>, CaseResult),
     ops_tried: &mut usize,
     sequences: &mut usize,
-    diverged: &mut Vec<(usize, Vec<Op>, CaseResult)>,
+    diverged: &mut Vec<(usize, Vec<Item>, CaseResult)>,
     bar: &indicatif::ProgressBar,
 ) {
-    *ops_tried += ops.len();
+    let n_ops: usize = ops.iter().map(|i| i.ops().len()).sum();
+    *ops_tried += n_ops;
     *sequences += 1;
-    bar.inc(ops.len() as u64);
+    bar.inc(n_ops as u64);
     if r.verdict == Verdict::Fail {
         bar.set_message("divergence; finishing the sequences in flight");
         diverged.push((n, ops, r));
     }
 }
 
-/// Operations as one line, `; `-separated.
-fn joined(ops: &[Op]) -> String {
+/// Entries as one line, `; `-separated.
+fn joined(ops: &[Item]) -> String {
     ops.iter()
         .map(|o| o.to_string())
         .collect::<Vec<_>>()
@@ -419,7 +493,7 @@ pub async fn explore(
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut set = tokio::task::JoinSet::new();
     let mut planned = 0usize;
-    let mut diverged: Vec<(usize, Vec<Op>, CaseResult)> = Vec::new();
+    let mut diverged: Vec<(usize, Vec<Item>, CaseResult)> = Vec::new();
     loop {
         let over = planned >= budget.ops
             || started.elapsed() >= budget.time
@@ -429,7 +503,7 @@ pub async fn explore(
         }
         let len = rng.gen_range(8..=18);
         let ops = random_sequence(&mut rng, caps, len);
-        planned += ops.len();
+        planned += ops.iter().map(|i| i.ops().len()).sum::<usize>();
         run_no += 1;
         let (ctx, sem, stop, n) = (ctx.clone(), sem.clone(), stop.clone(), run_no);
         let permit = sem.acquire_owned().await;

@@ -114,6 +114,9 @@ pub enum Key {
     Rsa2048,
     /// P-256 with a valid CSR (capability `csr`).
     P256Csr,
+    /// The key of the device's latest certificate, kept (PROTOCOL §5 lets
+    /// a renewal keep its key).
+    Same,
 }
 
 /// Malformed requests: refused whatever the state, and changing nothing.
@@ -225,6 +228,61 @@ impl fmt::Display for Op {
     }
 }
 
+/// Most requests sent together in one group.
+pub const MAX_GROUP: usize = 4;
+
+/// One entry of an explored sequence: an operation on its own, or
+/// requests sent at once (a concurrent group), which pass when some order
+/// of them explains every answer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Item {
+    /// One operation, answered before the next starts.
+    One(Op),
+    /// Operations in flight at once: each one request (a post, a
+    /// provisioning request with at most one wrong guess, or a status read).
+    Together(Vec<Op>),
+}
+
+impl Item {
+    /// The operations it makes, in order.
+    pub fn ops(&self) -> &[Op] {
+        match self {
+            Item::One(op) => std::slice::from_ref(op),
+            Item::Together(ops) => ops,
+        }
+    }
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::One(op) => op.fmt(f),
+            Item::Together(ops) => {
+                let shown: Vec<String> = ops.iter().map(ToString::to_string).collect();
+                write!(f, "together [{}]", shown.join(" ‖ "))
+            }
+        }
+    }
+}
+
+/// Every order of `n` items (Heap's algorithm), `n` at most [`MAX_GROUP`].
+fn orders(n: usize) -> Vec<Vec<usize>> {
+    fn heap(k: usize, a: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if k <= 1 {
+            out.push(a.clone());
+            return;
+        }
+        for i in 0..k {
+            heap(k - 1, a, out);
+            let j = if k % 2 == 0 { i } else { 0 };
+            a.swap(j, k - 1);
+        }
+    }
+    let mut out = Vec::new();
+    heap(n, &mut (0..n).collect(), &mut out);
+    out
+}
+
 /// A posted secret as the server holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Held {
@@ -248,24 +306,10 @@ struct Dev {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct State(Vec<Dev>);
 
-/// What one HTTP exchange may answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Answer {
-    /// HTTP status other than 200 with no protocol status.
-    Http(u16),
-    /// 200 Approved with a certificate.
-    Approved,
-    /// 200 Waiting.
-    Waiting,
-    /// 200 Rejected.
-    Rejected,
-    /// 200 OK (an OOB post).
-    Ok,
-    /// Status 200 `Approved` with the latest certificate.
-    StatusApproved,
-    /// Status 200 `Waiting`.
-    StatusWaiting,
-}
+/// What one HTTP exchange may answer: the symbols of a scenario file's
+/// `outcomes` (`Http` for a status other than 200 with no protocol
+/// status; `StatusApproved` means with the latest certificate).
+pub use crate::check::scenario::Outcome as Answer;
 
 /// The model: the set of states the profile allows after the operations
 /// applied so far.
@@ -341,6 +385,7 @@ impl Model {
             Op::Provision { dev, auth, key } => {
                 let key_ok = match key {
                     Key::P256 => true,
+                    Key::Same => self.surely_certified(dev),
                     Key::Ed25519 => self.caps.ed25519,
                     Key::Rsa2048 => self.caps.rsa,
                     Key::P256Csr => self.caps.csr,
@@ -403,6 +448,92 @@ impl Model {
             allowed
         } else {
             Vec::new()
+        }
+    }
+}
+
+impl Model {
+    /// Whether `ops` can be sent together now: 2 to [`MAX_GROUP`]
+    /// applicable requests of one exchange each, at most one post per
+    /// device, and no post for a device another member provisions (the
+    /// secret a signed answer verifies with would depend on the order).
+    pub fn groupable(&self, ops: &[Op]) -> bool {
+        let single = |op: &Op| match op {
+            Op::Post { .. } | Op::Status { .. } => true,
+            Op::Provision { auth, .. } => !matches!(auth, Auth::Wrong(n) if *n != 1),
+            Op::Wait | Op::Malformed { .. } => false,
+        };
+        let posted: Vec<usize> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Post { dev, .. } => Some(*dev),
+                _ => None,
+            })
+            .collect();
+        let unique = posted.iter().collect::<BTreeSet<_>>().len() == posted.len();
+        let clash = ops
+            .iter()
+            .any(|o| matches!(o, Op::Provision { dev, .. } if posted.contains(dev)));
+        (2..=MAX_GROUP).contains(&ops.len())
+            && ops.iter().all(|o| single(o) && self.applicable(o))
+            && unique
+            && !clash
+    }
+
+    /// Applies a group sent together and returns the answer tuples (one
+    /// answer per member, in the group's order) that some order of the
+    /// members gives from some allowed state — or `None` once the model
+    /// has had to drop states.
+    pub fn apply_together(&mut self, ops: &[Op]) -> Option<BTreeSet<Vec<Answer>>> {
+        let mut tuples = BTreeSet::new();
+        let mut next = BTreeSet::new();
+        let all = orders(ops.len());
+        for s in &self.states {
+            for order in &all {
+                let mut branches = vec![(s.clone(), vec![Answer::Ok; ops.len()])];
+                for &i in order {
+                    let mut grown = Vec::new();
+                    for (st, answers) in branches {
+                        for (a, n) in step(&st, &ops[i]) {
+                            let mut answers = answers.clone();
+                            answers[i] = a;
+                            grown.push((n, answers));
+                        }
+                    }
+                    branches = grown;
+                }
+                for (st, answers) in branches {
+                    tuples.insert(answers);
+                    next.insert(st);
+                }
+            }
+        }
+        let judged = self.exact;
+        if next.len() > self.cap {
+            self.exact = false;
+        }
+        self.states = next.into_iter().take(self.cap).collect();
+        judged.then_some(tuples)
+    }
+
+    /// Applies an item: the steps of the scenario that runs it, with the
+    /// expectations the model gives.
+    pub fn steps(&mut self, item: &Item) -> Vec<Step> {
+        match item {
+            Item::One(op) => {
+                let allowed = self.apply(op);
+                steps_for(op, &allowed)
+            }
+            Item::Together(ops) => {
+                let tuples = self.apply_together(ops);
+                let group = ops.iter().flat_map(|op| steps_for(op, &[])).collect();
+                vec![Step {
+                    action: Some(Action::Together),
+                    group: Some(group),
+                    outcomes: tuples.map(|t| t.into_iter().collect()),
+                    ..Step::default()
+                }]
+            }
         }
     }
 }
@@ -625,6 +756,7 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
             let csr = (key == Key::P256Csr).then_some(CsrSpec::Valid);
             let key = match key {
                 Key::P256 | Key::P256Csr => None,
+                Key::Same => Some(KeySpec::Previous),
                 Key::Ed25519 => Some(KeySpec::Ed25519),
                 Key::Rsa2048 => Some(KeySpec::Rsa2048),
             };
@@ -717,24 +849,23 @@ pub fn steps_for(op: &Op, allowed: &[BTreeSet<Answer>]) -> Vec<Step> {
 
 /// The whole scenario body for a sequence: its steps, with the
 /// expectations the model gives from the empty state.
-pub fn render(ops: &[Op], caps: Caps) -> Vec<Step> {
+pub fn render(items: &[Item], caps: Caps) -> Vec<Step> {
     let mut m = Model::new(caps);
-    let mut steps = Vec::new();
-    for op in ops {
-        let allowed = m.apply(op);
-        steps.extend(steps_for(op, &allowed));
-    }
-    steps
+    items.iter().flat_map(|item| m.steps(item)).collect()
 }
 
-/// Whether every operation of `ops` is applicable where it stands.
-pub fn well_formed(ops: &[Op], caps: Caps) -> bool {
+/// Whether every item of `items` is applicable where it stands.
+pub fn well_formed(items: &[Item], caps: Caps) -> bool {
     let mut m = Model::new(caps);
-    for op in ops {
-        if !m.applicable(op) {
+    for item in items {
+        let ok = match item {
+            Item::One(op) => m.applicable(op),
+            Item::Together(ops) => m.groupable(ops),
+        };
+        if !ok {
             return false;
         }
-        m.apply(op);
+        m.steps(item);
     }
     true
 }
@@ -882,10 +1013,85 @@ mod tests {
             dev: 0,
             by: Who::Plugin
         }));
-        assert!(!well_formed(&[prov(0, Auth::Own)], Caps::default()));
+        let one = |ops: &[Op]| ops.iter().map(|o| Item::One(*o)).collect::<Vec<_>>();
+        assert!(!well_formed(&one(&[prov(0, Auth::Own)]), Caps::default()));
         assert!(well_formed(
-            &[post(0, 0), prov(0, Auth::Secret(0)), prov(0, Auth::Own)],
+            &one(&[post(0, 0), prov(0, Auth::Secret(0)), prov(0, Auth::Own)]),
             Caps::default()
         ));
+    }
+
+    fn tuples(t: &[&[Answer]]) -> BTreeSet<Vec<Answer>> {
+        t.iter().map(|a| a.to_vec()).collect()
+    }
+
+    /// One secret raced by three requests: exactly one of them is
+    /// Approved, whichever it is; all three Approved is no order's answer.
+    #[test]
+    fn a_raced_secret_approves_exactly_one() {
+        use Answer::{Approved as A, Waiting as W};
+        let mut m = Model::new(Caps::default());
+        m.apply(&post(0, 0));
+        let p = prov(0, Auth::Secret(0));
+        let got = m.apply_together(&[p, p, p]).unwrap();
+        assert_eq!(got, tuples(&[&[A, W, W], &[W, A, W], &[W, W, A]]));
+        assert!(!got.contains(&vec![A, A, A]));
+        // Afterwards the device is certified in every order, and the
+        // secret is gone.
+        assert!(m.surely_certified(0));
+        assert_eq!(only(&mut m, p), Answer::Waiting);
+    }
+
+    /// Wrong guesses racing each other all count: four together and one
+    /// more discard the secret, in every order.
+    #[test]
+    fn raced_guesses_all_count() {
+        let mut m = Model::new(Caps::default());
+        m.apply(&post(0, 0));
+        let w = prov(0, Auth::Wrong(1));
+        let got = m.apply_together(&[w, w, w, w]).unwrap();
+        assert_eq!(got, tuples(&[&[Answer::Rejected; 4]]));
+        m.apply(&w);
+        assert_eq!(only(&mut m, prov(0, Auth::Secret(0))), Answer::Waiting);
+    }
+
+    /// A read racing a write sees it before or after; a post racing a
+    /// provisioning request of another device changes nothing for it.
+    #[test]
+    fn reads_race_writes_in_either_order() {
+        use Answer::{Approved as A, StatusApproved as SA, StatusWaiting as SW};
+        let mut m = Model::new(Caps::default());
+        m.apply(&post(0, 0));
+        let got = m
+            .apply_together(&[
+                prov(0, Auth::Secret(0)),
+                Op::Status {
+                    dev: 0,
+                    by: Who::Admin,
+                },
+            ])
+            .unwrap();
+        assert_eq!(got, tuples(&[&[A, SW], &[A, SA]]));
+        assert!(m.groupable(&[post(1, 1), prov(0, Auth::Own)]));
+        assert!(
+            !m.groupable(&[post(0, 1), prov(0, Auth::Own)]),
+            "post and provision of one device"
+        );
+        assert!(
+            !m.groupable(&[post(1, 1), post(1, 2)]),
+            "two posts for one device"
+        );
+        assert!(!m.groupable(&[prov(0, Auth::Wrong(2)), prov(1, Auth::Own)]));
+        assert!(!m.groupable(&[prov(0, Auth::Own)]), "one is not a group");
+    }
+
+    #[test]
+    fn orders_are_every_permutation() {
+        for n in 1..=MAX_GROUP {
+            let all = orders(n);
+            let distinct: BTreeSet<_> = all.iter().cloned().collect();
+            assert_eq!(distinct.len(), (1..=n).product::<usize>());
+            assert_eq!(all.len(), distinct.len());
+        }
     }
 }

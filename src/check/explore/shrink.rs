@@ -3,7 +3,7 @@
 //! keeping a candidate only when it is still well formed for the model and
 //! still fails when re-run against the target with fresh device IDs.
 
-use super::model::{well_formed, Auth, Caps, Key, Op};
+use super::model::{well_formed, Auth, Caps, Item, Key, Op};
 use super::{diverges, SHRINK_RUNS};
 use crate::check::report::{CaseResult, Verdict};
 use crate::check::runner::RunContext;
@@ -11,26 +11,33 @@ use crate::check::{task_result, SetupError};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Candidates one step smaller or simpler than `ops`: chunks removed (half
-/// the length down to 2), neighbouring wrong guesses merged, requests
-/// turned into plain wrong guesses, single operations removed, and each
-/// `Wrong(n)` lowered by one.
-fn candidates(ops: &[Op]) -> Vec<Vec<Op>> {
+/// Candidates one step smaller or simpler than `items`: chunks removed
+/// (half the length down to 2), neighbouring wrong guesses merged,
+/// requests turned into plain wrong guesses, groups cut by one member or
+/// sent one after another, single entries removed, and each `Wrong(n)`
+/// lowered by one.
+fn candidates(items: &[Item]) -> Vec<Vec<Item>> {
     let mut out = Vec::new();
-    let removals = |n: usize, out: &mut Vec<Vec<Op>>| {
+    let removals = |n: usize, out: &mut Vec<Vec<Item>>| {
         let mut start = 0;
-        while start < ops.len() {
-            let mut c = ops[..start].to_vec();
-            c.extend_from_slice(&ops[(start + n).min(ops.len())..]);
+        while start < items.len() {
+            let mut c = items[..start].to_vec();
+            c.extend_from_slice(&items[(start + n).min(items.len())..]);
             if !c.is_empty() {
                 out.push(c);
             }
             start += n;
         }
     };
+    let replaced = |i: usize, with: Vec<Item>| {
+        let mut c = items[..i].to_vec();
+        c.extend(with);
+        c.extend_from_slice(&items[i + 1..]);
+        c
+    };
     // Chunks first (big steps), then merges and simplifications, then
-    // single operations.
-    let mut n = ops.len() / 2;
+    // single entries.
+    let mut n = items.len() / 2;
     while n >= 2 {
         removals(n, &mut out);
         n /= 2;
@@ -43,64 +50,82 @@ fn candidates(ops: &[Op]) -> Vec<Vec<Op>> {
     // Two neighbouring failed-signature requests for one device become one
     // operation (`Wrong(a + b)`); any signed or unsigned request becomes a
     // plain wrong guess (simpler to read, and then mergeable).
-    for i in 0..ops.len().saturating_sub(1) {
+    for i in 0..items.len().saturating_sub(1) {
         if let (
-            Op::Provision {
+            Item::One(Op::Provision {
                 dev: d1,
                 auth: Auth::Wrong(a),
                 key,
-            },
-            Op::Provision {
+            }),
+            Item::One(Op::Provision {
                 dev: d2,
                 auth: Auth::Wrong(b),
                 ..
-            },
-        ) = (ops[i], ops[i + 1])
+            }),
+        ) = (&items[i], &items[i + 1])
         {
             if d1 == d2 {
-                let mut c = ops[..i].to_vec();
-                c.push(Op::Provision {
-                    dev: d1,
+                let mut c = items[..i].to_vec();
+                c.push(Item::One(Op::Provision {
+                    dev: *d1,
                     auth: Auth::Wrong(a + b),
-                    key,
-                });
-                c.extend_from_slice(&ops[i + 2..]);
+                    key: *key,
+                }));
+                c.extend_from_slice(&items[i + 2..]);
                 out.push(c);
             }
         }
     }
-    for (i, op) in ops.iter().enumerate() {
-        if let Op::Provision { dev, auth, .. } = *op {
+    for (i, item) in items.iter().enumerate() {
+        if let Item::One(Op::Provision { dev, auth, .. }) = *item {
             if matches!(
                 auth,
                 Auth::Secret(_) | Auth::Unsigned | Auth::Sha256(_) | Auth::Reordered(_)
             ) {
-                let mut c = ops.to_vec();
-                c[i] = Op::Provision {
-                    dev,
-                    auth: Auth::Wrong(1),
-                    key: Key::P256,
-                };
-                out.push(c);
+                out.push(replaced(
+                    i,
+                    vec![Item::One(Op::Provision {
+                        dev,
+                        auth: Auth::Wrong(1),
+                        key: Key::P256,
+                    })],
+                ));
             }
         }
     }
+    // A group loses one member (two become one request on its own), or
+    // its members go one after another.
+    for (i, item) in items.iter().enumerate() {
+        if let Item::Together(ops) = item {
+            for k in 0..ops.len() {
+                let mut rest = ops.clone();
+                rest.remove(k);
+                let smaller = match rest.as_slice() {
+                    [one] => Item::One(*one),
+                    _ => Item::Together(rest),
+                };
+                out.push(replaced(i, vec![smaller]));
+            }
+            out.push(replaced(i, ops.iter().map(|o| Item::One(*o)).collect()));
+        }
+    }
     out.extend(singles);
-    for (i, op) in ops.iter().enumerate() {
-        if let Op::Provision {
+    for (i, item) in items.iter().enumerate() {
+        if let Item::One(Op::Provision {
             auth: Auth::Wrong(k),
             dev,
             key,
-        } = *op
+        }) = *item
         {
             if k > 1 {
-                let mut c = ops.to_vec();
-                c[i] = Op::Provision {
-                    dev,
-                    auth: Auth::Wrong(k - 1),
-                    key,
-                };
-                out.push(c);
+                out.push(replaced(
+                    i,
+                    vec![Item::One(Op::Provision {
+                        dev,
+                        auth: Auth::Wrong(k - 1),
+                        key,
+                    })],
+                ));
             }
         }
     }
@@ -113,18 +138,18 @@ fn candidates(ops: &[Op]) -> Vec<Vec<Op>> {
 /// does not depend on scheduling.
 pub(super) async fn shrink(
     ctx: &Arc<RunContext>,
-    ops: &[Op],
+    ops: &[Item],
     first: CaseResult,
     caps: Caps,
     seed: u64,
     timeout: Duration,
     jobs: usize,
-) -> Result<(Vec<Op>, CaseResult), SetupError> {
+) -> Result<(Vec<Item>, CaseResult), SetupError> {
     let mut cur = ops.to_vec();
     let mut last = first;
     let mut runs = 0;
     'outer: loop {
-        let cands: Vec<Vec<Op>> = candidates(&cur)
+        let cands: Vec<Vec<Item>> = candidates(&cur)
             .into_iter()
             .filter(|c| well_formed(c, caps))
             .collect();
@@ -170,29 +195,37 @@ mod tests {
 
     #[test]
     fn candidates_are_smaller() {
-        let ops = vec![
-            Op::Status {
+        let wrong = |n| {
+            Item::One(Op::Provision {
                 dev: 0,
-                by: Who::Admin,
-            },
-            Op::Provision {
-                dev: 0,
-                auth: Auth::Wrong(3),
+                auth: Auth::Wrong(n),
                 key: Key::P256,
-            },
-            Op::Wait,
-        ];
-        let c = candidates(&ops);
-        assert!(c.iter().all(|c| c.len() < 3 || c != &ops));
-        assert!(c.contains(&vec![ops[1], ops[2]]));
-        assert!(c.contains(&vec![
-            ops[0],
-            Op::Provision {
-                dev: 0,
-                auth: Auth::Wrong(2),
-                key: Key::P256,
-            },
-            ops[2]
-        ]));
+            })
+        };
+        let status = Item::One(Op::Status {
+            dev: 0,
+            by: Who::Admin,
+        });
+        let items = vec![status.clone(), wrong(3), Item::One(Op::Wait)];
+        let c = candidates(&items);
+        assert!(c.iter().all(|c| c.len() < 3 || c != &items));
+        assert!(c.contains(&vec![items[1].clone(), items[2].clone()]));
+        assert!(c.contains(&vec![status.clone(), wrong(2), items[2].clone()]));
+    }
+
+    #[test]
+    fn groups_shrink_by_a_member_or_into_a_sequence() {
+        let p = |dev| Op::Provision {
+            dev,
+            auth: Auth::Secret(0),
+            key: Key::P256,
+        };
+        let items = vec![Item::Together(vec![p(0), p(0), p(1)])];
+        let c = candidates(&items);
+        assert!(c.contains(&vec![Item::Together(vec![p(0), p(1)])]));
+        assert!(c.contains(&vec![Item::Together(vec![p(0), p(0)])]));
+        assert!(c.contains(&vec![Item::One(p(0)), Item::One(p(0)), Item::One(p(1))]));
+        let two = candidates(&[Item::Together(vec![p(0), p(1)])]);
+        assert!(two.contains(&vec![Item::One(p(1))]));
     }
 }

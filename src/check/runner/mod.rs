@@ -7,8 +7,11 @@ mod observe;
 mod oob;
 mod provision;
 mod raw;
+mod relate;
 mod request;
 mod status;
+mod sweep;
+mod together;
 mod transport;
 mod wire;
 
@@ -84,7 +87,6 @@ use super::step::{fail, StepError, StepResult};
 #[derive(Clone)]
 struct Saved {
     identity: Option<ClientIdentity>,
-    cert_pem: String,
 }
 
 struct Case<'a> {
@@ -97,8 +99,10 @@ struct Case<'a> {
     incidental: std::sync::Mutex<Vec<super::report::Incidental>>,
     /// The last secret each device ID was given by an accepted OOB post.
     posted: HashMap<String, String>,
-    /// The last certificate issued to each device ID in this case.
-    last_cert: HashMap<String, String>,
+    /// The certificates that may be the latest issued to each device ID in
+    /// this case: one after a request on its own, any of those a group of
+    /// concurrent requests obtained (until a status read shows which).
+    last_cert: HashMap<String, Vec<String>>,
     rng: ChaCha20Rng,
     slug: String,
     /// Whether the case runs alone (only then may a wait move the clock).
@@ -107,10 +111,16 @@ struct Case<'a> {
     secrets: HashMap<String, String>,
     saved: HashMap<String, Saved>,
     last_body: HashMap<String, Vec<u8>>,
+    /// The status and body of the last answer a request got (`None` when
+    /// the last request got none).
+    last_response: Option<(u16, Vec<u8>)>,
     evidence: Vec<Exchange>,
     configs: HashMap<String, Arc<ClientConfig>>,
     directory: Option<Directory>,
     step_no: usize,
+    /// A member of a `together` group: which certificate is the latest
+    /// depends on the order the group takes effect in, judged by the group.
+    in_group: bool,
 }
 
 fn case_seed(seed: u64, id: &str) -> u64 {
@@ -166,10 +176,12 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
         secrets: HashMap::new(),
         saved: HashMap::new(),
         last_body: HashMap::new(),
+        last_response: None,
         evidence: Vec::new(),
         configs: HashMap::new(),
         directory: None,
         step_no: 0,
+        in_group: false,
     };
     let outcome = tokio::time::timeout(timeout, async {
         let mut infos = Vec::new();
@@ -359,6 +371,9 @@ impl Case<'_> {
             Action::Burst => self.do_burst(st).await,
             Action::Concurrent if st.rounds.is_some() => self.do_concurrent_rounds(st).await,
             Action::Concurrent => self.do_concurrent(st).await,
+            Action::Together => self.do_together(st).await,
+            Action::Sweep => self.do_sweep(st).await,
+            Action::Relate => self.do_relate(st).await,
             Action::Sanity => self.do_sanity().await,
             Action::Observe => self.do_observe(st).await,
             Action::Discover => self.do_discover(st).await,

@@ -129,19 +129,14 @@ impl Case<'_> {
             }
         }
         if r.status == 200 && status == "Approved" && !client_cert.is_empty() {
-            self.last_cert.insert(device.clone(), client_cert.clone());
+            self.last_cert
+                .insert(device.clone(), vec![client_cert.clone()]);
             let sym = st.device.clone().unwrap_or_else(|| "d".into());
             let identity = kp.as_ref().map(|k| ClientIdentity {
                 cert_pem: client_cert.clone(),
                 key_pem: k.serialize_pem(),
             });
-            self.saved.insert(
-                sym,
-                Saved {
-                    identity,
-                    cert_pem: client_cert,
-                },
-            );
+            self.saved.insert(sym, Saved { identity });
         }
         Ok(None)
     }

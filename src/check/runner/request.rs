@@ -26,6 +26,21 @@ impl Case<'_> {
                     rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).map_err(setup)?;
                 (k.public_key_pem(), Some(k))
             }
+            KeySpec::Previous => {
+                let sym = st.device.clone().unwrap_or_else(|| "d".into());
+                let held = self
+                    .saved
+                    .get(&sym)
+                    .and_then(|s| s.identity.as_ref())
+                    .map(|i| i.key_pem.clone());
+                let Some(pem) = held else {
+                    return fail(format!(
+                        "device {sym} holds no key from an earlier certificate"
+                    ));
+                };
+                let k = rcgen::KeyPair::from_pem(&pem).map_err(setup)?;
+                (k.public_key_pem(), Some(k))
+            }
             KeySpec::Rsa2048 => (RSA2048_PUB.to_string(), None),
             KeySpec::Rsa1024 => (RSA1024_PUB.to_string(), None),
             KeySpec::Garbage => (

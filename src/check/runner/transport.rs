@@ -211,8 +211,10 @@ impl Case<'_> {
             error: None,
             ms: 0,
         };
+        self.last_response = None;
         let out = match res {
             Ok(r) => {
+                self.last_response = Some((r.status, r.body.to_vec()));
                 ex.status = Some(r.status);
                 ex.response_headers = r
                     .headers

@@ -1,0 +1,136 @@
+//! Metamorphic relations (`relate`): properties of two runs rather than of
+//! one answer. Each relation makes a pair of requests that differ only in
+//! what the profile says cannot matter, and the two answers must agree.
+
+use super::*;
+use crate::check::profile::{shape_of, Shape};
+use crate::check::scenario::{Credential, Expect, Relation, StatusSpec};
+
+/// Members a server might wrongly take into a certificate, sent beside the
+/// profile's own (they are not in the profile, so nothing may come of
+/// them).
+const DECORATED: &str = r#"{"deviceID":"{device}","ou":"admin","organizationalUnit":"admin","commonName":"admin","subject":"CN=admin,OU=admin","days":400,"validityDays":400,"notAfter":"2099-01-01T00:00:00Z","isCA":true,"basicConstraints":"CA:TRUE","keyUsage":["keyCertSign"],"extKeyUsage":["serverAuth"],"serialNumber":"01","san":["DNS:example.com"],"ip":"127.0.0.1","mac":"","publicKeyPEM":"{key}","signature":""}"#;
+
+fn approved() -> Expect {
+    Expect {
+        http: Some(vec![200]),
+        status: Some(StatusSpec::Approved),
+        certificate: Some(true),
+        ..Expect::default()
+    }
+}
+
+impl Case<'_> {
+    pub(super) async fn do_relate(&mut self, st: &Step) -> StepResult {
+        match st.relation {
+            Some(Relation::ExtraMembers) => self.relate_extra_members().await,
+            Some(Relation::Renewal) => self.relate_renewal().await,
+            None => fail("a relation step needs a `relation`"),
+        }
+    }
+
+    /// The shape of the certificate last issued to `sym`'s device.
+    fn last_shape(&mut self, sym: &str) -> Result<Shape, StepError> {
+        let device = self.device(sym);
+        let pem = self
+            .last_cert
+            .get(&device)
+            .and_then(|c| c.last())
+            .ok_or_else(|| StepError::Fail("no certificate was issued".into()))?;
+        let der = cert_der_from_pem(pem).map_err(|e| StepError::Fail(e.to_string()))?;
+        shape_of(&der).map_err(StepError::Fail)
+    }
+
+    /// Two admin provisionings, one plain and one carrying members that
+    /// name another role, CN, lifetime, CA flag, key usages, serial and
+    /// names: both certificates have one profile. A server that refuses
+    /// members it does not know (400) takes nothing from them either; the
+    /// case then says it could not judge the relation.
+    async fn relate_extra_members(&mut self) -> StepResult {
+        let admin = Some(Credential::Admin);
+        let plain = Step {
+            action: Some(Action::Provision),
+            device: Some("plain".into()),
+            secret: Some("none".into()),
+            as_: admin.clone(),
+            expect: approved(),
+            ..Step::default()
+        };
+        self.do_provision(&plain).await?;
+        let want = self.last_shape("plain")?;
+        let decorated = Step {
+            action: Some(Action::Provision),
+            device: Some("decorated".into()),
+            as_: admin,
+            body: Some(DECORATED.into()),
+            expect: Expect {
+                http: Some(vec![200, 400]),
+                ..Expect::default()
+            },
+            ..Step::default()
+        };
+        self.do_provision(&decorated).await?;
+        if matches!(self.last_response, Some((400, _))) {
+            return Ok(Some(
+                "the request with members outside the profile was refused (400): nothing was taken from them, and the relation was not judged".into(),
+            ));
+        }
+        let got = self.last_shape("decorated").map_err(|e| match e {
+            StepError::Fail(_) => StepError::Fail(
+                "the request with members outside the profile got no certificate and no 400".into(),
+            ),
+            other => other,
+        })?;
+        let diff = want.differences(&got);
+        if !diff.is_empty() {
+            return fail(format!(
+                "a request carrying members outside the profile (ou, commonName, days, isCA, extKeyUsage, …) got a certificate of another profile than a plain one: {}",
+                diff.join("; ")
+            ));
+        }
+        Ok(None)
+    }
+
+    /// A first issuance by secret and a renewal with that certificate:
+    /// both certificates have one profile.
+    async fn relate_renewal(&mut self) -> StepResult {
+        let post = Step {
+            action: Some(Action::PostOob),
+            device: Some("r".into()),
+            secret: Some("s".into()),
+            expect: Expect {
+                http: Some(vec![200]),
+                ..Expect::default()
+            },
+            ..Step::default()
+        };
+        self.do_post_oob(&post).await?;
+        let first = Step {
+            action: Some(Action::Provision),
+            device: Some("r".into()),
+            secret: Some("s".into()),
+            expect: approved(),
+            ..Step::default()
+        };
+        self.do_provision(&first).await?;
+        let want = self.last_shape("r")?;
+        let renewal = Step {
+            action: Some(Action::Provision),
+            device: Some("r".into()),
+            secret: Some("none".into()),
+            as_: Some(Credential::Device("r".into())),
+            expect: approved(),
+            ..Step::default()
+        };
+        self.do_provision(&renewal).await?;
+        let got = self.last_shape("r")?;
+        let diff = want.differences(&got);
+        if !diff.is_empty() {
+            return fail(format!(
+                "the renewed certificate has another profile than the first one: {}",
+                diff.join("; ")
+            ));
+        }
+        Ok(None)
+    }
+}

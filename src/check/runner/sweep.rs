@@ -1,0 +1,427 @@
+//! Boundary sweeps (`sweep`): one variable-size field tried at every length
+//! and value around the limits the profile, the encodings and the usual
+//! buffer sizes imply, each judged by what the profile says of it — where
+//! one size per case would pass a server whose limit is merely elsewhere.
+
+use super::*;
+use crate::check::scenario::{Expect, StatusSpec, SweepField};
+
+/// Secret lengths (UTF-8 bytes): both sides of the powers of two, of
+/// SHA-256's block (an HMAC key over 64 bytes is hashed first), of
+/// bcrypt's 72, and a few kilobytes.
+pub(super) const SECRET_LENGTHS: &[usize] = &[
+    1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 71, 72, 73, 127, 128, 129, 255, 256, 257, 1024, 4096,
+];
+
+/// Secrets that JSON escapes or UTF-8 spreads over several bytes.
+pub(super) const SECRET_VALUES: &[&str] = &[
+    "with \"quotes\" and a \\ backslash",
+    "üñíçødé",
+    "😀 outside the BMP",
+    " leading and trailing space ",
+    "tab\tand\nnewline",
+    "</script>&amp;",
+];
+
+/// Device-ID lengths: the profile's 1–128, and past it.
+pub(super) const DEVICE_ID_LENGTHS: &[usize] = &[1, 2, 16, 32, 63, 64, 65, 72, 127, 128, 129, 256];
+
+/// Device IDs from every corner of the profile's alphabet
+/// (`[A-Za-z0-9._:-]`, neither `.` nor `..`); `{u}` is a fresh token.
+pub(super) const DEVICE_ID_VALUES: &[&str] = &[
+    ".{u}",
+    "{u}.",
+    "..{u}",
+    "{u}..x",
+    "{u}:b",
+    "{u}_b",
+    "_{u}",
+    "-{u}",
+    ":{u}",
+    "{u}-A:z_9.",
+];
+
+/// `validUntil` values every server must take: seconds ahead of the
+/// target's clock with the offset they are written in, or a fixed instant.
+enum Until {
+    In(i64, time::UtcOffset),
+    Fraction(i64),
+    At(&'static str),
+}
+
+const UNTIL: &[Until] = &[
+    Until::In(60, time::UtcOffset::UTC),
+    Until::In(3_600, time::UtcOffset::UTC),
+    // The default life, and one second past it.
+    Until::In(259_200, time::UtcOffset::UTC),
+    Until::In(259_201, time::UtcOffset::UTC),
+    Until::In(31_536_000, time::UtcOffset::UTC),
+    Until::In(315_360_000, time::UtcOffset::UTC),
+    // The widest offsets RFC 3339 text carries in practice.
+    Until::In(3_600, time::macros::offset!(+14:00)),
+    Until::In(3_600, time::macros::offset!(-12:00)),
+    Until::Fraction(3_600),
+    // One second past a signed 32-bit time_t.
+    Until::At("2038-01-19T03:14:08Z"),
+    Until::At("2100-01-01T00:00:00Z"),
+];
+
+impl Until {
+    fn text(&self, now: OffsetDateTime) -> String {
+        match *self {
+            Until::In(secs, offset) => {
+                rfc3339((now + time::Duration::seconds(secs)).to_offset(offset))
+            }
+            Until::Fraction(secs) => {
+                let t = (now + time::Duration::seconds(secs))
+                    .replace_nanosecond(123_456_789)
+                    .unwrap_or(now);
+                rfc3339(t)
+            }
+            Until::At(t) => t.to_string(),
+        }
+    }
+}
+
+/// A secret of `n` bytes (printable ASCII, fresh each time).
+fn secret_of(rng: &mut ChaCha20Rng, n: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_~.";
+    (0..n)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// `s` with its last character replaced: another secret, equal in every
+/// byte but the last ones.
+fn last_changed(s: &str) -> String {
+    let mut t: String = s
+        .chars()
+        .take(s.chars().count().saturating_sub(1))
+        .collect();
+    t.push(if s.ends_with('x') { 'y' } else { 'x' });
+    t
+}
+
+impl Case<'_> {
+    pub(super) async fn do_sweep(&mut self, st: &Step) -> StepResult {
+        match st.field {
+            Some(SweepField::SecretLength) => self.sweep_secrets().await,
+            Some(SweepField::DeviceId) => self.sweep_device_ids().await,
+            Some(SweepField::ValidUntil) => self.sweep_valid_until().await,
+            Some(SweepField::Signature) => self.sweep_signatures().await,
+            None => fail("a sweep needs a `field`"),
+        }
+    }
+
+    /// A fresh device ID of exactly `n` characters.
+    fn id_of_length(&mut self, n: usize) -> String {
+        let base = self.device(&format!("sweep-{n}"));
+        let mut id: String = base
+            .chars()
+            .rev()
+            .take(n)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        while id.len() < n {
+            id.push('0');
+        }
+        id
+    }
+
+    /// Posts `secret` for `device` as admin with `valid_until` (JSON) and
+    /// returns the HTTP status.
+    async fn post_secret(
+        &mut self,
+        device: &str,
+        secret: &str,
+        valid_until: &str,
+    ) -> Result<u16, StepError> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "deviceID": device, "oobSecret": secret, "validUntil": valid_until
+        }))
+        .unwrap_or_default();
+        let url = self.oob_url().await;
+        let r = self
+            .call(Method::POST, &url, Some(body), "admin")
+            .await
+            .map_err(|e| StepError::Fail(format!("no answer: {e}")))?;
+        self.check_http(&Step::default(), &r)?;
+        if r.status == 200 {
+            self.posted.insert(device.to_string(), secret.to_string());
+        }
+        Ok(r.status)
+    }
+
+    /// A provisioning request for `device` signed with `secret`, judged by
+    /// `expect` (and by everything every answer is judged by).
+    async fn provision_with(&mut self, device: &str, secret: &str, expect: Expect) -> StepResult {
+        let step = Step {
+            action: Some(Action::Provision),
+            device_literal: Some(device.to_string()),
+            secret_literal: Some(secret.to_string()),
+            expect,
+            ..Step::default()
+        };
+        self.do_provision(&step).await
+    }
+
+    /// Every secret length and value: posted, then a request signed with
+    /// the secret changed in its last character is Rejected, and one
+    /// signed with the secret is Approved with an answer signed with it
+    /// (`hmac.raw-key`, `oob.fields`: nothing in the profile bounds a
+    /// secret's length or alphabet).
+    async fn sweep_secrets(&mut self) -> StepResult {
+        let mut secrets: Vec<String> = SECRET_LENGTHS
+            .iter()
+            .map(|&n| secret_of(&mut self.rng, n))
+            .collect();
+        secrets.extend(SECRET_VALUES.iter().map(|v| v.to_string()));
+        for (k, secret) in secrets.iter().enumerate() {
+            let what = format!(
+                "a secret of {} bytes ({})",
+                secret.len(),
+                SECRET_VALUES
+                    .iter()
+                    .find(|v| *v == secret)
+                    .map_or("random printable ASCII".to_string(), |v| format!("{v:?}"))
+            );
+            let device = self.device(&format!("secret-{k}"));
+            let code = self.post_secret(&device, secret, "").await?;
+            if code != 200 {
+                return fail(format!("{what}: the OOB post got HTTP {code}, not 200"));
+            }
+            let other = last_changed(secret);
+            let rejected = Expect {
+                http: Some(vec![200]),
+                status: Some(StatusSpec::Rejected),
+                certificate: Some(false),
+                ..Expect::default()
+            };
+            self.provision_with(&device, &other, rejected)
+                .await
+                .map_err(|e| {
+                    in_terms(
+                        e,
+                        &format!("{what}, signed with it changed in its last character"),
+                    )
+                })?;
+            let approved = Expect {
+                http: Some(vec![200]),
+                status: Some(StatusSpec::Approved),
+                certificate: Some(true),
+                signature: Some(crate::check::scenario::SignatureSpec::Secret),
+                ..Expect::default()
+            };
+            self.provision_with(&device, secret, approved)
+                .await
+                .map_err(|e| in_terms(e, &format!("{what}, signed with it")))?;
+        }
+        Ok(None)
+    }
+
+    /// Every device-ID length and corner of the alphabet: an OOB post and
+    /// an admin provisioning are accepted (a certificate whose CN is the
+    /// ID byte for byte) up to 128 characters and refused with 400 past it
+    /// (`provreq.device-id`, `oob.fields`).
+    async fn sweep_device_ids(&mut self) -> StepResult {
+        let mut ids: Vec<(String, bool)> = DEVICE_ID_LENGTHS
+            .iter()
+            .map(|&n| (self.id_of_length(n), n <= 128))
+            .collect();
+        let u: u32 = self.rng.gen();
+        ids.extend(DEVICE_ID_VALUES.iter().map(|v| {
+            (
+                v.replace("{u}", &format!("{:08x}{u:08x}", self.ctx.run_id)),
+                true,
+            )
+        }));
+        for (id, accepted) in ids {
+            let what = format!("device ID {:?} ({} characters)", shorten(&id), id.len());
+            let code = self.post_secret(&id, "sweep-secret", "").await?;
+            let want = if accepted { 200 } else { 400 };
+            if code != want {
+                return fail(format!("{what}: the OOB post got HTTP {code}, not {want}"));
+            }
+            let expect = if accepted {
+                Expect {
+                    http: Some(vec![200]),
+                    status: Some(StatusSpec::Approved),
+                    certificate: Some(true),
+                    ..Expect::default()
+                }
+            } else {
+                Expect {
+                    http: Some(vec![400]),
+                    ..Expect::default()
+                }
+            };
+            let step = Step {
+                action: Some(Action::Provision),
+                device_literal: Some(id.clone()),
+                secret: Some("none".into()),
+                as_: Some(crate::check::scenario::Credential::Admin),
+                expect,
+                ..Step::default()
+            };
+            self.do_provision(&step)
+                .await
+                .map_err(|e| in_terms(e, &format!("{what}, provisioned as admin")))?;
+        }
+        Ok(None)
+    }
+
+    /// Every `validUntil` a server must take — up to ten years ahead, the
+    /// widest offsets, fractional seconds, past 2038 — is accepted and the
+    /// secret is usable now (`oob.valid-until`).
+    async fn sweep_valid_until(&mut self) -> StepResult {
+        for (k, until) in UNTIL.iter().enumerate() {
+            let text = until.text(super::target_now(self.ctx));
+            let device = self.device(&format!("until-{k}"));
+            let secret = self.secret(&format!("until-{k}"));
+            let code = self.post_secret(&device, &secret, &text).await?;
+            if code != 200 {
+                return fail(format!(
+                    "validUntil {text:?}: the OOB post got HTTP {code}, not 200"
+                ));
+            }
+            let approved = Expect {
+                http: Some(vec![200]),
+                status: Some(StatusSpec::Approved),
+                certificate: Some(true),
+                ..Expect::default()
+            };
+            self.provision_with(&device, &secret, approved)
+                .await
+                .map_err(|e| {
+                    in_terms(e, &format!("validUntil {text:?}, the secret used at once"))
+                })?;
+        }
+        Ok(None)
+    }
+}
+
+/// Wrong signatures near the right tag `t` (32 bytes): each must be
+/// refused, however much of it is right.
+fn near_tags(t: &[u8]) -> Vec<(&'static str, String)> {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let flipped = |i: usize| {
+        let mut x = t.to_vec();
+        x[i] ^= 0x01;
+        b64(&x)
+    };
+    let right = b64(t);
+    let swapped: String = right
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let mut longer = t.to_vec();
+    longer.push(0);
+    vec![
+        (
+            "the right tag with its last bit flipped",
+            flipped(t.len() - 1),
+        ),
+        ("the right tag with its first bit flipped", flipped(0)),
+        ("the right tag's first 16 bytes", b64(&t[..16])),
+        ("the right tag's first 31 bytes", b64(&t[..31])),
+        ("the right tag and one byte more", b64(&longer)),
+        (
+            "the right tag in hex",
+            t.iter().map(|b| format!("{b:02x}")).collect(),
+        ),
+        ("the right tag with its letters' case swapped", swapped),
+        (
+            "the right tag with a space inside",
+            format!("{} {}", &right[..20], &right[20..]),
+        ),
+        ("an empty signature", String::new()),
+    ]
+}
+
+impl Case<'_> {
+    /// Signatures around the right one — a bit off, cut short, one byte
+    /// long, in hex, case-swapped — are each refused (Rejected, or a 4xx
+    /// for what is not base64), and the right one is then Approved
+    /// (`provreq.rejected`, `hmac.raw-key`). Each wrong one is tried on a
+    /// secret of its own, so the guess limit never comes into it.
+    async fn sweep_signatures(&mut self) -> StepResult {
+        let url = self.provreq_url().await;
+        let n = near_tags(&[0u8; 32]).len();
+        for k in 0..n {
+            let device = self.device(&format!("sig-{k}"));
+            let secret = self.secret(&format!("sig-{k}"));
+            let code = self.post_secret(&device, &secret, "").await?;
+            if code != 200 {
+                return fail(format!("the OOB post got HTTP {code}, not 200"));
+            }
+            let step = Step {
+                device_literal: Some(device.clone()),
+                secret_literal: Some(secret.clone()),
+                ..Step::default()
+            };
+            let (body, _) = self.build_request(&step, &device)?;
+            let blanked =
+                sign::blank_signature(&body).map_err(|e| StepError::Fail(format!("setup: {e}")))?;
+            let right = sign::tag(secret.as_bytes(), &blanked.signing_input);
+            let (what, wrong) = near_tags(&right).swap_remove(k);
+            let sent = String::from_utf8_lossy(&blanked.signing_input).replacen(
+                "\"signature\":\"\"",
+                &format!("\"signature\":{}", Value::String(wrong)),
+                1,
+            );
+            let r = self
+                .call(Method::POST, &url, Some(sent.into_bytes()), "nobody")
+                .await
+                .map_err(|e| StepError::Fail(format!("{what}: no answer: {e}")))?;
+            self.check_http(&Step::default(), &r)
+                .map_err(|e| in_terms(e, what))?;
+            let status = resp_json(&r)
+                .and_then(|v| v["status"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let refused =
+                (r.status == 200 && status == "Rejected") || (400..500).contains(&r.status);
+            if !refused {
+                return fail(format!(
+                    "{what}: answered HTTP {} {status}, not Rejected (provreq.rejected)",
+                    r.status
+                ));
+            }
+            let approved = Expect {
+                http: Some(vec![200]),
+                status: Some(StatusSpec::Approved),
+                certificate: Some(true),
+                ..Expect::default()
+            };
+            self.provision_with(&device, &secret, approved)
+                .await
+                .map_err(|e| in_terms(e, &format!("after {what}, the right signature")))?;
+        }
+        Ok(None)
+    }
+}
+
+/// A failure said in terms of the value swept.
+fn in_terms(e: StepError, what: &str) -> StepError {
+    match e {
+        StepError::Fail(m) => StepError::Fail(format!("{what}: {m}")),
+        other => other,
+    }
+}
+
+/// An ID cut for a message.
+fn shorten(id: &str) -> String {
+    if id.len() <= 40 {
+        id.to_string()
+    } else {
+        format!("{}…", &id[..40])
+    }
+}
