@@ -275,6 +275,16 @@ fn describe(s: &Step) -> String {
     d
 }
 
+/// What a step expects of an Approved answer with a certificate.
+fn approved() -> super::scenario::Expect {
+    super::scenario::Expect {
+        http: Some(vec![200]),
+        status: Some(super::scenario::StatusSpec::Approved),
+        certificate: Some(true),
+        ..super::scenario::Expect::default()
+    }
+}
+
 fn resp_json(r: &HttpsResponse) -> Option<Value> {
     serde_json::from_slice(&r.body).ok()
 }

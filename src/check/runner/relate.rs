@@ -4,21 +4,12 @@
 
 use super::*;
 use crate::check::profile::{shape_of, Shape};
-use crate::check::scenario::{Credential, Expect, Relation, StatusSpec};
+use crate::check::scenario::{Credential, Expect, Relation};
 
 /// Members a server might wrongly take into a certificate, sent beside the
 /// profile's own (they are not in the profile, so nothing may come of
 /// them).
 const DECORATED: &str = r#"{"deviceID":"{device}","ou":"admin","organizationalUnit":"admin","commonName":"admin","subject":"CN=admin,OU=admin","days":400,"validityDays":400,"notAfter":"2099-01-01T00:00:00Z","isCA":true,"basicConstraints":"CA:TRUE","keyUsage":["keyCertSign"],"extKeyUsage":["serverAuth"],"serialNumber":"01","san":["DNS:example.com"],"ip":"127.0.0.1","mac":"","publicKeyPEM":"{key}","signature":""}"#;
-
-fn approved() -> Expect {
-    Expect {
-        http: Some(vec![200]),
-        status: Some(StatusSpec::Approved),
-        certificate: Some(true),
-        ..Expect::default()
-    }
-}
 
 impl Case<'_> {
     pub(super) async fn do_relate(&mut self, st: &Step) -> StepResult {

@@ -208,11 +208,8 @@ impl Case<'_> {
                     )
                 })?;
             let approved = Expect {
-                http: Some(vec![200]),
-                status: Some(StatusSpec::Approved),
-                certificate: Some(true),
                 signature: Some(crate::check::scenario::SignatureSpec::Secret),
-                ..Expect::default()
+                ..approved()
             };
             self.provision_with(&device, secret, approved)
                 .await
@@ -245,12 +242,7 @@ impl Case<'_> {
                 return fail(format!("{what}: the OOB post got HTTP {code}, not {want}"));
             }
             let expect = if accepted {
-                Expect {
-                    http: Some(vec![200]),
-                    status: Some(StatusSpec::Approved),
-                    certificate: Some(true),
-                    ..Expect::default()
-                }
+                approved()
             } else {
                 Expect {
                     http: Some(vec![400]),
@@ -286,12 +278,7 @@ impl Case<'_> {
                     "validUntil {text:?}: the OOB post got HTTP {code}, not 200"
                 ));
             }
-            let approved = Expect {
-                http: Some(vec![200]),
-                status: Some(StatusSpec::Approved),
-                certificate: Some(true),
-                ..Expect::default()
-            };
+            let approved = approved();
             self.provision_with(&device, &secret, approved)
                 .await
                 .map_err(|e| {
@@ -395,12 +382,7 @@ impl Case<'_> {
                     r.status
                 ));
             }
-            let approved = Expect {
-                http: Some(vec![200]),
-                status: Some(StatusSpec::Approved),
-                certificate: Some(true),
-                ..Expect::default()
-            };
+            let approved = approved();
             self.provision_with(&device, &secret, approved)
                 .await
                 .map_err(|e| in_terms(e, &format!("after {what}, the right signature")))?;
