@@ -551,6 +551,18 @@ pub fn cert_der_from_pem(pem: &str) -> Result<Vec<u8>, PkiError> {
         .map_err(|_| PkiError::NotPem("CERTIFICATE"))
 }
 
+/// Decodes every `CERTIFICATE` block of PEM text, in order (none is an
+/// error; so is a block that does not decode).
+pub fn certs_der_from_pem(pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
+    let all: Result<Vec<Vec<u8>>, _> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|d| d.to_vec()))
+        .collect();
+    match all {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(PkiError::NotPem("CERTIFICATE")),
+    }
+}
+
 /// Which extended key usage a chain check requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usage {

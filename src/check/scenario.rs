@@ -307,6 +307,20 @@ pub enum Relation {
     ExtraMembers,
     /// A renewal's certificate has the profile of the first issuance's.
     Renewal,
+    /// Device side: whatever one element of an Approved answer is changed
+    /// to (`suite::perturb`), the device ends with a set that chains to
+    /// the CA it pinned, for its own key and ID, or with nothing.
+    AnyAnswer,
+}
+
+impl Relation {
+    /// The role whose cases may check this relation.
+    pub fn role(self) -> Role {
+        match self {
+            Relation::ExtraMembers | Relation::Renewal => Role::Server,
+            Relation::AnyAnswer => Role::Client,
+        }
+    }
 }
 
 /// What one request of a `together` group was answered: the symbols of
@@ -1079,6 +1093,16 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         check_group(st).map_err(|m| err(format!("step {n}: {m}")))?;
         match (st.action == Some(Action::Relate), st.relation.is_some()) {
             (true, false) => return Err(err(format!("step {n}: `relate` needs a `relation`"))),
+            (true, true) if st.relation.map(Relation::role) != Some(s.role) => {
+                return Err(err(format!(
+                    "step {n}: relation `{}` is for {} cases",
+                    st.relation.as_ref().map(name_of).unwrap_or_default(),
+                    match st.relation.map(Relation::role) {
+                        Some(Role::Client) => "client",
+                        _ => "server",
+                    }
+                )))
+            }
             (false, true) => {
                 return Err(err(format!(
                     "step {n}: `relation` belongs to a `relate` step"

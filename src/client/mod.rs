@@ -382,7 +382,8 @@ pub(crate) async fn run_with(
                         OffsetDateTime::now_utc(),
                         &opts.dir,
                     )?;
-                    Step::Done(ctx.keep(&parsed.client_cert, info))
+                    let ca = quirks.ca_to_keep(&pinned_pem, &parsed);
+                    Step::Done(ctx.keep(&parsed.client_cert, ca, info))
                 }
             },
         };

@@ -60,10 +60,15 @@ impl AnswerContext<'_> {
         }
     }
 
-    /// Keeps `cert_pem` (read as `info`) with the key and the pinned CA
-    /// (PROTOCOL §9 rule 5).
-    pub(crate) fn keep(&self, cert_pem: &str, info: CertInfo) -> Result<Outcome, ClientError> {
-        super::write_set(self.dir, self.key, cert_pem, self.pinned_pem)?;
+    /// Keeps `cert_pem` (read as `info`) with the key and `ca_pem` (the
+    /// pinned CA, PROTOCOL §9 rule 5).
+    pub(crate) fn keep(
+        &self,
+        cert_pem: &str,
+        ca_pem: &str,
+        info: CertInfo,
+    ) -> Result<Outcome, ClientError> {
+        super::write_set(self.dir, self.key, cert_pem, ca_pem)?;
         Ok(Outcome {
             url: self.url.to_string(),
             renewed: self.renewing,
@@ -143,6 +148,12 @@ pub(crate) trait Quirks: Send + Sync {
     fn verify_answer(&self, body: &[u8], secret: &str) -> Result<(), ClientError> {
         sign::verify_raw(body, &KeyVariant::Raw.key(secret))
             .map_err(|e| ClientError::Refused(format!("response signature: {e}")))
+    }
+
+    /// Answer: the CA kept beside the certificate: the one pinned, not
+    /// the answer's `caCert` text (which may hold more).
+    fn ca_to_keep<'a>(&self, pinned_pem: &'a str, _answer: &'a ProvisionResponse) -> &'a str {
+        pinned_pem
     }
 
     /// Answer: the issued certificate (PROTOCOL §9 rule 3).

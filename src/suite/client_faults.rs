@@ -61,6 +61,10 @@ pub enum ClientFault {
     /// Transport: when the TLS connection for the directory fails, asks
     /// the same address again in plain HTTP.
     FallsBackToHttp,
+    /// Relations: keeps the answer's `caCert` text as `ca.pem` (it checks
+    /// only the first certificate in it), so a second CA appended to a
+    /// signed answer becomes trusted.
+    StoresAnswerCa,
 }
 
 impl super::faults::Switch for ClientFault {
@@ -96,5 +100,6 @@ impl ClientFault {
         ClientFault::NoRequestTimeout,
         ClientFault::AllowPlainHttp,
         ClientFault::FallsBackToHttp,
+        ClientFault::StoresAnswerCa,
     ];
 }

@@ -170,7 +170,7 @@ impl Quirks for FaultyClient {
             {
                 let kept = CertInfo::from_pem(&answer.client_cert)
                     .map_err(|e| ClientError::Refused(e.to_string()))
-                    .and_then(|info| ctx.keep(&answer.client_cert, info));
+                    .and_then(|info| ctx.keep(&answer.client_cert, ctx.pinned_pem, info));
                 Some(Step::Done(kept))
             }
             ProvisionStatus::Rejected
@@ -200,6 +200,16 @@ impl Quirks for FaultyClient {
         }
         sign::verify_raw(body, &self.signing_key(secret))
             .map_err(|e| ClientError::Refused(format!("response signature: {e}")))
+    }
+
+    fn ca_to_keep<'a>(&self, pinned_pem: &'a str, answer: &'a ProvisionResponse) -> &'a str {
+        if self.has(ClientFault::StoresAnswerCa) && !answer.ca_cert.is_empty() {
+            // The answer's caCert passed the check (its first certificate
+            // is the pinned CA), so its text is stored as it came.
+            &answer.ca_cert
+        } else {
+            pinned_pem
+        }
     }
 
     fn check_certificate(

@@ -4,6 +4,8 @@
 //! and PKI of the reference server; records every request it receives.
 
 use super::faults::{Switch, Switches};
+pub use super::perturb::Perturb;
+use super::perturb::{json, Material};
 use crate::core::messages::{
     ProvisionResponse, ProvisionStatus, Signed, DIRECTORY_PATH, EXT_CSR, OOB_PATH, PROVREQ_PATH,
     STATUS_TEMPLATE, VERSION,
@@ -133,6 +135,8 @@ pub struct Bugs {
     pub provreq_url: Option<String>,
     /// Serve a wire form a conforming client must accept.
     pub wire: Option<WireForm>,
+    /// Change one element of the first Approved answer.
+    pub perturb: Option<Perturb>,
 }
 
 impl Bugs {
@@ -224,6 +228,8 @@ struct State {
     ca: CertAuthority,
     other_ca: CertAuthority,
     waiting_left: Mutex<u32>,
+    /// Whether the perturbation was served (it is served once).
+    perturbed: std::sync::atomic::AtomicBool,
     requests: Mutex<Vec<Recorded>>,
     tls: Mutex<TlsCounts>,
     started: Instant,
@@ -352,6 +358,7 @@ pub async fn start(
     let ca_pem = ca.cert_pem().to_string();
     let state = Arc::new(State {
         waiting_left: Mutex::new(bugs.waiting_times),
+        perturbed: std::sync::atomic::AtomicBool::new(false),
         bugs,
         secret: secret.to_string(),
         ca,
@@ -486,16 +493,6 @@ pub async fn start(
         stop,
         advert: None,
     })
-}
-
-fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
 }
 
 async fn serve(req: Request<Incoming>, st: &State, client_cert: bool) -> Response<Full<Bytes>> {
@@ -702,6 +699,20 @@ fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
         client_cert: cert,
         signature: String::new(),
     };
+    if let Some(p) = b.perturb {
+        if !st.perturbed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let other = other_key()
+                .and_then(|k| issue(&req.device_id, &k))
+                .unwrap_or_default();
+            let m = Material {
+                secret: &st.secret,
+                other_ca_pem: st.other_ca.cert_pem(),
+                other_key_cert_pem: &other,
+                addr: st.addr,
+            };
+            return super::perturb::answer(p, &r, &m);
+        }
+    }
     let mut bytes = match b.sign {
         SignMode::Honest => match b.wire {
             Some(form @ (WireForm::ExtraFields | WireForm::Reordered)) if b.tamper.is_none() => {

@@ -8,4 +8,5 @@ pub mod faulty_client;
 pub mod faulty_server;
 pub mod hostile;
 pub mod mdns_raw;
+pub mod perturb;
 pub mod wire;

@@ -160,6 +160,11 @@ const EXPECTED: &[(&str, &str)] = &[
     ("offers-legacy-tls", "client.provision.honest"),
     ("no-request-timeout", "client.transport.silent-server"),
     ("allow-plain-http", "client.transport.no-plaintext"),
+    // Relations (issue 24): passes every case that serves honest members.
+    (
+        "stores-answer-ca",
+        "client.mitm.any-answer-chains-or-nothing",
+    ),
     // Needs DNS-SD: run in a network namespace by
     // `discovery_case_runs_on_real_mdns_in_a_namespace`.
     (
@@ -701,5 +706,28 @@ async fn a_device_failure_is_named_by_its_first_cause() {
         let c = verdict(&r, "client.provision.honest");
         assert_eq!(c.verdict, Verdict::Fail, "{}", c.detail);
         assert!(c.detail.contains(want), "want {want:?}: {}", c.detail);
+    }
+}
+
+/// The device relation is never green by default: a device that exits 0
+/// without a word, and one that refuses every answer, both fail it (the
+/// honest baseline run must provision first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_does_nothing_fails_the_relation_case() {
+    let id = "client.mitm.any-answer-chains-or-nothing";
+    let o = CheckOptions {
+        cases: vec![id.into()],
+        ..opts()
+    };
+    for (code, want) in [
+        ("0", "sent no provisioning request"),
+        ("1", "did not provision"),
+    ] {
+        let r = check::check_client(sh_shim(&format!("exit {code}")), &o)
+            .await
+            .unwrap();
+        let c = verdict(&r, id);
+        assert_eq!(c.verdict, Verdict::Fail, "exit {code}: {}", c.detail);
+        assert!(c.detail.contains(want), "exit {code}: {}", c.detail);
     }
 }

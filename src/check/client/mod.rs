@@ -9,7 +9,8 @@ use super::SetupError;
 use crate::core::messages::{DIRECTORY_PATH, PROVREQ_PATH};
 use crate::core::sign::{self, KeyVariant};
 use crate::pki::{
-    cert_der_from_pem, verify_chain, CertAuthority, CertInfo, DevicePublicKey, Usage,
+    cert_der_from_pem, certs_der_from_pem, verify_chain, CertAuthority, CertInfo, DevicePublicKey,
+    Usage,
 };
 use crate::suite::hostile::{self, Bug, Bugs, HostileServer, Recorded};
 use rand::{Rng, SeedableRng};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 mod judge;
+mod relation;
 mod shim;
 
 pub use shim::{probe, run_shim, ClientTarget, ShimRun, ShimValues, EXIT_UNIMPLEMENTED};
@@ -162,6 +164,7 @@ impl Case<'_> {
                 Ok(None)
             }
             Some(Action::Observe) => self.observe(st),
+            Some(Action::Relate) => self.relate(st).await,
             other => fail(format!("action {other:?} is not for client cases")),
         }
     }

@@ -16,6 +16,7 @@ impl Case<'_> {
         match st.relation {
             Some(Relation::ExtraMembers) => self.relate_extra_members().await,
             Some(Relation::Renewal) => self.relate_renewal().await,
+            Some(Relation::AnyAnswer) => fail("`any-answer` is a relation of client cases"),
             None => fail("a relation step needs a `relation`"),
         }
     }
