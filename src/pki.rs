@@ -75,13 +75,24 @@ pub struct DevicePublicKey {
 impl DevicePublicKey {
     /// Parses a `PUBLIC KEY` PEM block.
     pub fn from_pem(pem: &str) -> Result<Self, PkiError> {
+        Self::from_pem_with_min_rsa(pem, MIN_RSA_BITS)
+    }
+
+    /// Parses a `PUBLIC KEY` PEM block, taking RSA keys of `min_rsa_bits`
+    /// and more (the profile's floor is [`MIN_RSA_BITS`]; another one is
+    /// for the suite's deliberately broken server).
+    pub fn from_pem_with_min_rsa(pem: &str, min_rsa_bits: usize) -> Result<Self, PkiError> {
         let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
             .map_err(|_| PkiError::NotPem("PUBLIC KEY"))?;
-        Self::from_der(der.as_ref())
+        Self::from_der_with_min_rsa(der.as_ref(), min_rsa_bits)
     }
 
     /// Parses DER SubjectPublicKeyInfo.
     pub fn from_der(der: &[u8]) -> Result<Self, PkiError> {
+        Self::from_der_with_min_rsa(der, MIN_RSA_BITS)
+    }
+
+    fn from_der_with_min_rsa(der: &[u8], min_rsa_bits: usize) -> Result<Self, PkiError> {
         use x509_parser::oid_registry as oids;
         use x509_parser::public_key::PublicKey;
         let (rest, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der)
@@ -114,8 +125,8 @@ impl DevicePublicKey {
         } else if *alg == oids::OID_PKCS1_RSAENCRYPTION {
             match spki.parsed() {
                 Ok(PublicKey::RSA(rsa)) => {
-                    let bits = rsa.key_size();
-                    if bits < MIN_RSA_BITS {
+                    let bits = rsa_modulus_bits(rsa.modulus);
+                    if bits < min_rsa_bits {
                         return Err(PkiError::WeakRsa(bits));
                     }
                     KeyKind::Rsa(bits)
@@ -551,6 +562,16 @@ pub fn cert_der_from_pem(pem: &str) -> Result<Vec<u8>, PkiError> {
         .map_err(|_| PkiError::NotPem("CERTIFICATE"))
 }
 
+/// The exact bit length of an RSA modulus given as DER integer content
+/// (leading zero bytes, such as DER's sign byte, do not count).
+pub fn rsa_modulus_bits(modulus: &[u8]) -> usize {
+    let significant: &[u8] = match modulus.iter().position(|b| *b != 0) {
+        Some(i) => &modulus[i..],
+        None => return 0,
+    };
+    8 * (significant.len() - 1) + (8 - significant[0].leading_zeros() as usize)
+}
+
 /// Decodes every `CERTIFICATE` block of PEM text, in order (none is an
 /// error; so is a block that does not decode).
 pub fn certs_der_from_pem(pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
@@ -685,5 +706,9 @@ mod tests {
         )
         .is_err());
         assert!(DevicePublicKey::from_pem("not pem").is_err());
+        assert_eq!(rsa_modulus_bits(&[0x00, 0x80, 0x00]), 16);
+        assert_eq!(rsa_modulus_bits(&[0x7f, 0xff]), 15);
+        assert_eq!(rsa_modulus_bits(&[0x00, 0x00, 0x01, 0x00]), 9);
+        assert_eq!(rsa_modulus_bits(&[0x00]), 0);
     }
 }

@@ -275,6 +275,7 @@ fn server_repro(s: &Scenario) -> String {
                         Some(crate::check::scenario::SweepField::SecretLength) => "secret length and value",
                         Some(crate::check::scenario::SweepField::DeviceId) => "device-ID length and value (as admin)",
                         Some(crate::check::scenario::SweepField::Signature) => "wrong signature near the right one (then the right one)",
+                        Some(crate::check::scenario::SweepField::PublicKey) => "RSA key size (publicKeyPEM)",
                         _ => "validUntil value",
                     }
                 );

@@ -218,6 +218,9 @@ pub struct Step {
     pub secret: Option<String>,
     /// A literal secret (e.g. empty).
     pub secret_literal: Option<String>,
+    /// A literal `publicKeyPEM` (set by sweeps, never by a case file).
+    #[serde(skip)]
+    pub key_pem_literal: Option<String>,
     /// `default`, `past`, `garbage`, `number`, `in:<seconds>` or
     /// `in:<seconds>@±HH:MM`.
     pub valid_until: Option<ValidUntilSpec>,
@@ -296,6 +299,9 @@ pub enum SweepField {
     /// The request's `signature`: tags a bit off, cut short, one byte long,
     /// in hex or case-swapped.
     Signature,
+    /// `publicKeyPEM`: RSA moduli from 1,024 to 16,384 bits, around the
+    /// 2,048-bit floor to the bit.
+    PublicKey,
 }
 
 /// A metamorphic relation a `relate` step checks with a pair of requests.

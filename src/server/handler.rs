@@ -220,7 +220,10 @@ async fn provision(
     now: OffsetDateTime,
 ) -> Result<Response<Full<Bytes>>, RequestError> {
     let req = shared.quirks.parse_provision(&body)?;
-    let key = DevicePublicKey::from_pem(&req.public_key_pem).map_err(RequestError::BadKey)?;
+    let key = shared
+        .quirks
+        .parse_key(&req.public_key_pem)
+        .map_err(RequestError::BadKey)?;
     let choices = &shared.config.choices;
     if choices.p256_only && key.kind() != crate::pki::KeyKind::EcdsaP256 {
         return Err(RequestError::BadKey(crate::pki::PkiError::UnsupportedKey(

@@ -277,6 +277,11 @@ pub(crate) trait Quirks: Send + Sync + 'static {
         Box::pin(std::future::ready(decided))
     }
 
+    /// Request: the device's key (`provreq.key`).
+    fn parse_key(&self, pem: &str) -> Result<DevicePublicKey, PkiError> {
+        DevicePublicKey::from_pem(pem)
+    }
+
     /// Issuance: the certificate for an approved request (PROTOCOL §5).
     fn issue(
         &self,

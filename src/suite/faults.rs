@@ -182,6 +182,9 @@ pub enum Fault {
     /// Boundary: device IDs holding `:` are refused (an alphabet that
     /// forgot one character of the profile's).
     DeviceIdRefusesColon,
+    /// Boundary: an RSA key's size is read in whole bytes of its modulus,
+    /// so keys of 2041–2047 bits pass the 2048-bit floor.
+    RsaSizeInBytes,
     /// Relation: a `days` member in the request sets the certificate's
     /// lifetime (any sane one).
     HonoursRequestedDays,
@@ -312,6 +315,7 @@ impl Fault {
         Fault::SecretTruncated64,
         Fault::ValidUntil2038,
         Fault::DeviceIdRefusesColon,
+        Fault::RsaSizeInBytes,
         Fault::HonoursRequestedDays,
         Fault::RenewalOtherLifetime,
         Fault::RenewalRequiresNewKey,
@@ -428,6 +432,7 @@ impl Fault {
                 | Fault::TagComparedByPrefix
                 | Fault::ValidUntil2038
                 | Fault::DeviceIdRefusesColon
+                | Fault::RsaSizeInBytes
                 | Fault::HonoursRequestedDays
                 | Fault::RenewalOtherLifetime
         )

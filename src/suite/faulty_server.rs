@@ -366,6 +366,19 @@ impl Quirks for FaultyServer {
         Ok(req)
     }
 
+    fn parse_key(&self, pem: &str) -> Result<DevicePublicKey, PkiError> {
+        if self.has(Fault::RsaSizeInBytes) {
+            // Eight bits for every byte of the modulus: 2041–2047 bits
+            // round up to 2048.
+            if let Some(bytes) = rsa_modulus_bytes(pem) {
+                if bytes * 8 >= crate::pki::MIN_RSA_BITS {
+                    return DevicePublicKey::from_pem_with_min_rsa(pem, 0);
+                }
+            }
+        }
+        DevicePublicKey::from_pem(pem)
+    }
+
     fn secret_book(&self) -> Box<dyn SecretBook> {
         Box::new(SharedBook(self.book.clone()))
     }
@@ -1126,5 +1139,20 @@ impl rustls::server::danger::ClientCertVerifier for NameOnlyVerifier {
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// The bytes of an RSA key's modulus, leading zeros left out (`None` for
+/// what is no RSA key).
+fn rsa_modulus_bytes(pem: &str) -> Option<usize> {
+    use rustls::pki_types::pem::PemObject;
+    use x509_parser::prelude::FromDer;
+    let der = rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der.as_ref()).ok()?;
+    match spki.parsed().ok()? {
+        x509_parser::public_key::PublicKey::RSA(rsa) => {
+            Some(rsa.modulus.iter().skip_while(|b| **b == 0).count())
+        }
+        _ => None,
     }
 }

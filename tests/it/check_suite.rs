@@ -189,6 +189,7 @@ const EXPECTED: &[(Fault, &str)] = &[
     (Fault::TagComparedByPrefix, "server.hmac.signature-sweep"),
     (Fault::ValidUntil2038, "server.oob.valid-until-sweep"),
     (Fault::DeviceIdRefusesColon, "server.input.device-id-sweep"),
+    (Fault::RsaSizeInBytes, "server.input.public-key-sweep"),
     (
         Fault::HonoursRequestedDays,
         "server.provision.extra-members-same-profile",

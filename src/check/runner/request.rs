@@ -13,6 +13,9 @@ impl Case<'_> {
     ) -> Result<(Vec<u8>, Option<rcgen::KeyPair>), StepError> {
         let setup = |e: rcgen::Error| StepError::Fail(format!("setup: {e}"));
         let (key_pem, kp) = match st.key.unwrap_or(KeySpec::P256) {
+            _ if st.key_pem_literal.is_some() => {
+                (st.key_pem_literal.clone().unwrap_or_default(), None)
+            }
             KeySpec::P256 => {
                 let k = rcgen::KeyPair::generate().map_err(setup)?;
                 (k.public_key_pem(), Some(k))

@@ -109,6 +109,7 @@ impl Case<'_> {
             Some(SweepField::DeviceId) => self.sweep_device_ids().await,
             Some(SweepField::ValidUntil) => self.sweep_valid_until().await,
             Some(SweepField::Signature) => self.sweep_signatures().await,
+            Some(SweepField::PublicKey) => self.sweep_public_keys().await,
             None => fail("a sweep needs a `field`"),
         }
     }
@@ -386,6 +387,106 @@ impl Case<'_> {
             self.provision_with(&device, &secret, approved)
                 .await
                 .map_err(|e| in_terms(e, &format!("after {what}, the right signature")))?;
+        }
+        Ok(None)
+    }
+}
+
+/// RSA modulus sizes in bits: far under the 2,048-bit floor, at whole
+/// bytes under it, every size a byte-granular count rounds up to 2,048,
+/// the floor itself and just over it, and the usual sizes up to 16,384
+/// (which a server may refuse, as every RSA key, with 400).
+pub(super) const RSA_BITS: &[usize] = &[
+    1024, 2040, 2041, 2047, 2048, 2049, 2056, 3072, 4096, 8192, 16384,
+];
+
+/// A DER length.
+fn der_len(n: usize) -> Vec<u8> {
+    match n {
+        0..=127 => vec![n as u8],
+        128..=255 => vec![0x81, n as u8],
+        _ => vec![0x82, (n >> 8) as u8, n as u8],
+    }
+}
+
+/// A DER element of `tag` around `content`.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend(der_len(content.len()));
+    out.extend_from_slice(content);
+    out
+}
+
+/// An RSA `PUBLIC KEY` (SubjectPublicKeyInfo, exponent 65537) whose
+/// modulus has exactly `bits` bits. The modulus is random and odd, not a
+/// product of two primes: a server can tell a key's size, never whether
+/// it is a real RSA key, so this is what it must judge.
+pub(super) fn rsa_public_key_pem(bits: usize, rng: &mut ChaCha20Rng) -> String {
+    let bytes = bits.div_ceil(8);
+    let mut modulus: Vec<u8> = (0..bytes).map(|_| rng.gen()).collect();
+    let top_bits = bits - 8 * (bytes - 1);
+    modulus[0] &= 0xffu8 >> (8 - top_bits);
+    modulus[0] |= 1 << (top_bits - 1);
+    if let Some(last) = modulus.last_mut() {
+        *last |= 1;
+    }
+    if modulus[0] & 0x80 != 0 {
+        modulus.insert(0, 0);
+    }
+    let mut rsa = der(0x02, &modulus);
+    rsa.extend(der(0x02, &[0x01, 0x00, 0x01]));
+    let rsa = der(0x30, &rsa);
+    let mut alg = der(
+        0x06,
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+    );
+    alg.extend([0x05, 0x00]);
+    let mut bit_string = vec![0u8];
+    bit_string.extend(rsa);
+    let mut spki = der(0x30, &alg);
+    spki.extend(der(0x03, &bit_string));
+    crate::pki::pem_encode("PUBLIC KEY", &der(0x30, &spki))
+}
+
+impl Case<'_> {
+    /// Every RSA size around the floor: under 2,048 bits → 400 to the bit
+    /// (`provreq.key`); from 2,048 bits a server may issue, with the
+    /// certificate carrying exactly that key, or answer 400 as for any RSA
+    /// key (`provreq.key-optional`). Each key on a secret of its own.
+    async fn sweep_public_keys(&mut self) -> StepResult {
+        for (k, &bits) in RSA_BITS.iter().enumerate() {
+            let what = format!("an RSA key of {bits} bits");
+            let device = self.device(&format!("rsa-{k}"));
+            let secret = self.secret(&format!("rsa-{k}"));
+            let code = self.post_secret(&device, &secret, "").await?;
+            if code != 200 {
+                return fail(format!("{what}: the OOB post got HTTP {code}, not 200"));
+            }
+            let pem = rsa_public_key_pem(bits, &mut self.rng);
+            let weak = bits < crate::pki::MIN_RSA_BITS;
+            let step = Step {
+                action: Some(Action::Provision),
+                device_literal: Some(device.clone()),
+                secret_literal: Some(secret.clone()),
+                key_pem_literal: Some(pem),
+                expect: Expect {
+                    http: Some(if weak { vec![400] } else { vec![200, 400] }),
+                    ..Expect::default()
+                },
+                ..Step::default()
+            };
+            self.do_provision(&step)
+                .await
+                .map_err(|e| in_terms(e, &what))?;
+            if let Some((200, body)) = &self.last_response {
+                let v: Value = serde_json::from_slice(body).unwrap_or_default();
+                if v["status"] != "Approved" || v["clientCert"].as_str().unwrap_or("").is_empty() {
+                    return fail(format!(
+                        "{what}: answered HTTP 200 {}, not Approved with a certificate or 400 (provreq.key-optional)",
+                        v["status"].as_str().unwrap_or("(no status)")
+                    ));
+                }
+            }
         }
         Ok(None)
     }
