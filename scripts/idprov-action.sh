@@ -12,6 +12,8 @@
 #   IDPROV_CA_KEY         the CA's private key, with a URL (optional: runs the
 #                         cases that need it)
 #   IDPROV_PLUGIN_CERT, IDPROV_PLUGIN_KEY   a plugin credential (optional)
+#   IDPROV_RESTART_CMD    a command that restarts the server, with a URL
+#                         (optional: runs the restart cases)
 #   IDPROV_CLIENT_CMD     a device shim: checks that device (check client)
 #                         instead of a server
 #   IDPROV_CAPABILITIES   --capabilities, comma-separated (optional)
@@ -47,6 +49,7 @@ elif [ -n "${IDPROV_URL:-}" ]; then
   [ -n "${IDPROV_CA_KEY:-}" ] && args+=(--ca-key "$IDPROV_CA_KEY")
   [ -n "${IDPROV_PLUGIN_CERT:-}" ] && args+=(--plugin-cert "$IDPROV_PLUGIN_CERT")
   [ -n "${IDPROV_PLUGIN_KEY:-}" ] && args+=(--plugin-key "$IDPROV_PLUGIN_KEY")
+  [ -n "${IDPROV_RESTART_CMD:-}" ] && args+=(--restart-cmd "$IDPROV_RESTART_CMD")
 fi
 [ -n "${IDPROV_CAPABILITIES:-}" ] && args+=(--capabilities "$IDPROV_CAPABILITIES")
 for s in ${IDPROV_SCENARIO:-}; do args+=(--scenario "$s"); done

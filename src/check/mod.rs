@@ -6,6 +6,7 @@ pub mod client;
 pub mod explain;
 pub mod explore;
 pub mod features;
+pub mod lifecycle;
 pub mod options;
 pub mod outcome;
 pub mod profile;
@@ -108,6 +109,10 @@ fn what_would_run(cap: &str) -> String {
             "--ca-key (the target CA's private key, to mint credentials the case uses)".into()
         }
         "plugin" => "--plugin-cert and --plugin-key (a plugin credential)".into(),
+        "restart" => format!(
+            "--restart-cmd (a command that restarts the server; the suite then polls its directory for at most {} s)",
+            lifecycle::READY_BOUND.as_secs()
+        ),
         "csr" => {
             "a target that advertises the csr extension (servers), or --capabilities csr (devices)"
                 .into()
@@ -284,6 +289,9 @@ async fn server_context(
         capabilities.insert("plugin".into());
     }
     capabilities.extend(target.capabilities.iter().cloned());
+    if target.restarter.is_some() {
+        capabilities.insert("restart".into());
+    }
     capabilities.extend(extensions);
     let ctx = Arc::new(RunContext {
         foreign_ca: crate::pki::CertAuthority::generate("idprov foreign CA", started_at)
@@ -553,6 +561,7 @@ pub fn embedded_target(srv: &crate::server::RunningServer) -> Result<ServerTarge
         ca_key_pem: Some(r("ca-key.pem")?),
         capabilities: vec!["ed25519".into(), "rsa".into()],
         clock: srv.shared.config.clock.skewed(),
+        restarter: None,
     })
 }
 

@@ -113,6 +113,9 @@ pub enum Action {
     /// Make the pair of requests of a metamorphic `relation` and compare
     /// their answers.
     Relate,
+    /// Restart the server under test (needs a restarter: `--restart-cmd`
+    /// or the in-process server) and wait until its directory answers.
+    Restart,
     /// A full honest provisioning (post secret, provision, check).
     Sanity,
     /// Record an observation (verdict info).

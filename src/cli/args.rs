@@ -355,6 +355,13 @@ pub(crate) struct ServerTargetArgs {
     /// Its private key.
     #[arg(long, help_heading = "Credentials", requires = "plugin_cert")]
     pub plugin_key: Option<PathBuf>,
+    /// A command that restarts the server under test (shell words, run
+    /// without a shell; e.g. `systemctl restart my-server` or `docker
+    /// restart my-server`): runs the restart cases, which otherwise skip.
+    /// The suite then polls the directory for at most 60 s. The embedded
+    /// server needs none.
+    #[arg(long, help_heading = "Lifecycle", requires = "url", value_name = "CMD")]
+    pub restart_cmd: Option<String>,
     /// Instead of the catalogue, explore: random operation sequences judged
     /// by the reference model; the first divergence is shrunk and written
     /// as a ready scenario file to `<report-dir>/explore/`.

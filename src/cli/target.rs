@@ -3,7 +3,7 @@
 
 use super::args::*;
 use super::read;
-use idprov::server::{self, ServerConfig};
+use idprov::server::ServerConfig;
 use idprov::tls::ClientIdentity;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +15,10 @@ pub(super) async fn resolve_target(
 ) -> Result<
     (
         idprov::check::runner::ServerTarget,
-        Option<(server::RunningServer, tempfile::TempDir)>,
+        Option<(
+            std::sync::Arc<idprov::check::lifecycle::InProcessServer>,
+            tempfile::TempDir,
+        )>,
     ),
     String,
 > {
@@ -45,6 +48,12 @@ pub(super) async fn resolve_target(
                 },
                 capabilities: Vec::new(),
                 clock: None,
+                restarter: match &t.restart_cmd {
+                    Some(cmd) => Some(std::sync::Arc::new(
+                        idprov::check::lifecycle::HookRestarter::parse(cmd)?,
+                    )),
+                    None => None,
+                },
             },
             None,
         ));
@@ -59,10 +68,10 @@ pub(super) async fn resolve_target(
         clock: std::sync::Arc::new(idprov::server::clock::SkewedClock::default()),
         ..ServerConfig::default()
     };
-    let srv = server::start(cfg)
+    let srv = idprov::check::lifecycle::InProcessServer::reference(cfg)
         .await
         .map_err(|e| format!("embedded server: {e}"))?;
-    let target = idprov::check::embedded_target(&srv).map_err(|e| e.to_string())?;
+    let target = srv.target().await.map_err(|e| e.to_string())?;
     Ok((target, Some((srv, dir))))
 }
 
@@ -124,6 +133,7 @@ pub(super) fn spawn_child_server(
         ca_key_pem: None,
         capabilities: Vec::new(),
         clock: None,
+        restarter: None,
     };
     Ok((guard, target))
 }

@@ -185,6 +185,12 @@ pub enum Fault {
     /// Boundary: an RSA key's size is read in whole bytes of its modulus,
     /// so keys of 2041–2047 bits pass the 2048-bit floor.
     RsaSizeInBytes,
+    /// Restart: posted secrets are written to the data directory and read
+    /// back at start, so a restart forgets none.
+    SecretsOnDisk,
+    /// Restart: status is served only for devices issued to since the
+    /// server started (a cache that a restart empties).
+    StatusFromMemory,
     /// Relation: a `days` member in the request sets the certificate's
     /// lifetime (any sane one).
     HonoursRequestedDays,
@@ -316,6 +322,8 @@ impl Fault {
         Fault::ValidUntil2038,
         Fault::DeviceIdRefusesColon,
         Fault::RsaSizeInBytes,
+        Fault::SecretsOnDisk,
+        Fault::StatusFromMemory,
         Fault::HonoursRequestedDays,
         Fault::RenewalOtherLifetime,
         Fault::RenewalRequiresNewKey,
@@ -422,6 +430,12 @@ impl Fault {
 }
 
 impl Fault {
+    /// Whether this fault shows only across a restart of the server
+    /// (issue 26): every case that does not restart it passes.
+    pub fn is_restart(self) -> bool {
+        matches!(self, Fault::SecretsOnDisk | Fault::StatusFromMemory)
+    }
+
     /// Whether this fault shows only at a size or value the catalogue did
     /// not try before its sweeps, or only in a relation between two answers
     /// (issue 24): every other case passes.

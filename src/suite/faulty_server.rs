@@ -41,10 +41,15 @@ pub async fn start(config: ServerConfig, faults: &[Fault]) -> Result<RunningServ
     } else {
         None
     };
+    let disk = faults
+        .has(Fault::SecretsOnDisk)
+        .then(|| config.data_dir.join(SECRETS_FILE));
+    let entries = disk.as_deref().map(read_secrets).unwrap_or_default();
     let book = Arc::new(Mutex::new(FaultyBook {
         faults: faults.clone(),
-        entries: HashMap::new(),
+        entries,
         seq: SequenceState::default(),
+        disk,
     }));
     let quirks = FaultyServer {
         book,
@@ -56,6 +61,7 @@ pub async fn start(config: ServerConfig, faults: &[Fault]) -> Result<RunningServ
         status_cache: Mutex::new(HashMap::new()),
         serial_counter: AtomicU64::new(0x0100_0000),
         requested_days: Mutex::new(HashMap::new()),
+        issued_since_start: Mutex::new(std::collections::HashSet::new()),
     };
     server::start_with(config, Arc::new(quirks)).await
 }
@@ -85,6 +91,8 @@ struct FaultyServer {
     serial_counter: AtomicU64,
     /// The lifetime a request asked for, by device (`HonoursRequestedDays`).
     requested_days: Mutex<HashMap<String, i64>>,
+    /// Devices issued to since this start (`StatusFromMemory`).
+    issued_since_start: Mutex<std::collections::HashSet<String>>,
 }
 
 impl FaultyServer {
@@ -446,6 +454,12 @@ impl Quirks for FaultyServer {
         authority: Authority,
         now: OffsetDateTime,
     ) -> Result<IssuedCert, PkiError> {
+        if self.has(Fault::StatusFromMemory) {
+            self.issued_since_start
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(device_id.to_string());
+        }
         let counter = self.has(Fault::SerialCounter).then(|| {
             let n = self.serial_counter.fetch_add(1, Ordering::SeqCst);
             let mut s = vec![0x4f, 0x12, 0x9a, 0x33, 0x71, 0x0c, 0x5e, 0x21];
@@ -540,6 +554,15 @@ impl Quirks for FaultyServer {
         honest: Option<IssuedRecord>,
     ) -> Result<Option<IssuedRecord>, RequestError> {
         let mut latest = honest;
+        if self.has(Fault::StatusFromMemory)
+            && !self
+                .issued_since_start
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(device_id.as_str())
+        {
+            latest = None;
+        }
         if self.has(Fault::StatusStaleAfterRenewal) {
             let mut cache = self.status_cache.lock().unwrap_or_else(|p| p.into_inner());
             match cache.get(device_id.as_str()) {
@@ -827,6 +850,39 @@ struct FaultyBook {
     faults: Faults,
     entries: HashMap<String, SecretEntry>,
     seq: SequenceState,
+    /// Where `SecretsOnDisk` writes every secret posted.
+    disk: Option<std::path::PathBuf>,
+}
+
+/// The file `SecretsOnDisk` keeps secrets in, in the data directory.
+const SECRETS_FILE: &str = "oob-secrets.txt";
+
+/// The secrets `SecretsOnDisk` wrote (a line per post: device, secret,
+/// expiry in Unix seconds, tab-separated; the last post wins).
+fn read_secrets(path: &std::path::Path) -> HashMap<String, SecretEntry> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let mut f = line.split('\t');
+        if let (Some(d), Some(s), Some(t)) = (f.next(), f.next(), f.next()) {
+            let Some(until) = t
+                .parse::<i64>()
+                .ok()
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            else {
+                continue;
+            };
+            out.insert(
+                d.to_string(),
+                SecretEntry {
+                    secret: Zeroizing::new(s.to_string()),
+                    valid_until: until,
+                    failures: 0,
+                },
+            );
+        }
+    }
+    out
 }
 
 impl FaultyBook {
@@ -922,6 +978,21 @@ impl SecretBook for FaultyBook {
         };
         if self.has(Fault::ApprovalKeepsGuessCount) {
             self.seq.guesses.insert(key.clone(), entry.failures);
+        }
+        if let Some(path) = &self.disk {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(
+                    f,
+                    "{key}\t{}\t{}",
+                    entry.secret.as_str(),
+                    entry.valid_until.unix_timestamp()
+                );
+            }
         }
         self.entries.insert(key, entry);
     }

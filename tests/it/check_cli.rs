@@ -913,3 +913,109 @@ fn the_action_without_a_ca_leaves_a_report() {
         "{s}"
     );
 }
+
+/// The restart cases against a server process restarted by a hook the user
+/// gives (`--restart-cmd`): both pass, the evidence says what the hook
+/// said; without the hook they are skipped with what would run them; a
+/// hook that fails fails the case with its output, at once.
+#[test]
+fn restart_cases_run_through_a_restart_hook() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let port = free_port();
+    let (dir, start, restart) = (
+        d.path().display().to_string(),
+        d.path().join("start.sh"),
+        d.path().join("restart.sh"),
+    );
+    std::fs::write(
+        &start,
+        format!(
+            "'{BIN}' server --no-mdns --listen 127.0.0.1:{port} --data-dir '{}' >>'{dir}/server.log' 2>&1 &\necho $! >'{dir}/pid'\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &restart,
+        format!(
+            "pid=$(cat '{dir}/pid')\nkill $pid\nfor i in $(seq 1 200); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done\nsh '{}'\necho stopped $pid\n",
+            start.display()
+        ),
+    )
+    .unwrap();
+    assert!(Command::new("sh").arg(&start).status().unwrap().success());
+    wait_for_port(port);
+    let f = |n: &str| data.join(n).to_str().unwrap().to_string();
+    let url = format!("https://127.0.0.1:{port}/idprov/directory");
+    let cases = "server.oob.restart-forgets-secrets,server.status.survives-restart";
+    let check = |rep: &str, extra: &[&str]| {
+        let rep = d.path().join(rep);
+        let mut args = vec![
+            "check",
+            "server",
+            "--url",
+            &url,
+            "--cases",
+            cases,
+            "--report-dir",
+            rep.to_str().unwrap(),
+        ];
+        let (ca, cert, key) = (f("ca.pem"), f("admin-cert.pem"), f("admin-key.pem"));
+        args.extend(["--ca-cert", &ca, "--admin-cert", &cert, "--admin-key", &key]);
+        args.extend(extra);
+        let o = idprov(&args);
+        (o.status.code(), report(&rep))
+    };
+    let verdicts = |v: &serde_json::Value| -> Vec<(String, String, String)> {
+        v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["id"].as_str().unwrap().contains("restart"))
+            .map(|c| {
+                (
+                    c["id"].as_str().unwrap().to_string(),
+                    c["verdict"].as_str().unwrap().to_string(),
+                    c["detail"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let hook = format!("sh '{}'", restart.display());
+    let (code, v) = check("with-hook", &["--restart-cmd", &hook]);
+    let (skipped_code, skipped) = check("without-hook", &[]);
+    let (failed_code, failed) = check(
+        "failing-hook",
+        &[
+            "--restart-cmd",
+            "sh -c 'echo the relay is offline >&2; exit 3'",
+        ],
+    );
+    let pid = std::fs::read_to_string(d.path().join("pid")).unwrap();
+    let _ = Command::new("kill").arg(pid.trim()).status();
+
+    assert_eq!(code, Some(0), "{:#?}", verdicts(&v));
+    let ran = verdicts(&v);
+    assert_eq!(ran.len(), 2, "{ran:?}");
+    assert!(
+        ran.iter().all(|(_, verdict, _)| verdict == "pass"),
+        "{ran:?}"
+    );
+    assert!(
+        v.to_string().contains("stopped"),
+        "the hook's words are evidence"
+    );
+
+    assert_eq!(skipped_code, Some(0));
+    for (id, verdict, detail) in verdicts(&skipped) {
+        assert_eq!(verdict, "skip", "{id}");
+        assert!(detail.contains("needs --restart-cmd"), "{id}: {detail}");
+    }
+
+    assert_eq!(failed_code, Some(1));
+    for (id, verdict, detail) in verdicts(&failed) {
+        assert_eq!(verdict, "fail", "{id}");
+        assert!(detail.contains("the relay is offline"), "{id}: {detail}");
+    }
+}

@@ -9,6 +9,7 @@ mod provision;
 mod raw;
 mod relate;
 mod request;
+mod restart;
 mod status;
 mod sweep;
 mod together;
@@ -57,6 +58,9 @@ pub struct ServerTarget {
     /// The target's clock, when the suite runs the server in-process: a
     /// `wait` step with nothing else running moves it instead of sleeping.
     pub clock: Option<crate::server::clock::SkewedClock>,
+    /// How to restart the server (`--restart-cmd`, or the in-process
+    /// server's own stop and start); the restart cases need it.
+    pub restarter: Option<std::sync::Arc<dyn crate::check::lifecycle::Restarter>>,
 }
 
 /// Shared, read-only context of a run.
@@ -384,6 +388,7 @@ impl Case<'_> {
             Action::Together => self.do_together(st).await,
             Action::Sweep => self.do_sweep(st).await,
             Action::Relate => self.do_relate(st).await,
+            Action::Restart => self.do_restart().await,
             Action::Sanity => self.do_sanity().await,
             Action::Observe => self.do_observe(st).await,
             Action::Discover => self.do_discover(st).await,
