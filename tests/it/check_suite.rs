@@ -5,7 +5,7 @@
 use crate::common;
 use idprov::check::report::{Report, Verdict};
 use idprov::check::{self, CheckOptions};
-use idprov::server::{self, RunningServer};
+use idprov::server::RunningServer;
 use idprov::suite::faults::Fault;
 use std::time::Duration;
 
@@ -480,8 +480,11 @@ fn variants() -> Vec<(String, idprov::server::ServerConfig)> {
 async fn judge_variant(name: String, mut cfg: idprov::server::ServerConfig) -> Vec<String> {
     let d = tempfile::tempdir().unwrap();
     cfg.data_dir = d.path().join("data");
-    let srv = server::start(cfg.clone()).await.expect("server starts");
-    let mut target = check::embedded_target(&srv).unwrap();
+    // Restartable, so the restart cases run for every variant too.
+    let srv = check::lifecycle::InProcessServer::reference(cfg.clone())
+        .await
+        .expect("server starts");
+    let mut target = srv.target().await.unwrap();
     if cfg.choices.p256_only {
         // Its user declares no optional key types.
         target.capabilities.clear();

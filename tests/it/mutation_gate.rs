@@ -75,12 +75,12 @@ async fn server_run(explore: Option<Budget>) -> Vec<String> {
         clock: std::sync::Arc::new(idprov::server::clock::SkewedClock::default()),
         ..common::config(d.path())
     };
-    let srv = match idprov::server::start(config).await {
+    let srv = match check::lifecycle::InProcessServer::reference(config).await {
         Ok(s) => s,
         Err(e) => return vec![format!("{what}: the reference server does not start: {e}")],
     };
     let mut out = Vec::new();
-    match check::embedded_target(&srv) {
+    match srv.target().await {
         Ok(target) => match check::check_server(target, &opts(7, explore, d.path())).await {
             Ok(r) => {
                 out.extend(reds(what, &r, SERVER_MAY_SKIP));
