@@ -184,6 +184,9 @@ pub struct BugsSpec {
     /// Advertise the `csr` extension.
     #[serde(default)]
     pub advertise_csr: bool,
+    /// List an extension this profile does not define (not `csr`).
+    #[serde(default)]
+    pub unknown_extension: bool,
     /// No `caCert` in the directory.
     #[serde(default)]
     pub no_ca_in_directory: bool,

@@ -83,6 +83,8 @@ pub enum Bug {
     TlsOtherCa,
     /// Advertise the `csr` extension.
     AdvertiseCsr,
+    /// List an extension this profile does not define (and not `csr`).
+    UnknownExtension,
     /// Publish no `caCert` in the directory.
     NoCaInDirectory,
     /// Accept TCP connections and never send a byte (transport).
@@ -104,6 +106,7 @@ impl Bug {
         Bug::CertOnRejected,
         Bug::TlsOtherCa,
         Bug::AdvertiseCsr,
+        Bug::UnknownExtension,
         Bug::NoCaInDirectory,
         Bug::Silent,
         Bug::Trickle,
@@ -570,6 +573,8 @@ fn directory(st: &State) -> Vec<u8> {
     ];
     if st.bugs.has(Bug::AdvertiseCsr) {
         members.push(("extensions", serde_json::json!([EXT_CSR])));
+    } else if st.bugs.has(Bug::UnknownExtension) {
+        members.push(("extensions", serde_json::json!(["x-future-extension"])));
     }
     match wire {
         Some(WireForm::ExtraFields) => {

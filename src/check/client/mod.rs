@@ -41,6 +41,7 @@ fn bugs_of(spec: &BugsSpec) -> Bugs {
         (spec.cert_on_rejected, Bug::CertOnRejected),
         (spec.tls_other_ca, Bug::TlsOtherCa),
         (spec.advertise_csr, Bug::AdvertiseCsr),
+        (spec.unknown_extension, Bug::UnknownExtension),
         (spec.no_ca_in_directory, Bug::NoCaInDirectory),
         (spec.silent, Bug::Silent),
         (spec.trickle, Bug::Trickle),
