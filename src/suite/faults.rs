@@ -191,6 +191,9 @@ pub enum Fault {
     /// Restart: status is served only for devices issued to since the
     /// server started (a cache that a restart empties).
     StatusFromMemory,
+    /// Restart: serials look random but come from a counter that starts
+    /// again at every start, so the first after a restart repeats one.
+    SerialResetAtStart,
     /// Relation: a `days` member in the request sets the certificate's
     /// lifetime (any sane one).
     HonoursRequestedDays,
@@ -324,6 +327,7 @@ impl Fault {
         Fault::RsaSizeInBytes,
         Fault::SecretsOnDisk,
         Fault::StatusFromMemory,
+        Fault::SerialResetAtStart,
         Fault::HonoursRequestedDays,
         Fault::RenewalOtherLifetime,
         Fault::RenewalRequiresNewKey,
@@ -433,7 +437,10 @@ impl Fault {
     /// Whether this fault shows only across a restart of the server
     /// (issue 26): every case that does not restart it passes.
     pub fn is_restart(self) -> bool {
-        matches!(self, Fault::SecretsOnDisk | Fault::StatusFromMemory)
+        matches!(
+            self,
+            Fault::SecretsOnDisk | Fault::StatusFromMemory | Fault::SerialResetAtStart
+        )
     }
 
     /// Whether this fault shows only at a size or value the catalogue did

@@ -466,11 +466,25 @@ impl Quirks for FaultyServer {
             s.extend(n.to_be_bytes());
             s
         });
+        // A serial that looks random but comes from a counter that starts
+        // again at every start: unique until the server restarts.
+        let reset = self.has(Fault::SerialResetAtStart).then(|| {
+            use sha2::Digest;
+            let n = self.serial_counter.fetch_add(1, Ordering::SeqCst);
+            let mut h = sha2::Sha256::new();
+            h.update(shared.ca.cert_pem().as_bytes());
+            h.update(n.to_be_bytes());
+            let mut s = h.finalize()[..16].to_vec();
+            s[0] &= 0x7f;
+            s[0] |= 0x40;
+            s
+        });
         let opts = DeviceCertOptions {
             serial: self
                 .has(Fault::SerialFromTime)
                 .then(|| (now.unix_timestamp() as u32).to_be_bytes().to_vec())
-                .or(counter),
+                .or(counter)
+                .or(reset),
             omit_client_auth: self.has(Fault::NoClientAuthEku),
             add_server_auth: self.has(Fault::ServerAuthEku),
             extra_ou: (self.has(Fault::AdminOuLeaks)

@@ -205,6 +205,7 @@ const EXPECTED: &[(Fault, &str)] = &[
     (Fault::RsaSizeInBytes, "server.input.public-key-sweep"),
     (Fault::SecretsOnDisk, "server.oob.restart-forgets-secrets"),
     (Fault::StatusFromMemory, "server.status.survives-restart"),
+    (Fault::SerialResetAtStart, "server.status.survives-restart"),
     (
         Fault::HonoursRequestedDays,
         "server.provision.extra-members-same-profile",
@@ -324,15 +325,6 @@ async fn every_broken_server_is_caught() {
                 "{fault:?} is caught without a sweep, by {before:?}"
             );
         }
-        // A restart fault passes every case that does not restart the
-        // server (issue 26).
-        if fault.is_restart() {
-            let others: Vec<&String> = fails.iter().filter(|c| !c.contains("restart")).collect();
-            assert!(
-                others.is_empty(),
-                "{fault:?} is caught without a restart, by {others:?}"
-            );
-        }
         // A server broken at MUST level never comes out green.
         let must = EXPECTED
             .iter()
@@ -347,6 +339,33 @@ async fn every_broken_server_is_caught() {
     }
     eprintln!("{table}");
     assert!(caught >= 15);
+    // A restart fault passes the whole catalogue when the server is never
+    // restarted (issue 26): only a restart shows it. (Cases that run after
+    // a restart in the same run may see it too: the serial ledger spans it.)
+    let tasks: Vec<_> = Fault::ALL
+        .iter()
+        .copied()
+        .filter(|f| f.is_restart())
+        .map(|f| {
+            tokio::spawn(async move {
+                let d = tempfile::tempdir().unwrap();
+                let srv = start(d.path(), &[f]).await;
+                let target = check::embedded_target(&srv).unwrap();
+                let r = check::check_server(target, &opts(&cases_for(f)))
+                    .await
+                    .expect("check runs");
+                srv.shutdown().await;
+                (f, failing(&r))
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (f, fails) = t.await.unwrap();
+        assert!(
+            fails.is_empty(),
+            "{f:?} is caught without a restart, by {fails:?}"
+        );
+    }
 }
 
 /// The near misses (one per kind at least), each caught by the case named
