@@ -607,16 +607,7 @@ fn approved_in_form(r: &ProvisionResponse, secret: &str, form: WireForm) -> Vec<
         WireForm::Reordered => members.reverse(),
         _ => {}
     }
-    let tag = crate::core::sign::tag_b64(
-        secret.as_bytes(),
-        &crate::core::json::encode_members(&members),
-    );
-    for m in &mut members {
-        if m.0 == "signature" {
-            m.1 = Value::String(tag.clone());
-        }
-    }
-    crate::core::json::encode_members(&members)
+    super::perturb::signed(crate::core::json::encode_members(&members), secret)
 }
 
 fn provision(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
