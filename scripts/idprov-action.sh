@@ -50,6 +50,8 @@ elif [ -n "${IDPROV_URL:-}" ]; then
   [ -n "${IDPROV_PLUGIN_CERT:-}" ] && args+=(--plugin-cert "$IDPROV_PLUGIN_CERT")
   [ -n "${IDPROV_PLUGIN_KEY:-}" ] && args+=(--plugin-key "$IDPROV_PLUGIN_KEY")
   [ -n "${IDPROV_RESTART_CMD:-}" ] && args+=(--restart-cmd "$IDPROV_RESTART_CMD")
+  [ -n "${IDPROV_KILL_CMD:-}" ] && args+=(--kill-cmd "$IDPROV_KILL_CMD")
+  [ -n "${IDPROV_START_CMD:-}" ] && args+=(--start-cmd "$IDPROV_START_CMD")
 fi
 [ -n "${IDPROV_CAPABILITIES:-}" ] && args+=(--capabilities "$IDPROV_CAPABILITIES")
 for s in ${IDPROV_SCENARIO:-}; do args+=(--scenario "$s"); done

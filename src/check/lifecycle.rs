@@ -1,9 +1,11 @@
-//! Restarting the server under test (issue 26, in the manner of Jepsen's
-//! hooks): a command the user gives (`--restart-cmd`), or, for the server
-//! the suite runs in-process, a stop and a start on the same port and data
-//! directory. The restart cases (`requires = ["restart"]`) run with one; the
-//! suite then polls the directory until it answers, within
-//! [`READY_BOUND`].
+//! Restarting and crashing the server under test (issue 26, in the manner
+//! of Jepsen's hooks): commands the user gives (`--restart-cmd`, and
+//! `--kill-cmd` with `--start-cmd`), or, for the server the suite runs
+//! in-process, a stop (clean, or dropping everything in flight as a kill
+//! does) and a start on the same port and data directory. The restart cases
+//! (`requires = ["restart"]`) and the crash cases (`requires = ["crash"]`)
+//! run with them; after a start the suite polls the directory until it
+//! answers, within [`READY_BOUND`].
 
 use crate::server::{RunningServer, ServerConfig, StartError};
 use std::future::Future;
@@ -20,60 +22,164 @@ pub const HOOK_BOUND: Duration = Duration::from_secs(120);
 /// A boxed future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Restarts the server under test.
+/// What a run can do to the server under test's process. Every operation
+/// returns once it was done (a start: once it was begun); `Ok` carries what
+/// the hook said, `Err` why it failed.
 pub trait Restarter: Send + Sync {
-    /// Stops the server and starts it again (returning once the start was
-    /// begun); `Ok` carries what the hook said, `Err` why it failed.
+    /// Whether [`Restarter::restart`] is available (capability `restart`).
+    fn can_restart(&self) -> bool {
+        true
+    }
+
+    /// Stops the server and starts it again.
     fn restart(&self) -> BoxFuture<'_, Result<String, String>>;
+
+    /// Whether [`Restarter::kill`] and [`Restarter::start`] are available
+    /// (capability `crash`).
+    fn can_crash(&self) -> bool {
+        false
+    }
+
+    /// Kills the server as a crash would (SIGKILL: nothing is drained).
+    fn kill(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(std::future::ready(Err(CRASH_NEEDS.to_string())))
+    }
+
+    /// Starts the server after a kill.
+    fn start(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(std::future::ready(Err(CRASH_NEEDS.to_string())))
+    }
 
     /// What a report calls it.
     fn describe(&self) -> String;
 }
 
-/// A restart through a command (shell words, as the shim's).
+/// What a run without a way to crash the server lacks.
+const CRASH_NEEDS: &str = "needs --kill-cmd and --start-cmd";
+
+/// Restarts and crashes through commands (shell words, as the shim's).
 pub struct HookRestarter {
-    argv: Vec<String>,
+    restart: Option<Vec<String>>,
+    kill: Option<Vec<String>>,
+    start: Option<Vec<String>>,
 }
 
 impl HookRestarter {
     /// Parses `cmd` into words; an empty or badly quoted command is an
     /// error in the user's terms.
     pub fn parse(cmd: &str) -> Result<Self, String> {
-        let argv = shell_words::split(cmd).map_err(|e| format!("--restart-cmd: {e}"))?;
-        if argv.is_empty() {
-            return Err("--restart-cmd is empty".into());
+        Self::from_hooks(Some(cmd), None, None)?.ok_or_else(|| "--restart-cmd is empty".into())
+    }
+
+    /// The hooks given: `--restart-cmd`, `--kill-cmd`, `--start-cmd`
+    /// (the last two together or not at all). `None` when none is given.
+    pub fn from_hooks(
+        restart: Option<&str>,
+        kill: Option<&str>,
+        start: Option<&str>,
+    ) -> Result<Option<Self>, String> {
+        let words = |flag: &str, cmd: Option<&str>| -> Result<Option<Vec<String>>, String> {
+            let Some(cmd) = cmd else { return Ok(None) };
+            let argv = shell_words::split(cmd).map_err(|e| format!("{flag}: {e}"))?;
+            if argv.is_empty() {
+                return Err(format!("{flag} is empty"));
+            }
+            Ok(Some(argv))
+        };
+        let hooks = HookRestarter {
+            restart: words("--restart-cmd", restart)?,
+            kill: words("--kill-cmd", kill)?,
+            start: words("--start-cmd", start)?,
+        };
+        match (&hooks.kill, &hooks.start) {
+            (Some(_), None) => return Err(
+                "--kill-cmd needs --start-cmd (how the suite starts the server after killing it)"
+                    .into(),
+            ),
+            (None, Some(_)) => {
+                return Err(
+                    "--start-cmd needs --kill-cmd (it starts the server after the suite killed it)"
+                        .into(),
+                )
+            }
+            _ => {}
         }
-        Ok(HookRestarter { argv })
+        Ok((hooks.restart.is_some() || hooks.kill.is_some()).then_some(hooks))
+    }
+}
+
+/// Runs a hook: at most [`HOOK_BOUND`], no stdin; `Ok` with its last output
+/// when it exits 0.
+async fn run_hook(name: &str, argv: &[String]) -> Result<String, String> {
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(HOOK_BOUND, cmd.output())
+        .await
+        .map_err(|_| {
+            format!(
+                "the {name} hook did not finish within {} s",
+                HOOK_BOUND.as_secs()
+            )
+        })?
+        .map_err(|e| format!("the {name} hook could not start: {e}"))?;
+    let said = tail(&out.stdout, &out.stderr);
+    if out.status.success() {
+        Ok(said)
+    } else {
+        Err(format!("the {name} hook {}: {said}", out.status))
     }
 }
 
 impl Restarter for HookRestarter {
+    fn can_restart(&self) -> bool {
+        self.restart.is_some()
+    }
+
     fn restart(&self) -> BoxFuture<'_, Result<String, String>> {
         Box::pin(async move {
-            let mut cmd = tokio::process::Command::new(&self.argv[0]);
-            cmd.args(&self.argv[1..])
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true);
-            let out = tokio::time::timeout(HOOK_BOUND, cmd.output())
-                .await
-                .map_err(|_| {
-                    format!(
-                        "the restart hook did not finish within {} s",
-                        HOOK_BOUND.as_secs()
-                    )
-                })?
-                .map_err(|e| format!("the restart hook could not start: {e}"))?;
-            let said = tail(&out.stdout, &out.stderr);
-            if out.status.success() {
-                Ok(said)
-            } else {
-                Err(format!("the restart hook {}: {said}", out.status))
+            match &self.restart {
+                Some(argv) => run_hook("restart", argv).await,
+                None => Err("needs --restart-cmd".into()),
+            }
+        })
+    }
+
+    fn can_crash(&self) -> bool {
+        self.kill.is_some() && self.start.is_some()
+    }
+
+    fn kill(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            match &self.kill {
+                Some(argv) => run_hook("kill", argv).await,
+                None => Err(CRASH_NEEDS.into()),
+            }
+        })
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            match &self.start {
+                Some(argv) => run_hook("start", argv).await,
+                None => Err(CRASH_NEEDS.into()),
             }
         })
     }
 
     fn describe(&self) -> String {
-        format!("--restart-cmd {}", shell_words::join(&self.argv))
+        let mut parts = Vec::new();
+        for (flag, argv) in [
+            ("--restart-cmd", &self.restart),
+            ("--kill-cmd", &self.kill),
+            ("--start-cmd", &self.start),
+        ] {
+            if let Some(a) = argv {
+                parts.push(format!("{flag} {}", shell_words::join(a)));
+            }
+        }
+        parts.join(", ")
     }
 }
 
@@ -102,7 +208,8 @@ pub type StartFn = Arc<
 
 /// A server the suite runs in its own process, restarted by stopping it
 /// and starting it again on the same port and data directory (what a
-/// process restart keeps: the disk; what it loses: memory).
+/// process restart keeps: the disk; what it loses: memory), and crashed by
+/// [`RunningServer::kill`], which drops every request in flight.
 pub struct InProcessServer {
     current: tokio::sync::Mutex<Option<RunningServer>>,
     config: ServerConfig,
@@ -168,7 +275,38 @@ impl Restarter for InProcessServer {
         })
     }
 
+    fn can_crash(&self) -> bool {
+        true
+    }
+
+    fn kill(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            match self.current.lock().await.take() {
+                Some(srv) => {
+                    srv.kill().await;
+                    Ok("killed: every request in flight dropped unanswered".into())
+                }
+                None => Err("the server was not running".into()),
+            }
+        })
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let mut current = self.current.lock().await;
+            if current.is_some() {
+                return Err("the server is already running".into());
+            }
+            let srv = (self.start)(self.config.clone())
+                .await
+                .map_err(|e| format!("the server did not start again: {e}"))?;
+            let said = format!("started again on {}", srv.addr);
+            *current = Some(srv);
+            Ok(said)
+        })
+    }
+
     fn describe(&self) -> String {
-        "the in-process server, stopped and started again".into()
+        "the in-process server, stopped (or killed) and started again".into()
     }
 }

@@ -113,6 +113,10 @@ fn what_would_run(cap: &str) -> String {
             "--restart-cmd (a command that restarts the server; the suite then polls its directory for at most {} s)",
             lifecycle::READY_BOUND.as_secs()
         ),
+        "crash" => format!(
+            "--kill-cmd and --start-cmd (commands that kill the server, as SIGKILL does, and start it again; the suite then polls its directory for at most {} s)",
+            lifecycle::READY_BOUND.as_secs()
+        ),
         "csr" => {
             "a target that advertises the csr extension (servers), or --capabilities csr (devices)"
                 .into()
@@ -289,8 +293,13 @@ async fn server_context(
         capabilities.insert("plugin".into());
     }
     capabilities.extend(target.capabilities.iter().cloned());
-    if target.restarter.is_some() {
-        capabilities.insert("restart".into());
+    if let Some(r) = &target.restarter {
+        if r.can_restart() {
+            capabilities.insert("restart".into());
+        }
+        if r.can_crash() {
+            capabilities.insert("crash".into());
+        }
     }
     capabilities.extend(extensions);
     let ctx = Arc::new(RunContext {

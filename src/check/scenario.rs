@@ -116,6 +116,11 @@ pub enum Action {
     /// Restart the server under test (needs a restarter: `--restart-cmd`
     /// or the in-process server) and wait until its directory answers.
     Restart,
+    /// Rounds of `count` devices provisioning at once while the server is
+    /// killed at a seeded moment and started again; the history is judged
+    /// afterwards (needs `--kill-cmd` and `--start-cmd`, or the in-process
+    /// server).
+    CrashUnderLoad,
     /// A full honest provisioning (post secret, provision, check).
     Sanity,
     /// Record an observation (verdict info).

@@ -295,6 +295,8 @@ pub(crate) struct CheckArgs {
 }
 
 /// `idprov check` targets.
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum CheckWhich {
     /// Check a provisioning server (default: the embedded reference server).
@@ -362,6 +364,27 @@ pub(crate) struct ServerTargetArgs {
     /// server needs none.
     #[arg(long, help_heading = "Lifecycle", requires = "url", value_name = "CMD")]
     pub restart_cmd: Option<String>,
+    /// A command that kills the server under test as a crash would (e.g.
+    /// `docker kill -s KILL my-server`, `systemctl kill -s KILL
+    /// my-server`): with --start-cmd, runs the crash cases, which otherwise
+    /// skip. The embedded server needs none.
+    #[arg(
+        long,
+        help_heading = "Lifecycle",
+        requires_all = ["url", "start_cmd"],
+        value_name = "CMD"
+    )]
+    pub kill_cmd: Option<String>,
+    /// A command that starts the server under test after --kill-cmd (e.g.
+    /// `docker start my-server`); the suite then polls the directory for at
+    /// most 60 s.
+    #[arg(
+        long,
+        help_heading = "Lifecycle",
+        requires_all = ["url", "kill_cmd"],
+        value_name = "CMD"
+    )]
+    pub start_cmd: Option<String>,
     /// Instead of the catalogue, explore: random operation sequences judged
     /// by the reference model; the first divergence is shrunk and written
     /// as a ready scenario file to `<report-dir>/explore/`.

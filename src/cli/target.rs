@@ -48,12 +48,15 @@ pub(super) async fn resolve_target(
                 },
                 capabilities: Vec::new(),
                 clock: None,
-                restarter: match &t.restart_cmd {
-                    Some(cmd) => Some(std::sync::Arc::new(
-                        idprov::check::lifecycle::HookRestarter::parse(cmd)?,
-                    )),
-                    None => None,
-                },
+                restarter: idprov::check::lifecycle::HookRestarter::from_hooks(
+                    t.restart_cmd.as_deref(),
+                    t.kill_cmd.as_deref(),
+                    t.start_cmd.as_deref(),
+                )?
+                .map(|h| {
+                    std::sync::Arc::new(h)
+                        as std::sync::Arc<dyn idprov::check::lifecycle::Restarter>
+                }),
             },
             None,
         ));

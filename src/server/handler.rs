@@ -342,8 +342,8 @@ async fn issue_and_store(
         .into(),
     };
     shared
-        .committer
-        .record(rec.clone())
+        .quirks
+        .persist(shared, rec.clone())
         .await
         .map_err(RequestError::Internal)?;
     Ok(rec)

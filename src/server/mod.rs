@@ -205,8 +205,19 @@ pub struct RunningServer {
     pub ca_pem: String,
     /// Shared state (for tests and in-process tools).
     pub shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Stop>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// How a server is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Serving.
+    Running,
+    /// Stop accepting and let open requests finish.
+    Graceful,
+    /// Drop every connection and request at once, as a crash would.
+    Kill,
 }
 
 impl RunningServer {
@@ -217,11 +228,36 @@ impl RunningServer {
 
     /// Stops accepting, lets open requests finish (up to 5 s), and returns.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Stop::Graceful);
         let _ = self.task.await;
+        self.shared.quirks.drain(&self.shared).await;
         // Release the store so the data dir can be opened again at once.
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || shared.committer.stop()).await;
+    }
+
+    /// Stops as a crash would (the in-process stand-in for SIGKILL): every
+    /// connection and every request in flight is dropped where it stands,
+    /// unanswered, and nothing is drained. What was committed stays on
+    /// disk; everything else is lost. Returns once the store is closed, so
+    /// the data dir can be opened again (waiting at most 5 s for requests
+    /// that hold it).
+    pub async fn kill(self) {
+        let _ = self.stop.send(Stop::Kill);
+        let _ = self.task.await;
+        let store = Arc::downgrade(&self.shared.store);
+        let shared = self.shared;
+        let _ = tokio::task::spawn_blocking(move || {
+            shared.committer.stop();
+            drop(shared);
+        })
+        .await;
+        for _ in 0..500 {
+            if store.strong_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -360,7 +396,7 @@ pub(crate) async fn start_with(
     } else {
         None
     };
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(Stop::Running);
     let task = tokio::spawn(accept_loop(
         listener,
         TlsAcceptor::from(Arc::new(tls)),
@@ -425,7 +461,7 @@ async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Stop>,
     advert: Option<mdns::Advertisement>,
 ) {
     let permits = Arc::new(Semaphore::new(shared.config.max_connections));
@@ -453,7 +489,8 @@ async fn accept_loop(
         let shared = shared.clone();
         let timeout = shared.config.header_timeout;
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        let mut killed = stop.clone();
+        let serve = async move {
             let _permit = permit;
             let Some(tcp) = shared
                 .quirks
@@ -526,11 +563,20 @@ async fn accept_loop(
             if let Err(e) = conn.await {
                 tracing::debug!(%peer_addr, error = %e, "connection ended with error");
             }
+        };
+        tokio::spawn(async move {
+            tokio::select! {
+                Ok(_) = killed.wait_for(|s| *s == Stop::Kill) => {}
+                () = serve => {}
+            }
         });
     }
     drop(listener);
     if let Some(a) = advert {
         let _ = tokio::task::spawn_blocking(move || a.stop()).await;
+    }
+    if *stop.borrow() == Stop::Kill {
+        return;
     }
     if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
         .await

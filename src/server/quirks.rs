@@ -296,6 +296,22 @@ pub(crate) trait Quirks: Send + Sync + 'static {
             .issue_device(device_id, key, shared.config.cert_validity, now)
     }
 
+    /// Durability: makes an issued certificate durable; Approved goes out
+    /// only once this resolves (PROTOCOL §5 step 5).
+    fn persist<'a>(
+        &'a self,
+        shared: &'a Shared,
+        rec: IssuedRecord,
+    ) -> Hook<'a, Result<(), String>> {
+        Box::pin(shared.committer.record(rec))
+    }
+
+    /// Lifetime: work to finish on a clean stop, before the store closes
+    /// (a kill skips it).
+    fn drain<'a>(&'a self, _shared: &'a Shared) -> Hook<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
     /// Answer: the provisioning answer's members and the key it is signed
     /// with, before signing (PROTOCOL §6).
     fn answer(

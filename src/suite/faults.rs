@@ -194,6 +194,11 @@ pub enum Fault {
     /// Restart: serials look random but come from a counter that starts
     /// again at every start, so the first after a restart repeats one.
     SerialResetAtStart,
+    /// Crash: Approved is answered before the certificate is durable; it
+    /// waits in a write-behind queue (status reads it there) that is
+    /// written when eight have gathered or on a clean stop, so a kill
+    /// loses what waits.
+    WriteBehind,
     /// Relation: a `days` member in the request sets the certificate's
     /// lifetime (any sane one).
     HonoursRequestedDays,
@@ -328,6 +333,7 @@ impl Fault {
         Fault::SecretsOnDisk,
         Fault::StatusFromMemory,
         Fault::SerialResetAtStart,
+        Fault::WriteBehind,
         Fault::HonoursRequestedDays,
         Fault::RenewalOtherLifetime,
         Fault::RenewalRequiresNewKey,
@@ -439,7 +445,10 @@ impl Fault {
     pub fn is_restart(self) -> bool {
         matches!(
             self,
-            Fault::SecretsOnDisk | Fault::StatusFromMemory | Fault::SerialResetAtStart
+            Fault::SecretsOnDisk
+                | Fault::StatusFromMemory
+                | Fault::SerialResetAtStart
+                | Fault::WriteBehind
         )
     }
 

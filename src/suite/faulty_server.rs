@@ -62,6 +62,7 @@ pub async fn start(config: ServerConfig, faults: &[Fault]) -> Result<RunningServ
         serial_counter: AtomicU64::new(0x0100_0000),
         requested_days: Mutex::new(HashMap::new()),
         issued_since_start: Mutex::new(std::collections::HashSet::new()),
+        write_behind: Mutex::new(WriteBehindQueue::default()),
     };
     server::start_with(config, Arc::new(quirks)).await
 }
@@ -93,11 +94,37 @@ struct FaultyServer {
     requested_days: Mutex<HashMap<String, i64>>,
     /// Devices issued to since this start (`StatusFromMemory`).
     issued_since_start: Mutex<std::collections::HashSet<String>>,
+    /// Approved certificates not yet written (`WriteBehind`).
+    write_behind: Mutex<WriteBehindQueue>,
 }
+
+/// `WriteBehind`'s queue: certificates answered but not yet written, and
+/// those being written (status reads both).
+#[derive(Default)]
+struct WriteBehindQueue {
+    pending: Vec<IssuedRecord>,
+    writing: Vec<IssuedRecord>,
+}
+
+/// How many certificates `WriteBehind` gathers before it writes them.
+const WRITE_BEHIND_BATCH: usize = 8;
 
 impl FaultyServer {
     fn has(&self, f: Fault) -> bool {
         self.faults.has(f)
+    }
+
+    /// Writes what `WriteBehind` took from its queue, then forgets it.
+    async fn write_out(&self, shared: &Shared, batch: Vec<IssuedRecord>) -> Result<(), String> {
+        let mut outcome = Ok(());
+        for r in &batch {
+            if let Err(e) = shared.committer.record(r.clone()).await {
+                outcome = Err(e);
+            }
+        }
+        let mut q = self.write_behind.lock().unwrap_or_else(|p| p.into_inner());
+        q.writing.retain(|w| !batch.contains(w));
+        outcome
     }
 }
 
@@ -561,6 +588,40 @@ impl Quirks for FaultyServer {
         }
     }
 
+    fn persist<'a>(
+        &'a self,
+        shared: &'a Shared,
+        rec: IssuedRecord,
+    ) -> Hook<'a, Result<(), String>> {
+        if !self.has(Fault::WriteBehind) {
+            return Box::pin(shared.committer.record(rec));
+        }
+        let batch = {
+            let mut q = self.write_behind.lock().unwrap_or_else(|p| p.into_inner());
+            q.pending.push(rec);
+            if q.pending.len() >= WRITE_BEHIND_BATCH {
+                let batch = std::mem::take(&mut q.pending);
+                q.writing.extend(batch.iter().cloned());
+                batch
+            } else {
+                Vec::new()
+            }
+        };
+        Box::pin(self.write_out(shared, batch))
+    }
+
+    fn drain<'a>(&'a self, shared: &'a Shared) -> Hook<'a, ()> {
+        let batch = {
+            let mut q = self.write_behind.lock().unwrap_or_else(|p| p.into_inner());
+            let batch = std::mem::take(&mut q.pending);
+            q.writing.extend(batch.iter().cloned());
+            batch
+        };
+        Box::pin(async move {
+            let _ = self.write_out(shared, batch).await;
+        })
+    }
+
     fn status(
         &self,
         shared: &Shared,
@@ -568,6 +629,18 @@ impl Quirks for FaultyServer {
         honest: Option<IssuedRecord>,
     ) -> Result<Option<IssuedRecord>, RequestError> {
         let mut latest = honest;
+        if self.has(Fault::WriteBehind) {
+            let q = self.write_behind.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = q
+                .writing
+                .iter()
+                .chain(&q.pending)
+                .rev()
+                .find(|r| r.device_id == device_id.as_str())
+            {
+                latest = Some(r.clone());
+            }
+        }
         if self.has(Fault::StatusFromMemory)
             && !self
                 .issued_since_start

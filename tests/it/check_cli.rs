@@ -923,10 +923,11 @@ fn restart_cases_run_through_a_restart_hook() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
     let port = free_port();
-    let (dir, start, restart) = (
+    let (dir, start, restart, kill) = (
         d.path().display().to_string(),
         d.path().join("start.sh"),
         d.path().join("restart.sh"),
+        d.path().join("kill.sh"),
     );
     std::fs::write(
         &start,
@@ -944,11 +945,19 @@ fn restart_cases_run_through_a_restart_hook() {
         ),
     )
     .unwrap();
+    // A real SIGKILL: nothing drained, nothing flushed.
+    std::fs::write(
+        &kill,
+        format!(
+            "pid=$(cat '{dir}/pid')\nkill -9 $pid\nfor i in $(seq 1 200); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done\necho killed $pid\n"
+        ),
+    )
+    .unwrap();
     assert!(Command::new("sh").arg(&start).status().unwrap().success());
     wait_for_port(port);
     let f = |n: &str| data.join(n).to_str().unwrap().to_string();
     let url = format!("https://127.0.0.1:{port}/idprov/directory");
-    let cases = "server.oob.restart-forgets-secrets,server.status.survives-restart";
+    let cases = "server.oob.restart-forgets-secrets,server.status.survives-restart,server.provision.crash-under-load";
     let check = |rep: &str, extra: &[&str]| {
         let rep = d.path().join(rep);
         let mut args = vec![
@@ -972,7 +981,10 @@ fn restart_cases_run_through_a_restart_hook() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|c| c["id"].as_str().unwrap().contains("restart"))
+            .filter(|c| {
+                let id = c["id"].as_str().unwrap();
+                id.contains("restart") || id.contains("crash")
+            })
             .map(|c| {
                 (
                     c["id"].as_str().unwrap().to_string(),
@@ -983,35 +995,70 @@ fn restart_cases_run_through_a_restart_hook() {
             .collect()
     };
     let hook = format!("sh '{}'", restart.display());
-    let (code, v) = check("with-hook", &["--restart-cmd", &hook]);
+    let (kill_hook, start_hook) = (
+        format!("sh '{}'", kill.display()),
+        format!("sh '{}'", start.display()),
+    );
+    let (code, v) = check(
+        "with-hook",
+        &[
+            "--restart-cmd",
+            &hook,
+            "--kill-cmd",
+            &kill_hook,
+            "--start-cmd",
+            &start_hook,
+        ],
+    );
     let (skipped_code, skipped) = check("without-hook", &[]);
     let (failed_code, failed) = check(
         "failing-hook",
         &[
             "--restart-cmd",
             "sh -c 'echo the relay is offline >&2; exit 3'",
+            "--kill-cmd",
+            "sh -c 'echo the relay is offline >&2; exit 3'",
+            "--start-cmd",
+            "true",
         ],
     );
+    // --kill-cmd alone is a usage error, before anything runs.
+    let half = idprov(&["check", "server", "--url", &url, "--kill-cmd", "true"]);
     let pid = std::fs::read_to_string(d.path().join("pid")).unwrap();
     let _ = Command::new("kill").arg(pid.trim()).status();
 
     assert_eq!(code, Some(0), "{:#?}", verdicts(&v));
     let ran = verdicts(&v);
-    assert_eq!(ran.len(), 2, "{ran:?}");
+    assert_eq!(ran.len(), 3, "{ran:?}");
     assert!(
         ran.iter().all(|(_, verdict, _)| verdict == "pass"),
         "{ran:?}"
     );
     assert!(
-        v.to_string().contains("stopped"),
-        "the hook's words are evidence"
+        v.to_string().contains("stopped") && v.to_string().contains("killed"),
+        "the hooks' words are evidence"
+    );
+    assert!(
+        v.to_string().contains(" history ("),
+        "the crash history is evidence"
     );
 
     assert_eq!(skipped_code, Some(0));
     for (id, verdict, detail) in verdicts(&skipped) {
         assert_eq!(verdict, "skip", "{id}");
-        assert!(detail.contains("needs --restart-cmd"), "{id}: {detail}");
+        let needs = if id.contains("crash") {
+            "needs --kill-cmd and --start-cmd"
+        } else {
+            "needs --restart-cmd"
+        };
+        assert!(detail.contains(needs), "{id}: {detail}");
     }
+    assert_eq!(half.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&half.stderr).contains("--start-cmd"),
+        "{}",
+        String::from_utf8_lossy(&half.stderr)
+    );
 
     assert_eq!(failed_code, Some(1));
     for (id, verdict, detail) in verdicts(&failed) {

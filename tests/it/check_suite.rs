@@ -206,6 +206,7 @@ const EXPECTED: &[(Fault, &str)] = &[
     (Fault::SecretsOnDisk, "server.oob.restart-forgets-secrets"),
     (Fault::StatusFromMemory, "server.status.survives-restart"),
     (Fault::SerialResetAtStart, "server.status.survives-restart"),
+    (Fault::WriteBehind, "server.provision.crash-under-load"),
     (
         Fault::HonoursRequestedDays,
         "server.provision.extra-members-same-profile",
@@ -709,4 +710,40 @@ async fn an_unparsable_directory_is_a_setup_error() {
         .expect_err("a setup error");
     assert!(err.0.contains("does not parse"), "{err}");
     floor.abort();
+}
+
+/// A write-behind queue is drained on a clean stop, so only a kill shows
+/// it (issue 26): it passes the clean-restart case and fails the crash
+/// case; the honest server passes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_behind_shows_only_in_a_crash() {
+    let cases = [
+        "server.status.survives-restart",
+        "server.provision.crash-under-load",
+    ];
+    let honest = run(&[], &cases).await;
+    assert!(failing(&honest).is_empty(), "{:?}", failing(&honest));
+    let crash = honest
+        .cases
+        .iter()
+        .find(|c| c.id == cases[1])
+        .expect("the crash case ran");
+    assert_eq!(crash.verdict, Verdict::Pass, "{}", crash.detail);
+    let history: Vec<&str> = crash
+        .evidence
+        .iter()
+        .map(|e| e.request_body.as_str())
+        .filter(|t| t.contains(" history ("))
+        .collect();
+    assert_eq!(history.len(), 3, "one history per round");
+    assert!(history.iter().all(|h| h.contains(" ok: Approved")));
+    let broken = run(&[Fault::WriteBehind], &cases).await;
+    assert_eq!(failing(&broken), vec![cases[1].to_string()]);
+    let detail = &broken
+        .cases
+        .iter()
+        .find(|c| c.id == cases[1])
+        .unwrap()
+        .detail;
+    assert!(detail.contains("decision.issue"), "{detail}");
 }

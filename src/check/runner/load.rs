@@ -167,7 +167,12 @@ impl Case<'_> {
     /// Judges one answer of a parallel batch like any other provisioning
     /// answer: `Ok(true)` when Approved and sound, `Err` naming the device
     /// when it breaks a rule.
-    fn judge_parallel(&self, r: &HttpsResponse, dev: &str, body: &[u8]) -> Result<bool, String> {
+    pub(super) fn judge_parallel(
+        &self,
+        r: &HttpsResponse,
+        dev: &str,
+        body: &[u8],
+    ) -> Result<bool, String> {
         let v = resp_json(r).unwrap_or(Value::Null);
         let spki = provision::spki_of_body(body);
         match self.judge_answer(r, &v, dev, spki.as_deref(), "nobody", false) {
@@ -178,7 +183,7 @@ impl Case<'_> {
 
     /// For a fresh device named `sym`: the OOB post of its secret (as sent
     /// by an admin) and its provisioning request signed with that secret.
-    fn device_pair(&mut self, sym: &str) -> Result<(Vec<u8>, Vec<u8>), StepError> {
+    pub(super) fn device_pair(&mut self, sym: &str) -> Result<(Vec<u8>, Vec<u8>), StepError> {
         let dev = self.device(sym);
         let secret = self.secret(sym);
         self.posted.insert(dev.clone(), secret.clone());

@@ -1,6 +1,7 @@
 //! Interprets scenario steps against a live server over real TLS and
 //! records every exchange as evidence.
 
+mod crash;
 mod directory;
 mod load;
 mod observe;
@@ -389,6 +390,7 @@ impl Case<'_> {
             Action::Sweep => self.do_sweep(st).await,
             Action::Relate => self.do_relate(st).await,
             Action::Restart => self.do_restart().await,
+            Action::CrashUnderLoad => self.do_crash_under_load(st).await,
             Action::Sanity => self.do_sanity().await,
             Action::Observe => self.do_observe(st).await,
             Action::Discover => self.do_discover(st).await,
