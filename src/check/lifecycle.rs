@@ -16,6 +16,10 @@ use std::time::Duration;
 /// How long the suite waits for a restarted server's directory to answer.
 pub const READY_BOUND: Duration = Duration::from_secs(60);
 
+/// How long the suite tries to start the in-process server again (its
+/// port and data directory may take a moment to be released).
+pub const START_BOUND: Duration = Duration::from_secs(30);
+
 /// How long a hook command may run.
 pub const HOOK_BOUND: Duration = Duration::from_secs(120);
 
@@ -259,6 +263,26 @@ impl InProcessServer {
     }
 }
 
+impl InProcessServer {
+    /// Starts the server again, trying every 100 ms for at most
+    /// [`START_BOUND`] while the start fails.
+    async fn start_again(&self) -> Result<RunningServer, String> {
+        let began = std::time::Instant::now();
+        loop {
+            match (self.start)(self.config.clone()).await {
+                Ok(srv) => return Ok(srv),
+                Err(e) if began.elapsed() >= START_BOUND => {
+                    return Err(format!(
+                        "the server did not start again within {} s: {e}",
+                        START_BOUND.as_secs()
+                    ))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
+
 impl Restarter for InProcessServer {
     fn restart(&self) -> BoxFuture<'_, Result<String, String>> {
         Box::pin(async move {
@@ -266,9 +290,7 @@ impl Restarter for InProcessServer {
             if let Some(srv) = current.take() {
                 srv.shutdown().await;
             }
-            let srv = (self.start)(self.config.clone())
-                .await
-                .map_err(|e| format!("the server did not start again: {e}"))?;
+            let srv = self.start_again().await?;
             let said = format!("stopped and started again on {}", srv.addr);
             *current = Some(srv);
             Ok(said)
@@ -297,9 +319,7 @@ impl Restarter for InProcessServer {
             if current.is_some() {
                 return Err("the server is already running".into());
             }
-            let srv = (self.start)(self.config.clone())
-                .await
-                .map_err(|e| format!("the server did not start again: {e}"))?;
+            let srv = self.start_again().await?;
             let said = format!("started again on {}", srv.addr);
             *current = Some(srv);
             Ok(said)

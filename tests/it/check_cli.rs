@@ -1066,3 +1066,72 @@ fn restart_cases_run_through_a_restart_hook() {
         assert!(detail.contains("the relay is offline"), "{id}: {detail}");
     }
 }
+
+/// A server killed through --kill-cmd that --start-cmd does not bring back
+/// fails the crash case once the directory has not answered for the
+/// stated bound, with what the start hook said; the run ends (issue 26).
+#[test]
+fn a_server_that_does_not_come_back_fails_the_case() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let port = free_port();
+    let dir = d.path().display().to_string();
+    let start = d.path().join("start.sh");
+    std::fs::write(
+        &start,
+        format!(
+            "'{BIN}' server --no-mdns --listen 127.0.0.1:{port} --data-dir '{}' >>'{dir}/server.log' 2>&1 &\necho $! >'{dir}/pid'\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    assert!(Command::new("sh").arg(&start).status().unwrap().success());
+    wait_for_port(port);
+    let f = |n: &str| data.join(n).to_str().unwrap().to_string();
+    let url = format!("https://127.0.0.1:{port}/idprov/directory");
+    let rep = d.path().join("rep");
+    let kill = format!(
+        "sh -c 'pid=$(cat {dir}/pid); kill -9 $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done'"
+    );
+    let (ca, cert, key) = (f("ca.pem"), f("admin-cert.pem"), f("admin-key.pem"));
+    let o = idprov(&[
+        "check",
+        "server",
+        "--url",
+        &url,
+        "--ca-cert",
+        &ca,
+        "--admin-cert",
+        &cert,
+        "--admin-key",
+        &key,
+        "--cases",
+        "server.provision.crash-under-load",
+        "--kill-cmd",
+        &kill,
+        "--start-cmd",
+        "sh -c 'echo the unit is masked'",
+        "--report-dir",
+        rep.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = report(&rep);
+    let case = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "server.provision.crash-under-load")
+        .unwrap();
+    assert_eq!(case["verdict"], "fail");
+    let detail = case["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("did not answer its directory within 60 s")
+            && detail.contains("the unit is masked"),
+        "{detail}"
+    );
+}

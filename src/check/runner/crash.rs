@@ -173,6 +173,9 @@ impl Case<'_> {
                 "only {answered} answer(s) came; killed at {at} ms, after the last request ended ({said})"
             ));
         }
+        // The server is started again whatever the answers were: a case
+        // that stops here leaves no dead server to the cases after it.
+        let mut broke = None;
         for (i, sent, done, r) in outcomes {
             let op = &mut ops[i];
             (op.sent_ms, op.done_ms) = (sent, done);
@@ -182,7 +185,11 @@ impl Case<'_> {
                     op.state = OpState::Indeterminate;
                     op.detail = format!("no answer: {e}");
                 }
-                Some(Ok(resp)) => self.classify(op, &resp)?,
+                Some(Ok(resp)) => {
+                    if let Err(e) = self.classify(op, &resp) {
+                        broke.get_or_insert(e);
+                    }
+                }
             }
         }
         let started = Instant::now();
@@ -199,7 +206,10 @@ impl Case<'_> {
                 kill_note.unwrap_or_default()
             ),
         ));
-        Ok(ops)
+        match broke {
+            Some(e) => Err(e),
+            None => Ok(ops),
+        }
     }
 
     /// The state of a provisioning that got an answer; an Approved answer
