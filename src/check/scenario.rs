@@ -232,6 +232,9 @@ pub struct Step {
     /// A literal `publicKeyPEM` (set by sweeps, never by a case file).
     #[serde(skip)]
     pub key_pem_literal: Option<String>,
+    /// A literal `csrPEM` (set by sweeps, never by a case file).
+    #[serde(skip)]
+    pub csr_literal: Option<String>,
     /// `default`, `past`, `garbage`, `number`, `in:<seconds>` or
     /// `in:<seconds>@±HH:MM`.
     pub valid_until: Option<ValidUntilSpec>,
@@ -313,6 +316,13 @@ pub enum SweepField {
     /// `publicKeyPEM`: RSA moduli from 1,024 to 16,384 bits, around the
     /// 2,048-bit floor to the bit.
     PublicKey,
+    /// `csrPEM`: CSRs asking for another CN, a role OU, CA, certificate
+    /// signing, serverAuth or names, one past a TLS record, and PEM with
+    /// CRLF, 76-column lines or explanatory text.
+    Csr,
+    /// The whole body: 16 KiB ± 1, 32 KiB, 64 KiB − 1 and 64 KiB (served),
+    /// one byte, four bytes, 16 KiB and 64 KiB over it, and 1 MiB (413).
+    BodySize,
 }
 
 /// A metamorphic relation a `relate` step checks with a pair of requests.

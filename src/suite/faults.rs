@@ -199,6 +199,10 @@ pub enum Fault {
     /// written when eight have gathered or on a clean stop, so a kill
     /// loses what waits.
     WriteBehind,
+    /// Relation: the subject OU of a request's CSR is copied into the
+    /// certificate beside `iotdevice` (a CSR asking for OU=admin gets an
+    /// admin certificate).
+    CsrOuCopied,
     /// Relation: a `days` member in the request sets the certificate's
     /// lifetime (any sane one).
     HonoursRequestedDays,
@@ -334,6 +338,7 @@ impl Fault {
         Fault::StatusFromMemory,
         Fault::SerialResetAtStart,
         Fault::WriteBehind,
+        Fault::CsrOuCopied,
         Fault::HonoursRequestedDays,
         Fault::RenewalOtherLifetime,
         Fault::RenewalRequiresNewKey,
@@ -463,6 +468,7 @@ impl Fault {
                 | Fault::ValidUntil2038
                 | Fault::DeviceIdRefusesColon
                 | Fault::RsaSizeInBytes
+                | Fault::CsrOuCopied
                 | Fault::HonoursRequestedDays
                 | Fault::RenewalOtherLifetime
         )

@@ -61,6 +61,7 @@ pub async fn start(config: ServerConfig, faults: &[Fault]) -> Result<RunningServ
         status_cache: Mutex::new(HashMap::new()),
         serial_counter: AtomicU64::new(0x0100_0000),
         requested_days: Mutex::new(HashMap::new()),
+        csr_ou: Mutex::new(HashMap::new()),
         issued_since_start: Mutex::new(std::collections::HashSet::new()),
         write_behind: Mutex::new(WriteBehindQueue::default()),
     };
@@ -92,6 +93,8 @@ struct FaultyServer {
     serial_counter: AtomicU64,
     /// The lifetime a request asked for, by device (`HonoursRequestedDays`).
     requested_days: Mutex<HashMap<String, i64>>,
+    /// The subject OU a request's CSR asked for, by device (`CsrOuCopied`).
+    csr_ou: Mutex<HashMap<String, String>>,
     /// Devices issued to since this start (`StatusFromMemory`).
     issued_since_start: Mutex<std::collections::HashSet<String>>,
     /// Approved certificates not yet written (`WriteBehind`).
@@ -104,6 +107,25 @@ struct FaultyServer {
 struct WriteBehindQueue {
     pending: Vec<IssuedRecord>,
     writing: Vec<IssuedRecord>,
+}
+
+/// The first subject OU of a CSR (`CsrOuCopied`), if it has one.
+fn csr_subject_ou(pem: &str) -> Option<String> {
+    use rustls::pki_types::{pem::PemObject, CertificateSigningRequestDer};
+    use x509_parser::prelude::FromDer;
+    let der = CertificateSigningRequestDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(der.as_ref())
+            .ok()?;
+    let ou = csr
+        .certification_request_info
+        .subject
+        .iter_organizational_unit()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    Some(ou)
 }
 
 /// How many certificates `WriteBehind` gathers before it writes them.
@@ -382,6 +404,14 @@ impl Quirks for FaultyServer {
                     .insert(req.device_id.to_string(), d as i64);
             }
         }
+        if self.has(Fault::CsrOuCopied) {
+            if let Some(ou) = req.csr_pem.as_deref().and_then(csr_subject_ou) {
+                self.csr_ou
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(req.device_id.to_string(), ou);
+            }
+        }
         if self.has(Fault::DeviceIdRefusesColon) && req.device_id.contains(':') {
             return Err(
                 validate::InvalidInput::DeviceId("only A-Z a-z 0-9 . _ - are allowed").into(),
@@ -516,7 +546,13 @@ impl Quirks for FaultyServer {
             add_server_auth: self.has(Fault::ServerAuthEku),
             extra_ou: (self.has(Fault::AdminOuLeaks)
                 && matches!(authority, Authority::Administrator))
-            .then(|| "admin".to_string()),
+            .then(|| "admin".to_string())
+            .or_else(|| {
+                self.csr_ou
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(device_id.as_str())
+            }),
         };
         let cn = if self.has(Fault::WrongCn) {
             format!("x-{device_id}")

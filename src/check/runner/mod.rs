@@ -2,6 +2,7 @@
 //! records every exchange as evidence.
 
 mod crash;
+mod csr_sweep;
 mod directory;
 mod load;
 mod observe;

@@ -67,6 +67,7 @@ impl Case<'_> {
             return Ok((b.into_bytes(), kp));
         }
         let csr = match st.csr.unwrap_or(CsrSpec::None) {
+            _ if st.csr_literal.is_some() => st.csr_literal.clone(),
             CsrSpec::None => None,
             mode => {
                 let signer = match mode {

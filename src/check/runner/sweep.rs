@@ -110,6 +110,8 @@ impl Case<'_> {
             Some(SweepField::ValidUntil) => self.sweep_valid_until().await,
             Some(SweepField::Signature) => self.sweep_signatures().await,
             Some(SweepField::PublicKey) => self.sweep_public_keys().await,
+            Some(SweepField::Csr) => self.sweep_csrs().await,
+            Some(SweepField::BodySize) => self.sweep_body_sizes().await,
             None => fail("a sweep needs a `field`"),
         }
     }
@@ -133,7 +135,7 @@ impl Case<'_> {
 
     /// Posts `secret` for `device` as admin with `valid_until` (JSON) and
     /// returns the HTTP status.
-    async fn post_secret(
+    pub(super) async fn post_secret(
         &mut self,
         device: &str,
         secret: &str,
@@ -492,8 +494,59 @@ impl Case<'_> {
     }
 }
 
+/// Body sizes in bytes: around one TLS record (16 KiB), half the limit,
+/// the 64 KiB limit to the byte, and past it to 1 MiB.
+pub(super) const BODY_SIZES: &[usize] = &[
+    16_383, 16_384, 16_385, 32_768, 65_535, 65_536, 65_537, 65_540, 81_920, 131_072, 1_048_576,
+];
+
+impl Case<'_> {
+    /// An admin provisioning padded (with JSON whitespace) to every size in
+    /// [`BODY_SIZES`]: up to 65,536 bytes → Approved with a certificate;
+    /// beyond → 413, and the server then serves a plain request.
+    async fn sweep_body_sizes(&mut self) -> StepResult {
+        for (k, &n) in BODY_SIZES.iter().enumerate() {
+            let what = format!("a request of {n} bytes");
+            let over = n > crate::core::messages::MAX_BODY;
+            let padded = Step {
+                action: Some(Action::Provision),
+                device: Some(format!("body-{k}")),
+                secret: Some("none".into()),
+                as_: Some(crate::check::scenario::Credential::Admin),
+                body_size: Some(n),
+                expect: if over {
+                    Expect {
+                        http: Some(vec![413]),
+                        ..Expect::default()
+                    }
+                } else {
+                    approved()
+                },
+                ..Step::default()
+            };
+            self.do_provision(&padded)
+                .await
+                .map_err(|e| in_terms(e, &what))?;
+            if over {
+                let plain = Step {
+                    action: Some(Action::Provision),
+                    device: Some(format!("after-body-{k}")),
+                    secret: Some("none".into()),
+                    as_: Some(crate::check::scenario::Credential::Admin),
+                    expect: approved(),
+                    ..Step::default()
+                };
+                self.do_provision(&plain)
+                    .await
+                    .map_err(|e| in_terms(e, &format!("after {what}, a plain request")))?;
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// A failure said in terms of the value swept.
-fn in_terms(e: StepError, what: &str) -> StepError {
+pub(super) fn in_terms(e: StepError, what: &str) -> StepError {
     match e {
         StepError::Fail(m) => StepError::Fail(format!("{what}: {m}")),
         other => other,
