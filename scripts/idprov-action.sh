@@ -21,6 +21,7 @@
 #                         catalogue, space-separated (optional)
 #   IDPROV_CASES          --cases patterns (optional)
 #   IDPROV_STRICT         "true" for --strict
+#   IDPROV_ALLOW_INCONCLUSIVE "true" for --allow-inconclusive
 #   IDPROV_KNOWN_FAILING  a known-failing file (optional)
 #   IDPROV_REPORT_DIR     where reports go (default idprov-reports)
 #   IDPROV_SOURCE         a checkout of idprov to install from when idprov is
@@ -57,6 +58,7 @@ fi
 for s in ${IDPROV_SCENARIO:-}; do args+=(--scenario "$s"); done
 [ -n "${IDPROV_CASES:-}" ] && args+=(--cases "$IDPROV_CASES")
 [ "${IDPROV_STRICT:-false}" = "true" ] && args+=(--strict)
+[ "${IDPROV_ALLOW_INCONCLUSIVE:-false}" = "true" ] && args+=(--allow-inconclusive)
 [ -n "${IDPROV_KNOWN_FAILING:-}" ] && args+=(--known-failing "$IDPROV_KNOWN_FAILING")
 args+=(--report-dir "$report_dir" --color never)
 

@@ -374,7 +374,13 @@ impl Plan {
         opts: &CheckOptions,
     ) -> Report {
         let mut cases: Vec<CaseResult> = results.into_values().collect();
-        let outcome = decide_outcome(&mut cases, opts.strict, &self.known, self.baseline.as_ref());
+        let outcome = decide_outcome(
+            &mut cases,
+            opts.strict,
+            opts.allow_inconclusive,
+            &self.known,
+            self.baseline.as_ref(),
+        );
         let mut report = Report::assemble(
             role,
             target,

@@ -18,6 +18,9 @@ pub struct CheckOptions {
     pub report_dir: PathBuf,
     /// SHOULD failures count too.
     pub strict: bool,
+    /// Inconclusive counted cases do not fail the run (every report then
+    /// says so on its first line).
+    pub allow_inconclusive: bool,
     /// An earlier report.json: fail only on regressions.
     pub baseline: Option<PathBuf>,
     /// Known-failing list.
@@ -59,6 +62,7 @@ impl Default for CheckOptions {
             cases: Vec::new(),
             report_dir: PathBuf::from("reports"),
             strict: false,
+            allow_inconclusive: false,
             baseline: None,
             known_failing: None,
             capabilities: Vec::new(),

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 pub fn decide_outcome(
     cases: &mut [CaseResult],
     strict: bool,
+    allow_inconclusive: bool,
     known: &BTreeMap<String, String>,
     baseline: Option<&Baseline>,
 ) -> Outcome {
@@ -50,6 +51,7 @@ pub fn decide_outcome(
                 }
             }
             (Verdict::Pass, Some(_)) => o.stale_known_failing.push(c.id.clone()),
+            (Verdict::Inconclusive, _) if counts_level => o.inconclusive.push(c.id.clone()),
             _ => {}
         }
     }
@@ -59,7 +61,9 @@ pub fn decide_outcome(
             if strict { "MUST/SHOULD" } else { "MUST" }
         ));
     }
+    o.inconclusive_allowed = allow_inconclusive;
     o.failed = !o.counted_failures.is_empty()
+        || (!allow_inconclusive && !o.inconclusive.is_empty())
         || !o.regressions.is_empty()
         || !o.stale_known_failing.is_empty()
         || !o.run_failures.is_empty();
@@ -102,11 +106,11 @@ mod tests {
             case("d", Level::Must, Verdict::Pass),
         ];
         let none = BTreeMap::new();
-        let o = decide_outcome(&mut cs.clone(), false, &none, None);
+        let o = decide_outcome(&mut cs.clone(), false, false, &none, None);
         assert_eq!(o.counted_failures, ["a"]);
         assert!(o.failed);
         assert_eq!(o.result, RunResult::Fail);
-        let o = decide_outcome(&mut cs.clone(), true, &none, None);
+        let o = decide_outcome(&mut cs.clone(), true, false, &none, None);
         assert_eq!(o.counted_failures, ["a", "b"]);
         // Known failing: listed failure does not count; listed pass is stale.
         let known: BTreeMap<String, String> = [
@@ -114,7 +118,7 @@ mod tests {
             ("d".to_string(), "r".to_string()),
         ]
         .into();
-        let o = decide_outcome(&mut cs, false, &known, None);
+        let o = decide_outcome(&mut cs, false, false, &known, None);
         assert!(o.counted_failures.is_empty());
         assert_eq!(o.stale_known_failing, ["d"]);
         assert!(o.failed);
@@ -129,7 +133,7 @@ mod tests {
             ("e".to_string(), Verdict::Pass),
         ]
         .into();
-        let o = decide_outcome(&mut cs, false, &none, Some(&base));
+        let o = decide_outcome(&mut cs, false, false, &none, Some(&base));
         assert!(o.counted_failures.is_empty());
         assert_eq!(o.regressions, ["e"]);
         let mut cs = vec![
@@ -137,7 +141,7 @@ mod tests {
             case("f", Level::Must, Verdict::Pass),
         ];
         let base: BTreeMap<String, Verdict> = [("a".to_string(), Verdict::Fail)].into();
-        let o = decide_outcome(&mut cs, false, &none, Some(&base));
+        let o = decide_outcome(&mut cs, false, false, &none, Some(&base));
         assert!(!o.failed);
         assert_eq!(o.result, RunResult::Pass);
     }
@@ -149,11 +153,11 @@ mod tests {
             case("a", Level::Must, Verdict::Skip),
             case("b", Level::May, Verdict::Info),
         ];
-        let o = decide_outcome(&mut all_skipped, false, &none, None);
+        let o = decide_outcome(&mut all_skipped, false, false, &none, None);
         assert!(o.failed, "{o:?}");
         assert!(o.run_failures[0].contains("none passed"));
         let mut empty: Vec<CaseResult> = vec![];
-        assert!(decide_outcome(&mut empty, false, &none, None).failed);
+        assert!(decide_outcome(&mut empty, false, false, &none, None).failed);
     }
 
     #[test]
@@ -164,7 +168,7 @@ mod tests {
             case("x", Level::Must, Verdict::Pass),
         ];
         let base: BTreeMap<String, Verdict> = [(CONTROLS[0].to_string(), Verdict::Fail)].into();
-        let o = decide_outcome(&mut cs, false, &none, Some(&base));
+        let o = decide_outcome(&mut cs, false, false, &none, Some(&base));
         assert!(o.failed);
         assert!(o.run_failures[0].contains("control"));
         // A skipped control is no better.
@@ -172,6 +176,31 @@ mod tests {
             case(CONTROLS[0], Level::Must, Verdict::Skip),
             case("x", Level::Must, Verdict::Pass),
         ];
-        assert!(decide_outcome(&mut cs, false, &none, None).failed);
+        assert!(decide_outcome(&mut cs, false, false, &none, None).failed);
+    }
+
+    #[test]
+    fn an_inconclusive_counted_case_fails_the_run_unless_allowed() {
+        let none = BTreeMap::new();
+        let cs = vec![
+            case("a", Level::Must, Verdict::Inconclusive),
+            case("b", Level::May, Verdict::Inconclusive),
+            case("c", Level::Must, Verdict::Pass),
+        ];
+        let o = decide_outcome(&mut cs.clone(), false, false, &none, None);
+        assert!(o.failed && o.counted_failures.is_empty(), "{o:?}");
+        assert_eq!(o.inconclusive, ["a"], "a MAY case does not count");
+        assert_eq!(o.allowed_inconclusive_line(), None);
+        let o = decide_outcome(&mut cs.clone(), false, true, &none, None);
+        assert!(!o.failed, "{o:?}");
+        let line = o.allowed_inconclusive_line().expect("said first");
+        assert!(line.contains("--allow-inconclusive") && line.contains('a'));
+        // Inconclusive is never a pass: alone it shows nothing worked.
+        let mut only = vec![case("a", Level::Must, Verdict::Inconclusive)];
+        let o = decide_outcome(&mut only, false, true, &none, None);
+        assert!(
+            o.failed && o.run_failures[0].contains("none passed"),
+            "{o:?}"
+        );
     }
 }

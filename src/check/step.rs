@@ -8,6 +8,10 @@ pub(crate) enum StepError {
     Fail(String),
     /// The step cannot decide here; the reason says what would run it.
     Skip(String),
+    /// The step ran, but what the suite could see does not decide it; the
+    /// reason says what would.
+    #[allow(dead_code)]
+    Inconclusive(String),
     /// The suite cannot test at all (a shim that cannot start its device):
     /// the whole run ends with exit 2 and this one line, no case judged.
     Setup(String),
@@ -17,7 +21,10 @@ impl StepError {
     /// The reason, whatever kind of end it was.
     pub(crate) fn into_message(self) -> String {
         match self {
-            StepError::Fail(m) | StepError::Skip(m) | StepError::Setup(m) => m,
+            StepError::Fail(m)
+            | StepError::Skip(m)
+            | StepError::Inconclusive(m)
+            | StepError::Setup(m) => m,
         }
     }
 }

@@ -436,6 +436,10 @@ pub(crate) struct CommonArgs {
     /// SHOULD failures fail the run too.
     #[arg(long, global = true, help_heading = "Selection")]
     pub strict: bool,
+    /// Counted cases the suite could not decide (verdict inconclusive) do
+    /// not fail the run; every report then says so on its first line.
+    #[arg(long, global = true, help_heading = "Selection")]
+    pub allow_inconclusive: bool,
     /// Seed for every random choice (printed in every report).
     #[arg(long, global = true, help_heading = "Run")]
     pub seed: Option<u64>,
@@ -542,6 +546,11 @@ pub(crate) struct ClientArgs {
     /// variants"): e.g. an Ed25519 key, no CSR, TLS 1.3 only.
     #[arg(long, value_enum, value_name = "CHOICE")]
     pub choice: Vec<idprov::client::choices::ClientChoice>,
+    /// Stay running as a device on a bench does, and provision (again)
+    /// whenever a line `reset [URL]` arrives on this TCP address (its reset
+    /// hook); `quit` ends it. `--url` is then the default URL.
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<std::net::SocketAddr>,
 }
 
 /// Shared admin connection flags.

@@ -90,6 +90,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         cases: c.cases.clone(),
         report_dir: c.report_dir.clone(),
         strict: c.strict,
+        allow_inconclusive: c.allow_inconclusive,
         baseline: c.baseline.clone(),
         known_failing: c.known_failing.clone(),
         capabilities: c.capabilities.clone(),

@@ -17,6 +17,7 @@ macro_rules! outln {
 mod args;
 mod bench;
 mod check;
+mod device;
 mod fuzz;
 mod roles;
 mod spec;

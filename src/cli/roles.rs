@@ -74,6 +74,9 @@ pub(super) async fn run_client(a: ClientArgs) -> ExitCode {
     opts.ca = a.ca.filter(|p| !p.is_empty()).map(PathBuf::from);
     opts.timeout = Duration::from_secs(a.timeout);
     opts.choices = a.choice.iter().copied().collect();
+    if let Some(addr) = a.control {
+        return super::device::serve(opts, addr).await;
+    }
     match client::run(&opts).await {
         Ok(o) => {
             outln!(

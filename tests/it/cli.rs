@@ -653,3 +653,84 @@ fn help_is_grouped_and_explain_takes_only_a_case() {
     let o = run(&["check", "explain", "server.oob.empty-secret-400"], &[]);
     assert!(o.status.success());
 }
+
+/// `client --control`: the reference client as a long-lived device that
+/// provisions again at every `reset [URL]` line (issue 25's bench device),
+/// keeping its directory between resets, and ends at `quit`.
+#[test]
+fn a_long_lived_device_provisions_at_every_reset() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let dev = tmp.path().join("dev");
+    let srv = ServerProc::start(&data);
+    let port = free_port();
+    let control = format!("127.0.0.1:{port}");
+    let mut device = Command::new(BIN)
+        .args([
+            "client",
+            "--device-id",
+            "bench-1",
+            "--secret",
+            "s3cret",
+            "--dir",
+            dev.to_str().unwrap(),
+            "--ca-cert",
+            &format!("{}/ca.pem", data.display()),
+            "--timeout",
+            "20",
+            "--control",
+            &control,
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let say = |line: &str| -> String {
+        for _ in 0..100 {
+            if let Ok(mut c) = std::net::TcpStream::connect(&control) {
+                c.write_all(format!("{line}\n").as_bytes()).unwrap();
+                let mut answer = String::new();
+                c.read_to_string(&mut answer).unwrap();
+                return answer;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the device's control port never opened");
+    };
+    let serial = || {
+        for _ in 0..200 {
+            if let Ok(pem) = std::fs::read_to_string(dev.join("cert.pem")) {
+                return pem;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("no cert.pem after a reset");
+    };
+    assert!(say("bogus").starts_with("error: expected `reset [URL]`"));
+    assert!(admin_oob(&srv.url, &data, "bench-1", "s3cret")
+        .status
+        .success());
+    assert!(say(&format!("reset {}", srv.url)).starts_with("ok"));
+    let first = serial();
+    // The reset hook wipes its flash and resets it; a new secret is posted.
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::remove_file(dev.join(f)).unwrap();
+    }
+    assert!(admin_oob(&srv.url, &data, "bench-1", "s3cret")
+        .status
+        .success());
+    assert!(say(&format!("reset {}", srv.url)).starts_with("ok"));
+    let second = serial();
+    assert_ne!(first, second, "a second provisioning, a second certificate");
+    assert!(say("quit").starts_with("ok: bye"));
+    let status = device.wait().unwrap();
+    assert!(status.success());
+    let mut log = String::new();
+    device
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(log.matches("provisioned, serial").count(), 2, "{log}");
+}

@@ -423,6 +423,11 @@ pub async fn run_client_case(
                 result.detail = m;
                 break;
             }
+            Err(StepError::Inconclusive(m)) => {
+                result.verdict = Verdict::Inconclusive;
+                result.detail = format!("step {}: {m}", i + 1);
+                break;
+            }
             Err(StepError::Setup(m)) => return Err(SetupError(m)),
         }
     }

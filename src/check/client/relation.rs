@@ -186,6 +186,7 @@ impl<'a> Case<'a> {
                 Ok(_) => None,
                 Err(StepError::Fail(m)) => Some(m),
                 Err(StepError::Skip(m)) => Some(format!("skipped: {m}")),
+                Err(StepError::Inconclusive(m)) => Some(format!("inconclusive: {m}")),
                 Err(StepError::Setup(m)) => return Err(StepError::Setup(m)),
             };
             ends.push(RunEnd {

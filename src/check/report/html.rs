@@ -31,14 +31,14 @@ impl Report {
 <style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}}
 table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}}
-.pass{{color:#176c2c}}.fail{{color:#b00020;font-weight:bold}}.skip{{color:#8a6d00}}.info{{color:#00639b}}
+.pass{{color:#176c2c}}.fail{{color:#b00020;font-weight:bold}}.skip{{color:#8a6d00}}.info{{color:#00639b}}.inconclusive{{color:#6a1b9a;font-weight:bold}}
 pre{{background:#f6f6f6;padding:6px;white-space:pre-wrap;word-break:break-all;max-height:20em;overflow:auto}}
 details{{margin:2px 0}}.counts span{{margin-right:1em}}
 </style></head><body>
-<h1>idprov check {role}: {outcome}</h1>
+{banner}<h1>idprov check {role}: {outcome}</h1>
 <p>Target <code>{target}</code> · suite {version} · seed <code>{seed}</code> · started {started} · {ms} ms · capabilities {caps}</p>
-<p class="counts"><span class="pass">{p} pass</span><span class="fail">{f} fail{kn}</span><span class="skip">{k} skip</span><span class="info">{i} info</span></p>
-<p>Filter: <select id="fv"><option value="">any verdict</option><option>pass</option><option>fail</option><option>skip</option><option>info</option></select>
+<p class="counts"><span class="pass">{p} pass</span><span class="fail">{f} fail{kn}</span><span class="skip">{k} skip</span><span class="info">{i} info</span><span class="inconclusive">{u} inconclusive</span></p>
+<p>Filter: <select id="fv"><option value="">any verdict</option><option>pass</option><option>fail</option><option>skip</option><option>info</option><option>inconclusive</option></select>
 <select id="fl"><option value="">any level</option><option>MUST</option><option>SHOULD</option><option>MAY</option></select>
 <select id="fa"><option value="">any area</option>"#,
             role = esc(&self.role),
@@ -57,7 +57,13 @@ details{{margin:2px 0}}.counts span{{margin-right:1em}}
             f = s.fail,
             kn = esc(&s.known_note()),
             k = s.skip,
-            i = s.info
+            i = s.info,
+            u = s.inconclusive,
+            banner = self
+                .outcome
+                .allowed_inconclusive_line()
+                .map(|l| format!("<p class=\"inconclusive\">{}</p>\n", esc(&l)))
+                .unwrap_or_default()
         );
         for a in areas.keys() {
             let _ = write!(h, "<option>{}</option>", esc(a));

@@ -47,6 +47,20 @@ impl Report {
                         s.set_type(c.level.as_str());
                         s
                     }
+                    // Never a pass: an error (the case could not decide),
+                    // or, when --allow-inconclusive let it through, skipped.
+                    Verdict::Inconclusive if self.outcome.inconclusive_allowed => {
+                        let mut s = TestCaseStatus::skipped();
+                        s.set_message(format!("inconclusive (allowed): {}", c.detail));
+                        s.set_type("inconclusive");
+                        s
+                    }
+                    Verdict::Inconclusive => {
+                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                        s.set_message(format!("inconclusive [{}] {}", c.level.as_str(), c.detail));
+                        s.set_type("inconclusive");
+                        s
+                    }
                 },
             };
             let mut tc = TestCase::new(c.id.clone(), status);

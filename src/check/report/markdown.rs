@@ -7,6 +7,9 @@ impl Report {
     pub fn markdown(&self) -> String {
         let s = &self.summary;
         let mut m = String::new();
+        if let Some(line) = self.outcome.allowed_inconclusive_line() {
+            let _ = writeln!(m, "**{line}**\n");
+        }
         let _ = writeln!(
             m,
             "## idprov check {} — {}\n",
@@ -25,14 +28,19 @@ impl Report {
         }
         let _ = writeln!(
             m,
-            "Target `{}` · seed `{}` · {} pass, {} fail{}, {} skip, {} info\n",
+            "Target `{}` · seed `{}` · {} pass, {} fail{}, {} skip, {} info{}\n",
             self.target,
             self.seed,
             s.pass,
             s.fail,
             s.known_note(),
             s.skip,
-            s.info
+            s.info,
+            if s.inconclusive == 0 {
+                String::new()
+            } else {
+                format!(", {} inconclusive", s.inconclusive)
+            }
         );
         let fails: Vec<&CaseResult> = self
             .cases
@@ -90,6 +98,23 @@ impl Report {
             let _ = writeln!(m, "\n**Observations**\n");
             for c in infos {
                 let _ = writeln!(m, "- `{}`: {}", c.id, c.detail);
+            }
+        }
+        let undecided: Vec<&CaseResult> = self
+            .cases
+            .iter()
+            .filter(|c| c.verdict == Verdict::Inconclusive)
+            .collect();
+        if !undecided.is_empty() {
+            let _ = writeln!(m, "\n**Inconclusive** (run, not decided: never a pass)\n");
+            for c in undecided {
+                let _ = writeln!(
+                    m,
+                    "- `{}` [{}]: {}",
+                    c.id,
+                    c.level.as_str(),
+                    c.detail.replace('|', "\\|")
+                );
             }
         }
         for (title, list) in [

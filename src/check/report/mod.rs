@@ -19,6 +19,10 @@ pub enum Verdict {
     Skip,
     /// An observation.
     Info,
+    /// Run, but what the suite could see does not decide it (TTCN-3's
+    /// `inconc`): never a pass; a counted case with it fails the run unless
+    /// `--allow-inconclusive` is given.
+    Inconclusive,
 }
 
 impl Verdict {
@@ -29,6 +33,7 @@ impl Verdict {
             Verdict::Fail => "fail",
             Verdict::Skip => "skip",
             Verdict::Info => "info",
+            Verdict::Inconclusive => "inconclusive",
         }
     }
 }
@@ -181,6 +186,9 @@ pub struct Summary {
     pub skip: usize,
     /// Observations.
     pub info: usize,
+    /// Run but not decided.
+    #[serde(default)]
+    pub inconclusive: usize,
 }
 
 impl Summary {
@@ -267,6 +275,28 @@ pub struct Outcome {
     pub stale_known_failing: Vec<String>,
     /// With `--baseline`: cases that passed there and fail now.
     pub regressions: Vec<String>,
+    /// Counted cases whose verdict is inconclusive: they fail the run
+    /// unless `--allow-inconclusive` was given.
+    #[serde(default)]
+    pub inconclusive: Vec<String>,
+    /// Whether `--allow-inconclusive` let inconclusive counted cases pass
+    /// (every report then says so on its first line).
+    #[serde(default)]
+    pub inconclusive_allowed: bool,
+}
+
+impl Outcome {
+    /// The line every report starts with when `--allow-inconclusive` let
+    /// counted cases that could not be decided through.
+    pub fn allowed_inconclusive_line(&self) -> Option<String> {
+        (self.inconclusive_allowed && !self.inconclusive.is_empty()).then(|| {
+            format!(
+                "NOT DECIDED: {} counted case(s) inconclusive, accepted by --allow-inconclusive: {}",
+                self.inconclusive.len(),
+                self.inconclusive.join(", ")
+            )
+        })
+    }
 }
 
 impl Report {
@@ -316,6 +346,7 @@ impl Report {
                 }
                 Verdict::Skip => s.skip += 1,
                 Verdict::Info => s.info += 1,
+                Verdict::Inconclusive => s.inconclusive += 1,
             }
         }
         self.summary = s;
@@ -437,8 +468,13 @@ impl Report {
     /// first say them.
     pub fn counts_line(&self) -> String {
         let s = &self.summary;
+        let inconclusive = if s.inconclusive == 0 {
+            String::new()
+        } else {
+            format!(", {} inconclusive", s.inconclusive)
+        };
         format!(
-            "{} passed, {} failed{}, {} skipped, {} info — seed {}",
+            "{} passed, {} failed{}, {} skipped, {} info{inconclusive} — seed {}",
             s.pass,
             s.fail,
             s.known_note(),
@@ -450,7 +486,11 @@ impl Report {
 
     /// The one-line summary (`-q` prints only this and the run's reasons).
     pub fn summary_line(&self) -> String {
-        let mut out = format!("{}\n", self.counts_line());
+        let mut out = String::new();
+        if let Some(line) = self.outcome.allowed_inconclusive_line() {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(out, "{}", self.counts_line());
         if let Some(err) = &self.outcome.error {
             let _ = writeln!(out, "setup error: {err}");
         }
@@ -458,8 +498,14 @@ impl Report {
             let _ = writeln!(out, "run failed: {reason}");
         }
         let o = &self.outcome;
+        let inconclusive_what = if o.inconclusive_allowed {
+            "inconclusive, accepted by --allow-inconclusive"
+        } else {
+            "inconclusive, failing the run (--allow-inconclusive accepts them)"
+        };
         for (what, ids) in [
             ("failing the run", &o.counted_failures),
+            (inconclusive_what, &o.inconclusive),
             ("regressions against the baseline", &o.regressions),
             (
                 "known-failing entries that pass now (remove them)",
@@ -524,7 +570,7 @@ mod tests {
             "vendor ticket 42".to_string(),
         )]
         .into();
-        let outcome = crate::check::decide_outcome(&mut cases, false, &known, None);
+        let outcome = crate::check::decide_outcome(&mut cases, false, false, &known, None);
         assert!(!outcome.failed);
         let r = judged(cases, outcome);
         let junit = r.junit();
@@ -547,6 +593,60 @@ mod tests {
         assert!(!r.summary_line().contains("failing the run"));
     }
 
+    /// An inconclusive MUST case tells one story everywhere: it fails the
+    /// run (JUnit: an error) unless --allow-inconclusive, and then every
+    /// report says so on its first line (JUnit: skipped, typed).
+    #[test]
+    fn inconclusive_agrees_across_outputs() {
+        let cases = vec![
+            case("server.oob.admin-accepted", Verdict::Pass),
+            case("server.oob.empty-secret-400", Verdict::Inconclusive),
+        ];
+        let none = BTreeMap::new();
+        let strict = judged(
+            cases.clone(),
+            crate::check::decide_outcome(&mut cases.clone(), false, false, &none, None),
+        );
+        assert!(strict.outcome.failed);
+        assert!(strict.junit().contains("<error") && strict.junit().contains("inconclusive"));
+        assert!(strict
+            .summary_line()
+            .contains("inconclusive, failing the run"));
+        assert!(strict.markdown().contains("**Inconclusive**"));
+        for text in [
+            strict.summary_line(),
+            strict.table(false),
+            strict.markdown(),
+            strict.html(),
+        ] {
+            assert!(text.contains("1 inconclusive"), "{text}");
+        }
+        let allowed = judged(
+            cases.clone(),
+            crate::check::decide_outcome(&mut cases.clone(), false, true, &none, None),
+        );
+        assert!(!allowed.outcome.failed);
+        let first = |t: String| t.lines().next().unwrap_or_default().to_string();
+        for (what, text) in [
+            ("summary", allowed.summary_line()),
+            ("table", allowed.table(false)),
+            ("markdown", allowed.markdown()),
+        ] {
+            assert!(
+                first(text.clone()).contains("--allow-inconclusive"),
+                "{what}: {text}"
+            );
+        }
+        assert!(allowed
+            .html()
+            .contains("<body>\n<p class=\"inconclusive\">NOT DECIDED"));
+        let junit = allowed.junit();
+        assert!(
+            !junit.contains("<error") && junit.contains("inconclusive (allowed)"),
+            "{junit}"
+        );
+    }
+
     /// The exit line names the failures that failed the run.
     #[test]
     fn the_summary_line_says_which_failures_counted() {
@@ -554,7 +654,8 @@ mod tests {
             case("server.oob.empty-secret-400", Verdict::Fail),
             case("server.oob.admin-accepted", Verdict::Pass),
         ];
-        let outcome = crate::check::decide_outcome(&mut cases, false, &BTreeMap::new(), None);
+        let outcome =
+            crate::check::decide_outcome(&mut cases, false, false, &BTreeMap::new(), None);
         let r = judged(cases, outcome);
         assert!(r
             .summary_line()
@@ -568,7 +669,8 @@ mod tests {
         let mut c = case("server.status.admin-only", Verdict::Fail);
         c.rules = vec!["status.auth".into()];
         let mut cases = vec![c, case("server.oob.admin-accepted", Verdict::Pass)];
-        let outcome = crate::check::decide_outcome(&mut cases, false, &BTreeMap::new(), None);
+        let outcome =
+            crate::check::decide_outcome(&mut cases, false, false, &BTreeMap::new(), None);
         let r = judged(cases, outcome);
         let html = r.html();
         assert!(html.contains("<strong>Note:</strong>"), "{html}");

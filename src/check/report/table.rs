@@ -44,6 +44,7 @@ impl Report {
                 Verdict::Fail => "31",
                 Verdict::Skip => "33",
                 Verdict::Info => "36",
+                Verdict::Inconclusive => "35",
             };
             format!("\x1b[{code}m{t}\x1b[0m")
         };
@@ -55,6 +56,9 @@ impl Report {
             .unwrap_or(10)
             .max(4);
         let mut out = String::new();
+        if let Some(line) = self.outcome.allowed_inconclusive_line() {
+            let _ = writeln!(out, "{line}");
+        }
         if !self.cases.is_empty() {
             let _ = writeln!(
                 out,

@@ -216,6 +216,10 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
             result.verdict = Verdict::Skip;
             result.detail = m;
         }
+        Ok(Err((n, StepError::Inconclusive(m)))) => {
+            result.verdict = Verdict::Inconclusive;
+            result.detail = format!("step {n} ({}): {m}", describe(&sc.steps[n - 1]));
+        }
         Ok(Ok(infos)) if !infos.is_empty() => {
             result.verdict = Verdict::Info;
             result.detail = infos.join("; ");
@@ -234,6 +238,7 @@ pub async fn run_case(sc: &Scenario, ctx: &RunContext, timeout: Duration) -> Cas
             Verdict::Fail => format!("own: {}", result.detail),
             Verdict::Info => format!("own (observation): {}", result.detail),
             Verdict::Skip => format!("own (not judged): {}", result.detail),
+            Verdict::Inconclusive => format!("own (not decided): {}", result.detail),
         };
         let listed: Vec<String> = incidental
             .iter()
