@@ -200,6 +200,8 @@ pub(crate) mod tests {
             server_cores: Some(1.0),
             server_peak_rss_kib: Some(1024),
             server_cpu_seconds: Some(cpu * 100.0 / 1e6),
+            generator_cpu_us: None,
+            generator_cpu_seconds: None,
             histogram: String::new(),
         }
     }

@@ -76,6 +76,8 @@ fn merge_level(runs: &[(String, BenchResult)], k: usize) -> Result<LevelResult, 
     let (mut concurrency, mut devices, mut seconds) = (0, 0, 0f64);
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     let mut cpu: Option<f64> = Some(0.0);
+    // Each generator is a process of its own: their CPU adds up.
+    let mut generators: Option<f64> = Some(0.0);
     let mut rss: Option<u64> = None;
     for (name, r) in runs {
         let l = &r.levels[k];
@@ -120,14 +122,15 @@ fn merge_level(runs: &[(String, BenchResult)], k: usize) -> Result<LevelResult, 
         // One server watched by every generator: the windows overlap, so
         // the longest one holds the server's CPU time, not the sum.
         cpu = cpu.zip(l.server_cpu_seconds).map(|(a, b)| a.max(b));
+        generators = generators.zip(l.generator_cpu_seconds).map(|(a, b)| a + b);
         rss = rss.max(l.server_peak_rss_kib);
     }
-    LevelResult::from_latencies(concurrency, devices, seconds, &lat, errors, cpu, rss).map_err(
-        |source| MergeError::Histogram {
+    LevelResult::from_latencies(concurrency, devices, seconds, &lat, errors, cpu, rss)
+        .map(|l| l.with_generator_cpu(generators))
+        .map_err(|source| MergeError::Histogram {
             file: "merged".into(),
             source,
-        },
-    )
+        })
 }
 
 /// Merges runs (named by their files) level by level: the k-th level of
@@ -202,6 +205,8 @@ mod tests {
             server_cores: None,
             server_peak_rss_kib: Some(100),
             server_cpu_seconds: cpu,
+            generator_cpu_us: None,
+            generator_cpu_seconds: None,
             histogram: histogram::encode(&h).unwrap(),
         }
     }

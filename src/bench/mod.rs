@@ -82,6 +82,16 @@ pub struct LevelResult {
     /// Server CPU seconds over the level (local server only).
     #[serde(default)]
     pub server_cpu_seconds: Option<f64>,
+    /// The load generator's own CPU time per provisioning, µs: this
+    /// process (every thread) inside the timed window, which holds the
+    /// devices' TLS handshakes, secret posts, requests and answer checks;
+    /// their keys and signed requests are prepared before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_cpu_us: Option<f64>,
+    /// The load generator's CPU seconds over the level (summed over the
+    /// generators of a merged run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_cpu_seconds: Option<f64>,
     /// Latencies of the provisioned devices, µs: HdrHistogram V2 deflate,
     /// base64 ([`histogram`]). Empty in files from before histograms.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -116,8 +126,17 @@ impl LevelResult {
             server_cores: server_cpu.map(|s| s / seconds.max(1e-9)),
             server_peak_rss_kib,
             server_cpu_seconds: server_cpu,
+            generator_cpu_us: None,
+            generator_cpu_seconds: None,
             histogram: histogram::encode(lat)?,
         })
+    }
+
+    /// The level with the load generator's CPU seconds over it.
+    pub fn with_generator_cpu(mut self, seconds: Option<f64>) -> Self {
+        self.generator_cpu_us = seconds.map(|s| s * 1e6 / self.provisioned.max(1) as f64);
+        self.generator_cpu_seconds = seconds;
+        self
     }
 }
 
@@ -269,6 +288,7 @@ async fn level(
     );
     bar.set_prefix(c.to_string());
     let cpu0 = opts.server_pid.and_then(proc_cpu_seconds);
+    let own0 = proc_cpu_seconds(std::process::id());
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..c.max(1) {
@@ -317,7 +337,9 @@ async fn level(
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let cpu1 = opts.server_pid.and_then(proc_cpu_seconds);
+    let own1 = proc_cpu_seconds(std::process::id());
     let server_cpu = cpu0.zip(cpu1).map(|(a, b)| b - a);
+    let generator_cpu = own0.zip(own1).map(|(a, b)| b - a);
     LevelResult::from_latencies(
         c,
         attempted,
@@ -327,6 +349,7 @@ async fn level(
         server_cpu,
         opts.server_pid.and_then(proc_peak_rss_kib),
     )
+    .map(|l| l.with_generator_cpu(generator_cpu))
     .map_err(|e| SetupError(e.to_string()))
 }
 

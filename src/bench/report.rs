@@ -10,7 +10,7 @@ pub fn table(r: &BenchResult) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7} {:>9}  errors",
+        "{:>5} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7} {:>9} {:>10}  errors",
         "conc",
         "devices",
         "prov/s",
@@ -20,7 +20,8 @@ pub fn table(r: &BenchResult) -> String {
         "max ms",
         "srv µs/op",
         "cores",
-        "peak RSS"
+        "peak RSS",
+        "gen µs/op"
     );
     for l in &r.levels {
         let errs = if l.errors.is_empty() {
@@ -34,7 +35,7 @@ pub fn table(r: &BenchResult) -> String {
         };
         let _ = writeln!(
             s,
-            "{:>5} {:>8} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>7} {:>9}  {errs}",
+            "{:>5} {:>8} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>7} {:>9} {:>10}  {errs}",
             l.concurrency,
             l.provisioned,
             l.per_second,
@@ -51,6 +52,15 @@ pub fn table(r: &BenchResult) -> String {
             l.server_peak_rss_kib
                 .map(|v| format!("{} MiB", v / 1024))
                 .unwrap_or_else(|| "-".into()),
+            l.generator_cpu_us
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    if r.levels.iter().any(|l| l.generator_cpu_us.is_some()) {
+        let _ = writeln!(
+            s,
+            "gen µs/op: the load generator's own CPU per provisioning (this process, inside the timed window: TLS handshakes, secret posts, requests, answer checks; keys and signed requests are prepared before it)"
         );
     }
     let lim = &r.limits;

@@ -243,13 +243,22 @@ fn four_shards_merged_equal_one_run() {
 
     let one = bench_json(&d.path().join("one"));
     let merged = bench_json(&d.path().join("merged"));
-    let mut sum = 0.0;
+    let (mut sum, mut generators) = (0.0, 0.0);
     for k in 1..=4 {
         let s = bench_json(&d.path().join(format!("shard{k}")));
         assert_eq!(s["shard"]["index"], k);
         assert_eq!(level0(&s, "devices"), 100.0);
         sum += level0(&s, "provisioned");
+        // Each generator measured its own CPU inside the timed window.
+        assert!(level0(&s, "generator_cpu_seconds") > 0.0);
+        generators += level0(&s, "generator_cpu_seconds");
     }
+    // Four generator processes: their CPU adds up in the merge.
+    assert!((level0(&merged, "generator_cpu_seconds") - generators).abs() < 1e-9);
+    assert!(
+        (level0(&merged, "generator_cpu_us") - generators * 1e6 / 400.0).abs() < 1e-6,
+        "per provisioning: the sum over every device"
+    );
     // Exact in counts.
     assert_eq!(level0(&merged, "provisioned"), 400.0);
     assert_eq!(sum, 400.0);
@@ -320,6 +329,9 @@ fn floors_are_measured_and_bad_arguments_refused() {
     assert_eq!(floor["provisioned"], 30, "{floor}");
     assert!(floor["server_cpu_us"].as_f64().unwrap() > 0.0);
     assert!(v["levels"][0]["server_cpu_us"].as_f64().unwrap() > 0.0);
+    // The load generator's own CPU, beside the server's.
+    assert!(v["levels"][0]["generator_cpu_us"].as_f64().unwrap() > 0.0);
+    assert!(stdout.contains("gen µs/op"), "{stdout}");
     // With floors measured, the throughput plot is drawn against them: the
     // stack floor as its own curve, the crypto floor as the limit line (not
     // openssl's signing rate, which flattened the curve), and the table
