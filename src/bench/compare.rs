@@ -217,6 +217,7 @@ pub(crate) mod tests {
             shard: None,
             merged_from: Vec::new(),
             crypto_floor: None,
+            client_floor: None,
             stack_floor: Vec::new(),
         }
     }

@@ -62,6 +62,9 @@ pub struct Primitives {
     request: Vec<u8>,
     answer: Vec<u8>,
     tbs: Vec<u8>,
+    verify_alg: &'static dyn rustls_pki_types::SignatureVerificationAlgorithm,
+    verify_key: Vec<u8>,
+    verify_sig: Vec<u8>,
 }
 
 fn signer(provider: &CryptoProvider, key_pem: &str) -> Result<Box<dyn Signer>, FloorError> {
@@ -109,7 +112,24 @@ impl Primitives {
                 _ => None,
             })
             .ok_or_else(|| FloorError::Provider("no TLS 1.3 suite".into()))?;
+        let tbs = vec![0x30; 420];
+        let verify_alg = provider
+            .signature_verification_algorithms
+            .mapping
+            .iter()
+            .find(|(s, _)| *s == SignatureScheme::ECDSA_NISTP256_SHA256)
+            .and_then(|(_, algs)| algs.first().copied())
+            .ok_or_else(|| FloorError::Provider("no ECDSA P-256 verification".into()))?;
+        let verify_key = rcgen::KeyPair::from_pem(ca.key_pem())
+            .map_err(provider_err)?
+            .public_key_raw()
+            .to_vec();
+        let ca_signer = signer(&provider, ca.key_pem())?;
+        let verify_sig = ca_signer.sign(&tbs).map_err(provider_err)?;
         Ok(Primitives {
+            verify_alg,
+            verify_key,
+            verify_sig,
             server_signer: signer(&provider, &server.key_pem)?,
             ca_signer: signer(&provider, ca.key_pem())?,
             provider,
@@ -121,7 +141,7 @@ impl Primitives {
             request: vec![b'r'; REQUEST_BYTES],
             answer: vec![b'a'; ANSWER_BYTES],
             // A device certificate's to-be-signed part is about this long.
-            tbs: vec![0x30; 420],
+            tbs,
         })
     }
 
@@ -209,6 +229,29 @@ impl Primitives {
         std::hint::black_box(sign::tag(b"an oob secret", &self.request));
         std::hint::black_box(sign::tag(b"an oob secret", &self.answer));
     }
+
+    /// One ECDSA P-256 signature check, as a device makes three of them:
+    /// the server certificate's (under the pinned CA), the CertificateVerify
+    /// and the issued certificate's.
+    pub fn signature_verify(&self) -> Result<(), FloorError> {
+        let ok = self
+            .verify_alg
+            .verify_signature(&self.verify_key, &self.tbs, &self.verify_sig)
+            .is_ok();
+        if ok {
+            Ok(())
+        } else {
+            Err(FloorError::Provider(
+                "a good ECDSA signature did not verify".into(),
+            ))
+        }
+    }
+
+    /// The answer's HMAC, the one a device computes inside the window (its
+    /// request was signed before).
+    pub fn answer_hmac(&self) {
+        std::hint::black_box(sign::tag(b"an oob secret", &self.answer));
+    }
 }
 
 /// The floor's parts, µs each, and their sum.
@@ -288,6 +331,57 @@ pub fn measure(secs: f64) -> Result<CryptoFloor, FloorError> {
     })
 }
 
+/// The device's side of one provisioning, as the load generator does it
+/// inside its timed window: the client's half of the TLS 1.3 handshake
+/// (its ephemeral key and agreement, the key schedule), checking the
+/// server's certificate and CertificateVerify and the issued certificate
+/// (three ECDSA P-256 verifications; two when the answer is not checked),
+/// and the answer's HMAC. The device's key pair and signed request are
+/// made before the window, so they are not in it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClientFloor {
+    /// Ephemeral key generation and agreement.
+    pub key_exchange_us: f64,
+    /// One ECDSA P-256 verification.
+    pub signature_verify_us: f64,
+    /// Verifications per provisioning.
+    pub signature_verifies: u32,
+    /// Key schedule, Finished MACs and transcript hash.
+    pub key_schedule_us: f64,
+    /// The answer's HMAC.
+    pub hmac_us: f64,
+    /// The sum: load-generator CPU one provisioning cannot go below.
+    pub total_us: f64,
+}
+
+/// Measures the device's floor, about `secs` per part; `verifies_answer`
+/// when the generator checks each issued certificate.
+pub fn measure_client(secs: f64, verifies_answer: bool) -> Result<ClientFloor, FloorError> {
+    let p = Primitives::new()?;
+    p.key_exchange()?;
+    p.signature_verify()?;
+    let key_exchange_us = per_call_us(secs, || {
+        let _ = p.key_exchange();
+    });
+    let signature_verify_us = per_call_us(secs, || {
+        let _ = p.signature_verify();
+    });
+    let key_schedule_us = per_call_us(secs, || p.key_schedule());
+    let hmac_us = per_call_us(secs, || p.answer_hmac());
+    let signature_verifies = 2 + u32::from(verifies_answer);
+    Ok(ClientFloor {
+        total_us: key_exchange_us
+            + f64::from(signature_verifies) * signature_verify_us
+            + key_schedule_us
+            + hmac_us,
+        key_exchange_us,
+        signature_verify_us,
+        signature_verifies,
+        key_schedule_us,
+        hmac_us,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +405,20 @@ mod tests {
             + f.hmac_us;
         assert!((f.total_us - sum).abs() < 1e-9);
         assert!(f.suite.starts_with("TLS13_"), "{}", f.suite);
+    }
+
+    #[test]
+    fn the_client_floor_adds_up_and_its_verification_checks() {
+        let f = measure_client(0.03, true).unwrap();
+        assert_eq!(f.signature_verifies, 3);
+        let sum = f.key_exchange_us + 3.0 * f.signature_verify_us + f.key_schedule_us + f.hmac_us;
+        assert!(
+            f.signature_verify_us > 0.0 && (f.total_us - sum).abs() < 1e-9,
+            "{f:?}"
+        );
+        // A signature that does not verify is an error, not a fast loop.
+        let mut p = Primitives::new().unwrap();
+        p.verify_sig[10] ^= 1;
+        assert!(p.signature_verify().is_err());
     }
 }

@@ -171,6 +171,7 @@ pub fn merge(runs: &[(String, BenchResult)]) -> Result<(BenchResult, MergeNotes)
         shard: None,
         merged_from: runs.iter().map(|(n, _)| n.clone()).collect(),
         crypto_floor: first.crypto_floor.clone(),
+        client_floor: first.client_floor.clone(),
         stack_floor: Vec::new(),
     };
     Ok((merged, notes))

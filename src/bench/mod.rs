@@ -164,6 +164,10 @@ pub struct BenchResult {
     /// The crypto floor, measured in the same run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crypto_floor: Option<floor::CryptoFloor>,
+    /// The device's side of the crypto floor (the load generator's floor),
+    /// measured in the same run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_floor: Option<floor::ClientFloor>,
     /// The same levels against the stack floor (`--floor`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stack_floor: Vec<LevelResult>,
@@ -444,6 +448,11 @@ pub async fn run(target: &ServerTarget, opts: &BenchOptions) -> Result<BenchResu
         .await
         .map_err(|e| SetupError(e.to_string()))?
         .map_err(|e| SetupError(format!("crypto floor: {e}")))?;
+    let verifies = opts.verify;
+    let client_floor = tokio::task::spawn_blocking(move || floor::measure_client(0.4, verifies))
+        .await
+        .map_err(|e| SetupError(e.to_string()))?
+        .map_err(|e| SetupError(format!("client floor: {e}")))?;
     let levels = levels(target, opts).await?;
     Ok(BenchResult {
         target: target.url.clone(),
@@ -457,6 +466,7 @@ pub async fn run(target: &ServerTarget, opts: &BenchOptions) -> Result<BenchResu
         shard: (opts.shard != Shard::WHOLE).then_some(opts.shard),
         merged_from: Vec::new(),
         crypto_floor: Some(crypto_floor),
+        client_floor: Some(client_floor),
         stack_floor: Vec::new(),
     })
 }

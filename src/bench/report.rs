@@ -77,8 +77,47 @@ pub fn table(r: &BenchResult) -> String {
     s
 }
 
-/// The floors and the server's CPU per provisioning beside them.
+/// The floors, the server's CPU per provisioning beside them, and the
+/// load generator's beside its own.
 pub fn floors(r: &BenchResult) -> String {
+    let mut s = server_floors(r);
+    if let Some(f) = &r.client_floor {
+        let _ = writeln!(
+            s,
+            "client floor (the device's side, in-process): {:.0} µs = key exchange {:.0} + {} × ECDSA P-256 verify {:.0} + key schedule {:.0} + answer HMAC {:.1}",
+            f.total_us,
+            f.key_exchange_us,
+            f.signature_verifies,
+            f.signature_verify_us,
+            f.key_schedule_us,
+            f.hmac_us
+        );
+        let rows: Vec<_> = r
+            .levels
+            .iter()
+            .filter_map(|l| Some((l.concurrency, l.generator_cpu_us?)))
+            .collect();
+        if !rows.is_empty() && f.total_us > 0.0 {
+            let _ = writeln!(
+                s,
+                "load generator CPU per provisioning beside its floor:\n{:>5} {:>10} {:>16} {:>8}",
+                "conc", "gen µs", "client floor µs", "× floor"
+            );
+            for (c, cpu) in rows {
+                let _ = writeln!(
+                    s,
+                    "{c:>5} {cpu:>10.0} {:>16.0} {:>8.2}",
+                    f.total_us,
+                    cpu / f.total_us
+                );
+            }
+        }
+    }
+    s
+}
+
+/// The server's floors and its CPU per provisioning beside them.
+fn server_floors(r: &BenchResult) -> String {
     let mut s = String::new();
     if let Some(f) = &r.crypto_floor {
         let _ = writeln!(

@@ -332,6 +332,14 @@ fn floors_are_measured_and_bad_arguments_refused() {
     // The load generator's own CPU, beside the server's.
     assert!(v["levels"][0]["generator_cpu_us"].as_f64().unwrap() > 0.0);
     assert!(stdout.contains("gen µs/op"), "{stdout}");
+    // ... and beside its own floor, measured in the same run.
+    assert!(
+        stdout.contains("client floor (the device's side"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("× floor"), "{stdout}");
+    assert_eq!(v["client_floor"]["signature_verifies"], 3);
+    assert!(v["client_floor"]["total_us"].as_f64().unwrap() > 0.0);
     // With floors measured, the throughput plot is drawn against them: the
     // stack floor as its own curve, the crypto floor as the limit line (not
     // openssl's signing rate, which flattened the curve), and the table
