@@ -69,14 +69,10 @@ pub struct HookRestarter {
 }
 
 impl HookRestarter {
-    /// Parses `cmd` into words; an empty or badly quoted command is an
-    /// error in the user's terms.
-    pub fn parse(cmd: &str) -> Result<Self, String> {
-        Self::from_hooks(Some(cmd), None, None)?.ok_or_else(|| "--restart-cmd is empty".into())
-    }
-
     /// The hooks given: `--restart-cmd`, `--kill-cmd`, `--start-cmd`
-    /// (the last two together or not at all). `None` when none is given.
+    /// (the last two together or not at all), each parsed into shell words;
+    /// an empty or badly quoted command is an error in the user's terms.
+    /// `None` when none is given.
     pub fn from_hooks(
         restart: Option<&str>,
         kill: Option<&str>,

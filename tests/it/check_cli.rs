@@ -914,6 +914,51 @@ fn the_action_without_a_ca_leaves_a_report() {
     );
 }
 
+/// A real `idprov server` process under `dir`, with the shell hooks a user
+/// would give: `start.sh` starts it in the background (its pid in
+/// `dir/pid`), `kill.sh` kills it with SIGKILL (nothing drained, nothing
+/// flushed) and returns once it is gone. Started and listening.
+struct HookedServer {
+    data: std::path::PathBuf,
+    port: u16,
+    start: std::path::PathBuf,
+    kill: std::path::PathBuf,
+}
+
+impl HookedServer {
+    fn start(dir: &std::path::Path) -> Self {
+        let (data, port) = (dir.join("data"), free_port());
+        let (start, kill, d) = (
+            dir.join("start.sh"),
+            dir.join("kill.sh"),
+            dir.display().to_string(),
+        );
+        std::fs::write(
+            &start,
+            format!(
+                "'{BIN}' server --no-mdns --listen 127.0.0.1:{port} --data-dir '{}' >>'{d}/server.log' 2>&1 &\necho $! >'{d}/pid'\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            &kill,
+            format!(
+                "pid=$(cat '{d}/pid')\nkill -9 $pid\nfor i in $(seq 1 200); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done\necho killed $pid\n"
+            ),
+        )
+        .unwrap();
+        assert!(Command::new("sh").arg(&start).status().unwrap().success());
+        wait_for_port(port);
+        HookedServer {
+            data,
+            port,
+            start,
+            kill,
+        }
+    }
+}
+
 /// The restart cases against a server process restarted by a hook the user
 /// gives (`--restart-cmd`): both pass, the evidence says what the hook
 /// said; without the hook they are skipped with what would run them; a
@@ -921,22 +966,13 @@ fn the_action_without_a_ca_leaves_a_report() {
 #[test]
 fn restart_cases_run_through_a_restart_hook() {
     let d = tempfile::tempdir().unwrap();
-    let data = d.path().join("data");
-    let port = free_port();
-    let (dir, start, restart, kill) = (
-        d.path().display().to_string(),
-        d.path().join("start.sh"),
-        d.path().join("restart.sh"),
-        d.path().join("kill.sh"),
-    );
-    std::fs::write(
-        &start,
-        format!(
-            "'{BIN}' server --no-mdns --listen 127.0.0.1:{port} --data-dir '{}' >>'{dir}/server.log' 2>&1 &\necho $! >'{dir}/pid'\n",
-            data.display()
-        ),
-    )
-    .unwrap();
+    let HookedServer {
+        data,
+        port,
+        start,
+        kill,
+    } = HookedServer::start(d.path());
+    let (dir, restart) = (d.path().display().to_string(), d.path().join("restart.sh"));
     std::fs::write(
         &restart,
         format!(
@@ -945,16 +981,6 @@ fn restart_cases_run_through_a_restart_hook() {
         ),
     )
     .unwrap();
-    // A real SIGKILL: nothing drained, nothing flushed.
-    std::fs::write(
-        &kill,
-        format!(
-            "pid=$(cat '{dir}/pid')\nkill -9 $pid\nfor i in $(seq 1 200); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done\necho killed $pid\n"
-        ),
-    )
-    .unwrap();
-    assert!(Command::new("sh").arg(&start).status().unwrap().success());
-    wait_for_port(port);
     let f = |n: &str| data.join(n).to_str().unwrap().to_string();
     let url = format!("https://127.0.0.1:{port}/idprov/directory");
     let cases = "server.oob.restart-forgets-secrets,server.status.survives-restart,server.provision.crash-under-load";
@@ -1073,26 +1099,13 @@ fn restart_cases_run_through_a_restart_hook() {
 #[test]
 fn a_server_that_does_not_come_back_fails_the_case() {
     let d = tempfile::tempdir().unwrap();
-    let data = d.path().join("data");
-    let port = free_port();
-    let dir = d.path().display().to_string();
-    let start = d.path().join("start.sh");
-    std::fs::write(
-        &start,
-        format!(
-            "'{BIN}' server --no-mdns --listen 127.0.0.1:{port} --data-dir '{}' >>'{dir}/server.log' 2>&1 &\necho $! >'{dir}/pid'\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    assert!(Command::new("sh").arg(&start).status().unwrap().success());
-    wait_for_port(port);
+    let HookedServer {
+        data, port, kill, ..
+    } = HookedServer::start(d.path());
     let f = |n: &str| data.join(n).to_str().unwrap().to_string();
     let url = format!("https://127.0.0.1:{port}/idprov/directory");
     let rep = d.path().join("rep");
-    let kill = format!(
-        "sh -c 'pid=$(cat {dir}/pid); kill -9 $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done'"
-    );
+    let kill = format!("sh '{}'", kill.display());
     let (ca, cert, key) = (f("ca.pem"), f("admin-cert.pem"), f("admin-key.pem"));
     let o = idprov(&[
         "check",
