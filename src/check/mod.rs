@@ -585,6 +585,26 @@ pub async fn check_client(
     target: client::ClientTarget,
     opts: &CheckOptions,
 ) -> Result<Report, SetupError> {
+    check_devices(client::DeviceTarget::Shim(target), opts).await
+}
+
+/// Runs the client cases against a device on the network (`check device`),
+/// one case at a time, and returns the report.
+pub async fn check_device(
+    device: client::RemoteDevice,
+    opts: &CheckOptions,
+) -> Result<Report, SetupError> {
+    let opts = CheckOptions {
+        jobs: 1,
+        ..opts.clone()
+    };
+    check_devices(client::DeviceTarget::Remote(device), &opts).await
+}
+
+async fn check_devices(
+    target: client::DeviceTarget,
+    opts: &CheckOptions,
+) -> Result<Report, SetupError> {
     let mut plan = Plan::new(Role::Client, opts)?;
     // The control always runs, whatever `--cases` picked.
     if !plan.selected.iter().any(|s| s.id == CLIENT_CONTROL) {
@@ -594,11 +614,16 @@ pub async fn check_client(
     }
     let seed = opts.seed.unwrap_or_else(rand::random);
     let capabilities: BTreeSet<String> = opts.capabilities.iter().cloned().collect();
-    eprintln!(
-        "idprov check client: shim `{}` · seed {seed}",
-        target.template
-    );
-    client::probe(&target, opts.timeout.min(Duration::from_secs(30))).await?;
+    let described = target.describe();
+    match &target {
+        client::DeviceTarget::Shim(shim) => {
+            eprintln!("idprov check client: shim `{described}` · seed {seed}");
+            client::probe(shim, opts.timeout.min(Duration::from_secs(30))).await?;
+        }
+        client::DeviceTarget::Remote(_) => {
+            eprintln!("idprov check device: {described} · seed {seed}");
+        }
+    }
     let target = Arc::new(target);
     let caps = Arc::new(capabilities.clone());
     let mut results: BTreeMap<String, CaseResult> = BTreeMap::new();
@@ -611,9 +636,8 @@ pub async fn check_client(
     })
     .await?;
     drop(progress);
-    let template = target.template.clone();
     let capabilities = capabilities.into_iter().collect();
-    Ok(plan.report("client", template, seed, results, capabilities, opts))
+    Ok(plan.report("client", described, seed, results, capabilities, opts))
 }
 
 /// Joins a server and a client report into one (bare `idprov check`).

@@ -81,7 +81,14 @@ impl Default for CheckOptions {
 
 /// Capabilities a target can be said to have (`--capabilities`). Anything
 /// else is a typo.
-pub const KNOWN_CAPABILITIES: &[&str] = &["csr", "ed25519", "rsa", "discovery", "plugin"];
+pub const KNOWN_CAPABILITIES: &[&str] = &[
+    "csr",
+    "ed25519",
+    "rsa",
+    "discovery",
+    "plugin",
+    "preprovisioned-ca",
+];
 
 impl CheckOptions {
     /// Checks the numeric and list options (exit 2 on a bad one).

@@ -55,6 +55,7 @@ const H_CLIENT: &str = "Examples:\n  idprov client --url https://srv:43776/idpro
 const H_ADMIN: &str = "Examples:\n  idprov admin oob --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --device-id sensor-7 --secret s3cret\n  idprov admin oob --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --file enrolment.csv                      # deviceID,oobSecret[,validUntil] per row\n  idprov admin status --url URL --ca-cert ca.pem --admin-cert admin-cert.pem --admin-key admin-key.pem \\\n      --device-id sensor-7 [--json]\n\nExit codes: 0 done; 1 the server refused or could not be reached; 2 usage\nerror or an unreadable file.";
 
 /// Examples and exit codes shown after the help of this command.
+const H_DEVICE: &str = "Examples:\n  idprov check device --listen 192.168.1.10 --device-id sensor-7 --secret s3cret \\\n    --reset-cmd 'relay-cycle 3' --state-cmd 'read-device /dev/ttyUSB0' --capabilities discovery\n  idprov check device --listen 192.168.1.10 --device-id sensor-7 --secret s3cret   # operator prompt\n\nOne case at a time; each case ends when the device has been quiet for\n--quiet-ms after its last exchange, has not come within --boot-ms, or at\n--timeout. Without --state-cmd, a case that needs the device's state is\ninconclusive (not a pass: exit 1 unless --allow-inconclusive).\n\nExit codes as for check client; 2 also when neither --reset-cmd nor a\nterminal can reset the device.";
 const H_CHECK: &str = "Examples:\n  idprov check                                     # both directions against the embedded reference\n  idprov check server --url URL --ca-cert ca.pem --admin-cert a.pem --admin-key a.key --report-dir out\n  idprov check client --cmd \"my-device --url {url} --id {device_id} --secret {secret} --out {dir}\"\n  idprov check explain server.provision.guess-limit\n\nExit codes: 0 no MUST case failed (--strict: no SHOULD case either), every\ncontrol passed; 1 a counted case or a control failed, a known-failing entry\nis stale, a baseline regressed, or nothing that counts passed; 2 the suite\ncould not test (bad flag or file, target unreachable or untrusted, a shim\nwithout the 89 convention or that cannot start its device) — report.json and\njunit.xml are still written; 130 interrupted by Ctrl-C — the reports of the\ncases that finished are written, marked partial.";
 
 /// Examples and exit codes shown after the help of this command.
@@ -305,6 +306,11 @@ pub(crate) enum CheckWhich {
     /// Check a device through its shim (default: this binary's own client).
     #[command(after_help = H_CHECK)]
     Client(ClientTargetArgs),
+    /// Check a device on the network (a board on the bench): the case
+    /// servers listen on --listen and are advertised over DNS-SD; the device
+    /// is reset before each case.
+    #[command(after_help = H_DEVICE)]
+    Device(DeviceTargetArgs),
     /// Explain a case: its rules, why they matter, its steps, how to fix a
     /// failure and how to reproduce it by hand.
     #[command(after_help = H_CHECK)]
@@ -312,6 +318,47 @@ pub(crate) enum CheckWhich {
         /// The case id (see `idprov check --list`).
         case: String,
     },
+}
+
+/// How to reach, reset and read a device on the network.
+#[derive(Debug, Args)]
+pub(crate) struct DeviceTargetArgs {
+    /// Address the case servers listen on: an interface the device reaches.
+    #[arg(long, help_heading = "Target")]
+    pub listen: std::net::IpAddr,
+    /// The device's ID (from its label).
+    #[arg(long, help_heading = "Target")]
+    pub device_id: String,
+    /// The device's OOB secret (from its label).
+    #[arg(long, help_heading = "Target")]
+    pub secret: String,
+    /// Command run before each case to reset the device, with {url}
+    /// {device_id} {secret} {dir} {ca} {case}; without it, an operator
+    /// prompt on a terminal.
+    #[arg(long, help_heading = "Target")]
+    pub reset_cmd: Option<String>,
+    /// Command run after each case that prints what the device holds:
+    /// sections [ca], [cert], [key] with PEM (SUITE.md).
+    #[arg(long, help_heading = "Target")]
+    pub state_cmd: Option<String>,
+    /// A case ends when the device has been quiet this long after its last
+    /// exchange.
+    #[arg(
+        long,
+        default_value_t = 3000,
+        value_name = "MS",
+        help_heading = "Target"
+    )]
+    pub quiet_ms: u64,
+    /// A case ends when the device has not reached any of its servers this
+    /// long after the reset.
+    #[arg(
+        long,
+        default_value_t = 15000,
+        value_name = "MS",
+        help_heading = "Target"
+    )]
+    pub boot_ms: u64,
 }
 
 /// How to run a device under test.

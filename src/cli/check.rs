@@ -78,7 +78,9 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
     if c.list {
         let role = a.which.as_ref().and_then(|w| match w {
             CheckWhich::Server(_) => Some(idprov::check::scenario::Role::Server),
-            CheckWhich::Client(_) => Some(idprov::check::scenario::Role::Client),
+            CheckWhich::Client(_) | CheckWhich::Device(_) => {
+                Some(idprov::check::scenario::Role::Client)
+            }
             CheckWhich::Explain { .. } => None,
         });
         return list_catalogue(role);
@@ -111,6 +113,7 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         },
     };
     let (target_args, run_server_side, client_cmd) = match a.which {
+        Some(CheckWhich::Device(d)) => return run_device_check(d, seed, &opts, c).await,
         Some(CheckWhich::Server(t)) => (t, true, None),
         Some(CheckWhich::Client(c)) => (empty_server_target(), false, Some(c.cmd)),
         None => (empty_server_target(), true, Some(None)),
@@ -190,6 +193,66 @@ pub(super) async fn run_check(a: CheckArgs) -> ExitCode {
         None => report,
     };
     finish_report(report, &opts, c.bundle.as_deref(), identities, c.quiet)
+}
+
+/// `check device`: a device on the network, reset before each case.
+async fn run_device_check(
+    d: DeviceTargetArgs,
+    seed: u64,
+    opts: &idprov::check::CheckOptions,
+    c: &CommonArgs,
+) -> ExitCode {
+    use idprov::check::client::remote::{RemoteDevice, Reset};
+    let target_name = format!("device {} on {}", d.device_id, d.listen);
+    let setup_error = |e: String| setup_error_exit("client", target_name.clone(), seed, e, opts);
+    if let Err(e) = opts.validate() {
+        return setup_error(e.0);
+    }
+    let reset = match &d.reset_cmd {
+        Some(t) => match RemoteDevice::hook("--reset-cmd", t) {
+            Ok(h) => Reset::Hook(h),
+            Err(e) => return setup_error(e.0),
+        },
+        None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => Reset::Operator,
+        None => {
+            return setup_error(
+                "nothing can reset the device: give --reset-cmd (a command that resets it before each case), or run on a terminal to be prompted"
+                    .into(),
+            )
+        }
+    };
+    let state = match &d.state_cmd {
+        Some(t) => match RemoteDevice::hook("--state-cmd", t) {
+            Ok(h) => Some(h),
+            Err(e) => return setup_error(e.0),
+        },
+        None => None,
+    };
+    let device = RemoteDevice {
+        listen: d.listen,
+        device_id: d.device_id.clone(),
+        secret: d.secret.clone(),
+        reset,
+        state,
+        quiet: Duration::from_millis(d.quiet_ms),
+        boot: Duration::from_millis(d.boot_ms),
+    };
+    // The listen address must be this machine's before anything runs.
+    if let Err(e) = std::net::TcpListener::bind((d.listen, 0)) {
+        return setup_error(format!(
+            "--listen {}: {e} (give an address of one of this machine's interfaces)",
+            d.listen
+        ));
+    }
+    let identities = vec![idprov::check::bundle::TargetIdentity {
+        target: target_name.clone(),
+        ..Default::default()
+    }];
+    match until_interrupted(idprov::check::check_device(device, opts)).await {
+        Some(Ok(r)) => finish_report(r, opts, c.bundle.as_deref(), identities, c.quiet),
+        Some(Err(e)) => setup_error(e.0),
+        None => interrupted_exit("client", target_name.clone(), seed, opts),
+    }
 }
 
 /// Exit code of a run interrupted by Ctrl-C (128 + SIGINT, as shells use).

@@ -19,7 +19,8 @@ const LINE_TIME: Duration = Duration::from_secs(5);
 
 /// Serves the control channel until `quit`: `reset` starts a provisioning
 /// run with the device's settings (abandoning one still running), `reset
-/// URL` one against that directory URL.
+/// URL` one against that directory URL, `reset URL CA` one with that CA
+/// pre-provisioned (`-` keeps a setting).
 pub(super) async fn serve(opts: ClientOptions, addr: SocketAddr) -> ExitCode {
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -27,7 +28,7 @@ pub(super) async fn serve(opts: ClientOptions, addr: SocketAddr) -> ExitCode {
     };
     let local = listener.local_addr().unwrap_or(addr);
     eprintln!(
-        "idprov client: device {} waiting for `reset [URL]` or `quit` on {local}",
+        "idprov client: device {} waiting for `reset [URL|- [CA|-]]` or `quit` on {local}",
         opts.device_id
     );
     let mut current: Option<tokio::task::JoinHandle<()>> = None;
@@ -48,26 +49,31 @@ pub(super) async fn serve(opts: ClientOptions, addr: SocketAddr) -> ExitCode {
             }
         };
         let mut words = line.split_whitespace();
-        let answer = match (words.next(), words.next(), words.next()) {
-            (Some("reset"), url, None) => {
+        let answer = match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("reset"), url, ca, None) => {
                 if let Some(run) = current.take() {
                     run.abort();
                 }
                 let mut run_opts = opts.clone();
-                if let Some(url) = url {
+                // `-` (or nothing): the device's own setting, which for a
+                // device started without --url is DNS-SD discovery.
+                if let Some(url) = url.filter(|u| *u != "-") {
                     run_opts.url = Some(url.to_string());
+                }
+                if let Some(ca) = ca.filter(|c| *c != "-") {
+                    run_opts.ca = Some(ca.into());
                 }
                 current = Some(tokio::spawn(provision(run_opts)));
                 "ok: provisioning".to_string()
             }
-            (Some("quit"), None, None) => {
+            (Some("quit"), None, None, None) => {
                 if let Some(run) = current.take() {
                     run.abort();
                 }
                 let _ = conn.write_all(b"ok: bye\n").await;
                 return ExitCode::SUCCESS;
             }
-            _ => format!("error: expected `reset [URL]` or `quit`, got {line:?}"),
+            _ => format!("error: expected `reset [URL|- [CA|-]]` or `quit`, got {line:?}"),
         };
         let _ = conn.write_all(format!("{answer}\n").as_bytes()).await;
     }

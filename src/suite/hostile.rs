@@ -198,6 +198,54 @@ pub struct Recorded {
     pub at: std::time::Duration,
     /// The HTTP status it was answered with.
     pub status: u16,
+    /// Whether the answer may have carried a certificate: every answer but
+    /// an error, a Waiting and a Rejected without `clientCert`.
+    pub cert_sent: bool,
+}
+
+/// Whether an answer `body` with `status` can have carried a certificate
+/// (conservative: only the answers that certainly did not are false).
+fn may_carry_certificate(status: u16, body: &[u8]) -> bool {
+    if status != 200 {
+        return false;
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return true;
+    };
+    let no_cert = v
+        .get("clientCert")
+        .is_none_or(|c| c.as_str().is_some_and(str::is_empty));
+    let certainly_none = no_cert
+        && matches!(
+            v.get("status").and_then(|s| s.as_str()),
+            Some("Waiting" | "Rejected")
+        );
+    !certainly_none
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::may_carry_certificate;
+
+    #[test]
+    fn only_answers_that_certainly_carry_no_certificate_are_said_to() {
+        assert!(may_carry_certificate(
+            200,
+            br#"{"status":"Approved","clientCert":"x"}"#
+        ));
+        assert!(may_carry_certificate(
+            200,
+            br#"{"status":"Rejected","clientCert":"x"}"#
+        ));
+        assert!(may_carry_certificate(200, b"not json"));
+        assert!(may_carry_certificate(200, br#"{"status":"Approved"}"#));
+        assert!(!may_carry_certificate(
+            200,
+            br#"{"status":"Waiting","clientCert":""}"#
+        ));
+        assert!(!may_carry_certificate(200, br#"{"status":"Rejected"}"#));
+        assert!(!may_carry_certificate(400, br#"{"clientCert":"x"}"#));
+    }
 }
 
 /// What happened below HTTP: TLS connections begun and given up.
@@ -223,6 +271,27 @@ pub struct TlsCounts {
     /// discovery sent there and that spoke TLS, as it must); each gets a
     /// plain HTTP 400, as a plaintext server answers.
     pub plaintext_port_hellos: u32,
+    /// Exchanges in progress now: handshakes half-way, requests being
+    /// answered, and connections to a silent or trickling server the
+    /// device still holds open (an idle kept-alive connection is not one).
+    pub busy: u32,
+}
+
+/// Counts one exchange in progress in [`TlsCounts::busy`] while it lives.
+struct Busy(Arc<State>);
+
+impl Busy {
+    fn new(st: &Arc<State>) -> Self {
+        st.tls.lock().unwrap_or_else(|p| p.into_inner()).busy += 1;
+        Busy(st.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut c = self.0.tls.lock().unwrap_or_else(|p| p.into_inner());
+        c.busy = c.busy.saturating_sub(1);
+    }
 }
 
 struct State {
@@ -431,9 +500,20 @@ pub async fn start(
                 let limit = std::time::Duration::from_secs(10);
                 st.tls.lock().unwrap_or_else(|p| p.into_inner()).connections += 1;
                 if st.bugs.has(Bug::Silent) {
-                    // Hold the connection open, read nothing, answer nothing.
-                    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
-                    drop(tcp);
+                    // Hold the connection open and answer nothing, until
+                    // the device gives up (what it sends is dropped).
+                    let _busy = Busy::new(&st);
+                    let mut tcp = tcp;
+                    let mut buf = [0u8; 1024];
+                    let hold = async {
+                        use tokio::io::AsyncReadExt;
+                        while let Ok(n) = tcp.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(120), hold).await;
                     return;
                 }
                 if let Some(offered) = peek_hello(&tcp).await {
@@ -447,6 +527,7 @@ pub async fn start(
                     }
                 }
                 let lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+                let handshake = Busy::new(&st);
                 let Ok(Ok(start)) = tokio::time::timeout(limit, lazy).await else {
                     return;
                 };
@@ -467,16 +548,19 @@ pub async fn start(
                         }
                     }
                 };
+                drop(handshake);
                 let Some(tls) = tls else {
                     return;
                 };
                 let has_cert = tls.get_ref().1.peer_certificates().is_some();
                 let st_trickle = st.bugs.has(Bug::Trickle);
+                let st_conn = st.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let st = st.clone();
                     async move { Ok::<_, std::convert::Infallible>(serve(req, &st, has_cert).await) }
                 });
                 if st_trickle {
+                    let _busy = Busy::new(&st_conn);
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(Trickle::new(tls)), svc)
                         .await;
@@ -498,7 +582,12 @@ pub async fn start(
     })
 }
 
-async fn serve(req: Request<Incoming>, st: &State, client_cert: bool) -> Response<Full<Bytes>> {
+async fn serve(
+    req: Request<Incoming>,
+    st: &Arc<State>,
+    client_cert: bool,
+) -> Response<Full<Bytes>> {
+    let _busy = Busy::new(st);
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
@@ -510,6 +599,13 @@ async fn serve(req: Request<Incoming>, st: &State, client_cert: bool) -> Respons
         PROVREQ_PATH => provision(st, &body),
         _ => json(StatusCode::NOT_FOUND, b"{}".to_vec()),
     };
+    let (parts, answer) = resp.into_parts();
+    let answer = match answer.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(never) => match never {},
+    };
+    let cert_sent = path == PROVREQ_PATH && may_carry_certificate(parts.status.as_u16(), &answer);
+    let resp = Response::from_parts(parts, Full::new(answer));
     st.requests
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -520,6 +616,7 @@ async fn serve(req: Request<Incoming>, st: &State, client_cert: bool) -> Respons
             client_cert,
             at: st.started.elapsed(),
             status: resp.status().as_u16(),
+            cert_sent,
         });
     resp
 }

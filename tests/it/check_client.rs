@@ -12,7 +12,7 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_idprov");
 
-fn faulty_client() -> PathBuf {
+pub(crate) fn faulty_client() -> PathBuf {
     // Examples are built by `cargo test` next to the test binaries.
     let exe = std::env::current_exe().unwrap();
     let p = exe
@@ -126,7 +126,8 @@ async fn every_honest_client_variant_passes_every_case() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-const EXPECTED: &[(&str, &str)] = &[
+/// Every broken client and the case that catches it.
+pub(crate) const EXPECTED: &[(&str, &str)] = &[
     ("skip-signature-check", "client.mitm.response-other-secret"),
     ("skip-pinning", "client.pinning.second-server"),
     ("save-on-rejected", "client.mitm.rejected-with-certificate"),

@@ -706,7 +706,7 @@ fn a_long_lived_device_provisions_at_every_reset() {
         }
         panic!("no cert.pem after a reset");
     };
-    assert!(say("bogus").starts_with("error: expected `reset [URL]`"));
+    assert!(say("bogus").starts_with("error: expected `reset [URL|- [CA|-]]`"));
     assert!(admin_oob(&srv.url, &data, "bench-1", "s3cret")
         .status
         .success());

@@ -6,6 +6,7 @@
 mod bench_cli;
 mod check_cli;
 mod check_client;
+mod check_device;
 mod check_suite;
 mod cli;
 mod client_flow;

@@ -7,34 +7,62 @@ use crate::check::scenario::{name_of, ExitSpec, FilesSpec, ReachedSpec, ServerSp
 impl Case<'_> {
     pub(super) fn judge(&self, st: &Step, run: &ShimRun) -> Result<Option<String>, StepError> {
         let e = &st.expect;
+        let remote = self.target.remote().is_some();
         let Some(srv) = &self.primary else {
             return fail("no server");
         };
-        match e.exit {
-            None => {}
-            Some(ExitSpec::Success) if run.code != Some(0) => {
-                return fail(format!(
-                    "expected the device to succeed, it {}{}",
-                    run.code
-                        .map(|c| format!("exited {c}"))
-                        .unwrap_or_else(|| "timed out".into()),
-                    last_line(&run.stderr_tail)
-                ))
+        if self.undecided.is_some() {
+            // What the device holds is unknown: only what the wire shows
+            // is judged here, and the rest is inconclusive below.
+            match e.exit {
+                Some(ExitSpec::Failure) if run.timed_out => {
+                    return fail("the device hung instead of refusing")
+                }
+                Some(ExitSpec::Bounded) if run.timed_out => {
+                    return fail("the device hung: it waited as the server said instead of bounding the wait by its own limit")
+                }
+                Some(ExitSpec::Failure | ExitSpec::Bounded) => self.check_reached(e.reached, run)?,
+                _ => {}
             }
-            Some(ExitSpec::Failure) if run.code == Some(0) => {
-                return fail("expected the device to refuse, it exited 0 (accepted)")
+        } else {
+            match e.exit {
+                None => {}
+                Some(ExitSpec::Success) if run.code != Some(0) && remote => {
+                    return fail(if run.timed_out {
+                        "expected the device to provision; it was still in an exchange at the case limit".to_string()
+                    } else if self.provreqs().is_empty() && !self.gave_certificate {
+                        "expected the device to provision; it sent no provisioning request".to_string()
+                    } else {
+                        "expected the device to provision; it holds no new certificate set afterwards".to_string()
+                    })
+                }
+                Some(ExitSpec::Failure) if run.code == Some(0) && remote => {
+                    return fail("expected the device to refuse; it holds the new certificate set afterwards (accepted)")
+                }
+                Some(ExitSpec::Success) if run.code != Some(0) => {
+                    return fail(format!(
+                        "expected the device to succeed, it {}{}",
+                        run.code
+                            .map(|c| format!("exited {c}"))
+                            .unwrap_or_else(|| "timed out".into()),
+                        last_line(&run.stderr_tail)
+                    ))
+                }
+                Some(ExitSpec::Failure) if run.code == Some(0) => {
+                    return fail("expected the device to refuse, it exited 0 (accepted)")
+                }
+                Some(ExitSpec::Failure) if run.timed_out => {
+                    return fail("the device hung instead of refusing")
+                }
+                Some(ExitSpec::Failure) => self.check_reached(e.reached, run)?,
+                Some(ExitSpec::Bounded) if run.timed_out => {
+                    return fail("the device hung: it waited as the server said instead of bounding the wait by its own limit")
+                }
+                Some(ExitSpec::Bounded) => self.check_reached(e.reached, run)?,
+                Some(ExitSpec::Success) => {}
             }
-            Some(ExitSpec::Failure) if run.timed_out => {
-                return fail("the device hung instead of refusing")
-            }
-            Some(ExitSpec::Failure) => self.check_reached(e.reached, run)?,
-            Some(ExitSpec::Bounded) if run.timed_out => {
-                return fail("the device hung: it waited as the server said instead of bounding the wait by its own limit")
-            }
-            Some(ExitSpec::Bounded) => self.check_reached(e.reached, run)?,
-            Some(ExitSpec::Success) => {}
         }
-        let d = self.dir.path();
+        let d = &self.judged_dir();
         if run.code == Some(0) {
             // Whatever the case is about, a device that reports success
             // holds a set that chains to the CA it pinned, for its own key
@@ -47,10 +75,13 @@ impl Case<'_> {
             }
             self.check_set(d, &srv.ca_pem)?;
         }
-        self.judge_files(run)?;
+        if self.undecided.is_none() {
+            self.judge_files(run)?;
+        }
         self.judge_requests()?;
         let now_files = snapshot(d);
         match e.files {
+            _ if self.undecided.is_some() => {}
             None => {}
             Some(FilesSpec::None) if !now_files.is_empty() => {
                 return fail(format!(
@@ -72,7 +103,7 @@ impl Case<'_> {
             }
             Some(FilesSpec::None | FilesSpec::Unchanged) => {}
         }
-        if e.key_mode_600 == Some(true) {
+        if e.key_mode_600 == Some(true) && !remote {
             let mode = std::fs::metadata(d.join("key.pem"))
                 .map(|m| m.permissions().mode() & 0o777)
                 .map_err(|e| StepError::Fail(format!("key.pem: {e}")))?;
@@ -146,6 +177,9 @@ impl Case<'_> {
             };
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
             match v["csrPEM"].as_str().filter(|c| !c.is_empty()) {
+                None if remote => {
+                    return fail("the device is declared with csr (--capabilities) but sent no csrPEM to a server that lists csr")
+                }
                 None => return Ok(Some("the device sent no csrPEM (optional)".into())),
                 Some(csr) => {
                     let key = DevicePublicKey::from_pem(v["publicKeyPEM"].as_str().unwrap_or(""))
@@ -154,6 +188,11 @@ impl Case<'_> {
                         StepError::Fail(format!("the csrPEM sent is not valid: {e}"))
                     })?;
                 }
+            }
+        }
+        if let Some(why) = &self.undecided {
+            if e.exit.is_some() || e.files.is_some() {
+                return Err(StepError::Inconclusive(why.clone()));
             }
         }
         Ok(None)
@@ -231,6 +270,16 @@ impl Case<'_> {
                 })
             })
         };
+        let remote = self.target.remote().is_some();
+        let read = |n: &str| {
+            read(n).map_err(|e| match e {
+                StepError::Fail(m) if remote => StepError::Fail(m.replace(
+                    "the device reported success but left no",
+                    "by --state-cmd, the device holds no",
+                )),
+                other => other,
+            })
+        };
         let (ca, cert, key) = (read("ca.pem")?, read("cert.pem")?, read("key.pem")?);
         let want_ca = cert_der_from_pem(ca_pem).map_err(|e| StepError::Fail(e.to_string()))?;
         match certs_der_from_pem(&ca).as_deref() {
@@ -254,9 +303,14 @@ impl Case<'_> {
         if info.cn != [self.device_id.clone()] {
             return fail(format!("cert.pem is for {:?}", info.cn));
         }
-        let kp = rcgen::KeyPair::from_pem(&key)
-            .map_err(|e| StepError::Fail(format!("key.pem is not a private key: {e}")))?;
-        if rcgen::PublicKeyData::subject_public_key_info(&kp) != info.spki_der {
+        // A device on the network shows its public key only.
+        let spki = match DevicePublicKey::from_pem(&key) {
+            Ok(k) => k.spki_der().to_vec(),
+            Err(_) => rcgen::KeyPair::from_pem(&key)
+                .map(|kp| rcgen::PublicKeyData::subject_public_key_info(&kp))
+                .map_err(|e| StepError::Fail(format!("key.pem is not a private key: {e}")))?,
+        };
+        if spki != info.spki_der {
             return fail("key.pem does not hold the key cert.pem was issued for");
         }
         Ok(())
@@ -299,7 +353,7 @@ impl Case<'_> {
     /// included); after a success it holds exactly the certificate set,
     /// with the key readable by its owner only (`client.files`).
     fn judge_files(&self, run: &ShimRun) -> Result<(), StepError> {
-        let now = snapshot_all(self.dir.path());
+        let now = snapshot_all(&self.judged_dir());
         if run.code != Some(0) {
             let changed: Vec<&str> = now
                 .keys()
@@ -328,7 +382,12 @@ impl Case<'_> {
                 extra.join(", ")
             ));
         }
-        if let Some((_, mode)) = now.get("key.pem") {
+        if let Some((_, mode)) = now
+            .get("key.pem")
+            .filter(|_| self.target.remote().is_none())
+        {
+            // (A remote device's modes are not visible: the suite wrote
+            // its picture itself.)
             if mode & 0o077 != 0 {
                 return fail(format!(
                     "key.pem has mode {mode:o}: readable by others (client.files)"
@@ -395,6 +454,19 @@ impl Case<'_> {
                         "a provisioning request to the {server} server does not verify with the secret: {err}{hint} (client.signs)"
                     ));
                 }
+            }
+        }
+        // Declared capabilities against behaviour (a device on the network
+        // is run by what it declares, not by exit 89).
+        if self.target.remote().is_some() && !self.caps.contains("csr") {
+            if let Some((server, _)) = all.iter().find(|(_, r)| {
+                r.path == PROVREQ_PATH
+                    && serde_json::from_slice::<serde_json::Value>(&r.body)
+                        .is_ok_and(|v| v.get("csrPEM").is_some())
+            }) {
+                return fail(format!(
+                    "the device is declared without csr (--capabilities) but sent csrPEM to the {server} server"
+                ));
             }
         }
         if let Some(max) = self.max_provreqs {

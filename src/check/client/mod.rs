@@ -23,9 +23,55 @@ use time::OffsetDateTime;
 
 mod judge;
 mod relation;
+pub mod remote;
 mod shim;
 
+pub use remote::RemoteDevice;
 pub use shim::{probe, run_shim, ClientTarget, ShimRun, ShimValues, EXIT_UNIMPLEMENTED};
+
+/// The device under test: a process run through the shim once per case,
+/// or a device on the network reset before each case.
+#[derive(Debug, Clone)]
+pub enum DeviceTarget {
+    /// `check client --cmd`: a shim command.
+    Shim(ClientTarget),
+    /// `check device`: a device on the network.
+    Remote(RemoteDevice),
+}
+
+impl DeviceTarget {
+    /// The address the case servers listen on (port chosen by the kernel).
+    fn listen(&self) -> std::net::SocketAddr {
+        let ip = match self {
+            DeviceTarget::Shim(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+            DeviceTarget::Remote(r) => r.listen,
+        };
+        std::net::SocketAddr::new(ip, 0)
+    }
+
+    fn remote(&self) -> Option<&RemoteDevice> {
+        match self {
+            DeviceTarget::Remote(r) => Some(r),
+            DeviceTarget::Shim(_) => None,
+        }
+    }
+
+    /// How the target is named in reports.
+    pub fn describe(&self) -> String {
+        match self {
+            DeviceTarget::Shim(t) => t.template.clone(),
+            DeviceTarget::Remote(r) => format!(
+                "device {} reached on {} ({})",
+                r.device_id,
+                r.listen,
+                match &r.reset {
+                    remote::Reset::Hook(t) => format!("reset by `{}`", t.template),
+                    remote::Reset::Operator => "reset by an operator".into(),
+                }
+            ),
+        }
+    }
+}
 
 /// The suite server's behaviour a case file's `bugs` block asks for: each
 /// switch is the key of the same name (a unit test holds them together).
@@ -64,7 +110,10 @@ fn bugs_of(spec: &BugsSpec) -> Bugs {
 use super::step::{fail, StepError};
 
 struct Case<'a> {
-    target: &'a ClientTarget,
+    target: &'a DeviceTarget,
+    /// The capabilities declared for the run (`--capabilities`).
+    caps: &'a BTreeSet<String>,
+    case_id: String,
     timeout: Duration,
     device_id: String,
     secret: String,
@@ -82,6 +131,13 @@ struct Case<'a> {
     evidence: Vec<Exchange>,
     step_no: usize,
     last_feature: Option<String>,
+    /// Answers of the primary server that are Waiting before it decides.
+    waiting_times: u32,
+    /// The retrySec those answers carry.
+    waiting_retry_sec: u64,
+    /// Why a remote device's run cannot be judged on what it holds (no
+    /// `--state-cmd`, and a certificate reached it).
+    undecided: Option<String>,
 }
 
 const SET: [&str; 3] = ["ca.pem", "cert.pem", "key.pem"];
@@ -173,9 +229,7 @@ impl Case<'_> {
     async fn serve(&mut self, st: &Step) -> Result<(), StepError> {
         let spec = st.bugs.clone().unwrap_or_default();
         let mut bugs = bugs_of(&spec);
-        let listen = "127.0.0.1:0"
-            .parse()
-            .map_err(|_| StepError::Fail("address".into()))?;
+        let listen = self.target.listen();
         if spec.second_server {
             let b = hostile::start(listen, &self.secret, Bugs::default())
                 .await
@@ -191,7 +245,10 @@ impl Case<'_> {
         } else {
             spec.waiting_times as usize + 1
         });
-        if spec.advertise || spec.advertise_plaintext {
+        self.waiting_times = spec.waiting_times;
+        self.waiting_retry_sec = spec.waiting_retry_sec;
+        // A device on the network may find every case's server by DNS-SD.
+        if spec.advertise || spec.advertise_plaintext || self.target.remote().is_some() {
             a.advertise(spec.advertise_plaintext)
                 .map_err(|e| StepError::Fail(format!("DNS-SD: {e}")))?;
         }
@@ -251,8 +308,6 @@ impl Case<'_> {
         } else {
             self.secret.clone()
         };
-        self.before = snapshot(self.dir.path());
-        self.before_all = snapshot_all(self.dir.path());
         self.last_feature = st.feature.clone();
         let v = ShimValues {
             url,
@@ -261,8 +316,66 @@ impl Case<'_> {
             dir: self.dir.path().to_string_lossy().into_owned(),
             ca,
             feature: st.feature.clone(),
+            case: self.case_id.clone(),
         };
-        let run = run_shim(self.target, &v, self.timeout)
+        let target = self.target;
+        let run = match target {
+            DeviceTarget::Shim(shim) => self.run_shim_device(shim, &v).await?,
+            DeviceTarget::Remote(dev) => self.run_remote_device(st, dev, &v).await?,
+        };
+        for (server, r) in self.all_requests() {
+            self.evidence.push(Exchange {
+                step: self.step_no,
+                method: r.method.clone(),
+                url: format!("{server} server {}", r.path),
+                credential: if r.client_cert {
+                    "client certificate".into()
+                } else {
+                    "none".into()
+                },
+                request_body: String::from_utf8_lossy(&r.body).replace(&self.secret, "«secret»"),
+                status: None,
+                response_headers: Vec::new(),
+                response_body: String::new(),
+                error: None,
+                ms: r.at.as_millis() as u64,
+            });
+        }
+        if self.target.remote().is_some() {
+            return self.judge(st, &run);
+        }
+        if let Some(line) = could_not_start(&run, self.contacts()) {
+            return Err(StepError::Setup(line));
+        }
+        if run.code == Some(EXIT_UNIMPLEMENTED) {
+            return match st.feature.as_deref().and_then(features::feature) {
+                Some(f) if f.optional => Err(StepError::Skip(format!(
+                    "unimplemented: the device lacks the optional feature {}",
+                    f.name
+                ))),
+                Some(f) => fail(format!(
+                    "MUST behaviour not implemented: the device exited {EXIT_UNIMPLEMENTED} for `{}`, a core feature ({}, {})",
+                    f.name, f.covers, f.section
+                )),
+                None => fail(format!(
+                    "the device exited {EXIT_UNIMPLEMENTED} (not implemented) for plain provisioning, which every device must do"
+                )),
+            };
+        }
+        self.judge(st, &run)
+    }
+}
+
+impl Case<'_> {
+    /// Runs the shim once and notes what it did.
+    async fn run_shim_device(
+        &mut self,
+        shim: &ClientTarget,
+        v: &ShimValues,
+    ) -> Result<ShimRun, StepError> {
+        self.before = snapshot(self.dir.path());
+        self.before_all = snapshot_all(self.dir.path());
+        let run = run_shim(shim, v, self.timeout)
             .await
             .map_err(StepError::Fail)?;
         // The device has exited: let the servers finish observing what it
@@ -289,43 +402,16 @@ impl Case<'_> {
             }
         }
         self.evidence.push(Exchange::note(self.step_no, note));
-        for (server, r) in self.all_requests() {
-            self.evidence.push(Exchange {
-                step: self.step_no,
-                method: r.method.clone(),
-                url: format!("{server} server {}", r.path),
-                credential: if r.client_cert {
-                    "client certificate".into()
-                } else {
-                    "none".into()
-                },
-                request_body: String::from_utf8_lossy(&r.body).replace(&self.secret, "«secret»"),
-                status: None,
-                response_headers: Vec::new(),
-                response_body: String::new(),
-                error: None,
-                ms: r.at.as_millis() as u64,
-            });
+        Ok(run)
+    }
+
+    /// The directory the judge reads: the shim's `{dir}`, or for a remote
+    /// device the suite's picture of what it holds.
+    fn judged_dir(&self) -> PathBuf {
+        match self.target {
+            DeviceTarget::Shim(_) => self.dir.path().to_path_buf(),
+            DeviceTarget::Remote(_) => self.aux.path().join("held"),
         }
-        if let Some(line) = could_not_start(&run, self.contacts()) {
-            return Err(StepError::Setup(line));
-        }
-        if run.code == Some(EXIT_UNIMPLEMENTED) {
-            return match st.feature.as_deref().and_then(features::feature) {
-                Some(f) if f.optional => Err(StepError::Skip(format!(
-                    "unimplemented: the device lacks the optional feature {}",
-                    f.name
-                ))),
-                Some(f) => fail(format!(
-                    "MUST behaviour not implemented: the device exited {EXIT_UNIMPLEMENTED} for `{}`, a core feature ({}, {})",
-                    f.name, f.covers, f.section
-                )),
-                None => fail(format!(
-                    "the device exited {EXIT_UNIMPLEMENTED} (not implemented) for plain provisioning, which every device must do"
-                )),
-            };
-        }
-        self.judge(st, &run)
     }
 }
 
@@ -363,7 +449,7 @@ fn last_line(s: &str) -> String {
 /// shim that cannot start its device).
 pub async fn run_client_case(
     sc: &Scenario,
-    target: &ClientTarget,
+    target: &DeviceTarget,
     seed: u64,
     capabilities: &BTreeSet<String>,
     timeout: Duration,
@@ -389,11 +475,22 @@ pub async fn run_client_case(
         }
     };
     let slug: String = sc.id.replace('.', "-").chars().skip(7).take(40).collect();
+    let (device_id, secret) = (
+        format!("{slug}-{:08x}", rng.gen::<u32>()),
+        format!("secret-{:016x}", rng.gen::<u64>()),
+    );
+    // A device on the network has the identity on its label.
+    let (device_id, secret) = match target.remote() {
+        Some(r) => (r.device_id.clone(), r.secret.clone()),
+        None => (device_id, secret),
+    };
     let mut case = Case {
         target,
+        caps: capabilities,
+        case_id: sc.id.clone(),
         timeout,
-        device_id: format!("{slug}-{:08x}", rng.gen::<u32>()),
-        secret: format!("secret-{:016x}", rng.gen::<u64>()),
+        device_id,
+        secret,
         dir,
         aux,
         primary: None,
@@ -405,8 +502,14 @@ pub async fn run_client_case(
         evidence: Vec::new(),
         step_no: 0,
         last_feature: None,
+        waiting_times: 0,
+        waiting_retry_sec: 0,
+        undecided: None,
     };
     let mut infos = Vec::new();
+    // Verdicts only get worse: an undecided step leaves the case
+    // inconclusive unless a later one fails.
+    let mut inconclusive: Option<String> = None;
     result.verdict = Verdict::Pass;
     for (i, st) in sc.steps.iter().enumerate() {
         case.step_no = i + 1;
@@ -424,12 +527,14 @@ pub async fn run_client_case(
                 break;
             }
             Err(StepError::Inconclusive(m)) => {
-                result.verdict = Verdict::Inconclusive;
-                result.detail = format!("step {}: {m}", i + 1);
-                break;
+                inconclusive.get_or_insert(format!("step {}: {m}", i + 1));
             }
             Err(StepError::Setup(m)) => return Err(SetupError(m)),
         }
+    }
+    if let (Some(why), Verdict::Pass) = (inconclusive, result.verdict) {
+        result.verdict = Verdict::Inconclusive;
+        result.detail = why;
     }
     if result.verdict == Verdict::Pass && !infos.is_empty() {
         result.verdict = Verdict::Info;

@@ -26,6 +26,9 @@ struct RunEnd {
     kept: bool,
     /// Why the relation does not hold, if it does not.
     broken: Option<String>,
+    /// Why the run could not be judged (a device on the network without
+    /// `--state-cmd`), if it could not.
+    undecided: Option<String>,
 }
 
 impl<'a> Case<'a> {
@@ -81,7 +84,13 @@ impl<'a> Case<'a> {
             }))
             .collect();
         let mut ends = Vec::new();
-        for chunk in all.chunks(AT_ONCE) {
+        // One device on the network runs one case at a time.
+        let at_once = if self.target.remote().is_some() {
+            1
+        } else {
+            AT_ONCE
+        };
+        for chunk in all.chunks(at_once) {
             let mut runs = Vec::new();
             for p in chunk {
                 runs.push(self.child(Some(*p)).await?);
@@ -110,7 +119,13 @@ impl<'a> Case<'a> {
                 kept.join(", ")
             ),
         ));
-        if broken.is_empty() {
+        let undecided = ends.iter().filter(|e| e.undecided.is_some()).count();
+        if broken.is_empty() && undecided > 0 {
+            Err(StepError::Inconclusive(format!(
+                "{undecided} of {} runs sent the device a certificate, and whether it kept each is not visible on the wire: give --state-cmd to decide",
+                ends.len()
+            )))
+        } else if broken.is_empty() {
             Ok(None)
         } else {
             fail(format!(
@@ -133,18 +148,23 @@ impl<'a> Case<'a> {
                 ))
             }
         };
-        let listen = "127.0.0.1:0"
-            .parse()
-            .map_err(|_| StepError::Fail("address".into()))?;
+        let listen = self.target.listen();
         let bugs = Bugs {
             perturb,
             ..Bugs::default()
         };
-        let server = hostile::start(listen, &self.secret, bugs)
+        let mut server = hostile::start(listen, &self.secret, bugs)
             .await
             .map_err(|e| StepError::Fail(format!("setup: {e}")))?;
+        if self.target.remote().is_some() {
+            server
+                .advertise(false)
+                .map_err(|e| StepError::Fail(format!("DNS-SD: {e}")))?;
+        }
         Ok(Case {
             target: self.target,
+            caps: self.caps,
+            case_id: self.case_id.clone(),
             timeout: self.timeout,
             device_id: self.device_id.clone(),
             secret: self.secret.clone(),
@@ -161,6 +181,9 @@ impl<'a> Case<'a> {
             evidence: Vec::new(),
             step_no: self.step_no,
             last_feature: None,
+            waiting_times: 0,
+            waiting_retry_sec: 0,
+            undecided: None,
         })
     }
 
@@ -182,17 +205,19 @@ impl<'a> Case<'a> {
             self.evidence
                 .push(Exchange::note(self.step_no, format!("— {label}")));
             self.evidence.append(&mut child.evidence);
+            let result_undecided = matches!(result, Err(StepError::Inconclusive(_)));
             let broken = match result {
                 Ok(_) => None,
                 Err(StepError::Fail(m)) => Some(m),
                 Err(StepError::Skip(m)) => Some(format!("skipped: {m}")),
-                Err(StepError::Inconclusive(m)) => Some(format!("inconclusive: {m}")),
+                Err(StepError::Inconclusive(_)) => None,
                 Err(StepError::Setup(m)) => return Err(StepError::Setup(m)),
             };
             ends.push(RunEnd {
                 perturb: *perturb,
-                kept: child.dir.path().join("cert.pem").exists(),
+                kept: child.judged_dir().join("cert.pem").exists(),
                 broken,
+                undecided: result_undecided.then(|| label.clone()),
             });
         }
         Ok(ends)

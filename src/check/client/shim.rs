@@ -45,6 +45,8 @@ pub struct ShimValues {
     pub ca: String,
     /// `IDPROV_FEATURE`, if any.
     pub feature: Option<String>,
+    /// The case id (`{case}`, `IDPROV_CASE`; for the device mode's hooks).
+    pub case: String,
 }
 
 /// The result of one shim run.
@@ -143,6 +145,7 @@ pub async fn run_shim(
             .replace("{secret}", &v.secret)
             .replace("{dir}", &v.dir)
             .replace("{ca}", &v.ca)
+            .replace("{case}", &v.case)
     };
     let argv: Vec<String> = target.words.iter().map(|w| sub(w)).collect();
     let mut cmd = tokio::process::Command::new(&argv[0]);
@@ -158,6 +161,7 @@ pub async fn run_shim(
         ("IDPROV_SECRET", &v.secret),
         ("IDPROV_DIR", &v.dir),
         ("IDPROV_CA", &v.ca),
+        ("IDPROV_CASE", &v.case),
     ] {
         if val.is_empty() {
             cmd.env_remove(k);
@@ -225,6 +229,7 @@ pub async fn probe(target: &ClientTarget, timeout: Duration) -> Result<(), Setup
         dir: dir.path().to_string_lossy().into_owned(),
         ca: String::new(),
         feature: Some("__probe__".into()),
+        case: String::new(),
     };
     let r = run_shim(target, &v, timeout).await.map_err(SetupError)?;
     if r.code == Some(EXIT_UNIMPLEMENTED) {
