@@ -81,6 +81,21 @@ impl Held {
             && self.files.as_ref().is_none_or(|f| f.is_empty())
     }
 
+    /// Whether this holds a certificate, and not the one in `given`.
+    pub fn holds_new_certificate(&self, given: &Held) -> bool {
+        self.cert.is_some() && self.cert != given.cert
+    }
+
+    /// Whether both hold the same set; the file names count only when
+    /// both list them (`[files]` is optional).
+    pub fn same_set(&self, other: &Held) -> bool {
+        let files = match (&self.files, &other.files) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        files && self.ca == other.ca && self.cert == other.cert && self.key == other.key
+    }
+
     /// Reads a set from a directory of the shim's file names (the set the
     /// suite gives the device), the key reduced to its public part.
     pub fn from_dir(dir: &Path) -> Result<Held, String> {
@@ -457,14 +472,14 @@ impl super::Case<'_> {
             Some((held, _)) => {
                 held.write_to(&held_dir)
                     .map_err(|e| StepError::Fail(format!("setup: {e}")))?;
-                let new = held.cert.is_some() && *held != given;
+                let new = held.holds_new_certificate(&given);
                 (
                     Some(i32::from(!new)),
                     if held.is_empty() {
                         "it holds nothing".to_string()
                     } else if new {
                         "it holds a new set".into()
-                    } else if *held == given {
+                    } else if held.same_set(&given) {
                         "it holds what it was given".into()
                     } else {
                         "it holds a changed set without a new certificate".into()
@@ -544,6 +559,28 @@ mod tests {
             Some(vec![".cert.tmp".to_string(), "cert.pem".to_string()])
         );
         assert!(Held::parse("[files]\n../x\n").is_err());
+        // A state printed without [files] holding the set the device was
+        // given (read with its file names) holds no new certificate.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), ca.cert_pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        let given = Held::from_dir(dir.path()).unwrap();
+        let printed = Held::parse(&format!(
+            "[ca]\n{0}[cert]\n{0}[key]\n{1}",
+            ca.cert_pem(),
+            key.public_key_pem()
+        ))
+        .unwrap();
+        assert!(given.files.is_some() && printed.files.is_none());
+        assert!(printed.same_set(&given));
+        assert!(!printed.holds_new_certificate(&given));
+        let other = Held {
+            cert: Some("another".into()),
+            ..printed.clone()
+        };
+        assert!(other.holds_new_certificate(&given));
+        assert!(!other.same_set(&given));
         assert!(Held::parse("hello\n")
             .unwrap_err()
             .contains("before any section"));
